@@ -1,0 +1,77 @@
+//! Builds the bundled probes (the `probes/` workspace, for `wasm32-wasip2`) and embeds them.
+//!
+//! This runs cargo as a child process at *build* time; the `healthprobe` binary itself
+//! never starts a process.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest.parent().expect("host/ has a parent").to_path_buf();
+    let probes = root.join("probes");
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_absolute() { d } else { root.join(d) })
+        .unwrap_or_else(|| root.join("target"))
+        .join("probes");
+
+    watch(&root.join("wit"));
+    watch(&probes.join("Cargo.toml"));
+    watch(&probes.join("Cargo.lock"));
+    let mut crates = Vec::new();
+    for entry in std::fs::read_dir(&probes).expect("probes/ exists").flatten() {
+        let dir = entry.path();
+        if dir.join("Cargo.toml").is_file() {
+            watch(&dir.join("Cargo.toml"));
+            watch(&dir.join("src"));
+            crates.push(dir);
+        }
+    }
+
+    // A clean environment: the outer build's RUSTFLAGS, TARGET, clippy wrapper, coverage
+    // flags and so on are for the native host, not for the wasm guests.
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.env_clear();
+    for var in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "TMPDIR", "CARGO_MAKEFLAGS"] {
+        if let Some(v) = env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    let status = cmd
+        .args(["build", "--release", "--locked", "--workspace", "--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(probes.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status()
+        .expect("cannot run cargo to build the bundled probes");
+    assert!(
+        status.success(),
+        "building the bundled probes failed (see above); is the target installed? rustup target add wasm32-wasip2"
+    );
+
+    let out_wasm = target_dir.join("wasm32-wasip2").join("release");
+    let mut list = Vec::new();
+    for dir in &crates {
+        let Some(name) = dir.file_name().and_then(|n| n.to_str()) else { continue };
+        let file = out_wasm.join(format!("probe_{}.wasm", name.replace('-', "_")));
+        if file.is_file() {
+            list.push((name.to_string(), file));
+        }
+    }
+    list.sort();
+    let mut code = String::from("/// The probes compiled into this binary, by name.\npub static BUNDLED: &[Bundled] = &[\n");
+    for (name, file) in &list {
+        writeln!(code, "    Bundled {{ name: {name:?}, wasm: include_bytes!({:?}) }},", file.display().to_string()).unwrap();
+    }
+    code.push_str("];\n");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("bundled.rs");
+    std::fs::write(out, code).expect("write bundled.rs");
+}
+
+fn watch(path: &Path) {
+    println!("cargo:rerun-if-changed={}", path.display());
+}

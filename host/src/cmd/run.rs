@@ -1,0 +1,127 @@
+//! `healthprobe run PROBE [KEY=VALUE…]`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cli::RunArgs;
+use crate::output::{self, Format};
+use crate::params;
+use crate::policy::{self, NetPolicy};
+use crate::runner::{Limits, ProbeSource, Report, Runner, Verdict};
+
+/// How long past the deadline the watchdog waits before ending the process. The runner's
+/// own timeout fires at the deadline; this only catches a thread that cannot be cancelled.
+pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(300);
+
+/// Runs one probe and prints its result.
+pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let format = args.output.format;
+    let quiet = args.output.quiet;
+    let reporter = Reporter::default();
+    let label = args.probe.clone();
+
+    let bad_input = |message: String| {
+        let report = failure_report(&label, Verdict::Error, message, start);
+        reporter.emit(&report, format, quiet, false)
+    };
+    let params: Vec<(String, String)> = match args.params.iter().map(|p| params::parse_pair(p)).collect() {
+        Ok(p) => p,
+        Err(message) => return bad_input(message),
+    };
+    let source = match ProbeSource::resolve(&args.probe) {
+        Ok(s) => s,
+        Err(failure) => return bad_input(failure.to_string()),
+    };
+
+    // The last line of defence: whatever is stuck, the process reports and exits.
+    {
+        let reporter = reporter.clone();
+        let label = source.label();
+        let timeout = args.timeout;
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                std::thread::sleep(timeout + WATCHDOG_MARGIN);
+                let message = format!(
+                    "timeout after {} (a host call did not stop in time; ended by the watchdog)",
+                    output::duration(timeout)
+                );
+                let report = failure_report(&label, Verdict::Unhealthy, message, start);
+                if reporter.emit(&report, format, quiet, false).is_ok() {
+                    std::process::exit(1);
+                }
+            })?;
+    }
+
+    let grants = if args.allow_net.is_empty() {
+        policy::default_grants()
+    } else {
+        args.allow_net.clone()
+    };
+    let policy = match NetPolicy::new(&grants, NetPolicy::system_resolve) {
+        Ok(p) => p,
+        Err(e) => return bad_input(e.to_string()),
+    };
+    let limits = Limits {
+        timeout: deadline.saturating_duration_since(Instant::now()),
+        fuel: args.fuel,
+        max_memory: args.max_memory,
+        ..Limits::default()
+    };
+    let runner = match Runner::new() {
+        Ok(r) => r,
+        Err(f) => return bad_input(f.to_string()),
+    };
+    let rt = super::runtime()?;
+    let mut report = rt.block_on(runner.run(&source, &params, &limits, policy));
+    // Blocking-pool threads may still sit in a host call that outlived the deadline;
+    // waiting for them would undo the deadline.
+    rt.shutdown_background();
+    report.elapsed = start.elapsed();
+    reporter.emit(&report, format, quiet, args.output.verbose)
+}
+
+fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant) -> Report {
+    Report {
+        verdict,
+        probe: probe.to_string(),
+        message,
+        details: Vec::new(),
+        elapsed: start.elapsed(),
+        stdout: (Vec::new(), 0),
+        stderr: (Vec::new(), 0),
+    }
+}
+
+/// Prints the result exactly once, whether the main thread or the watchdog gets there
+/// first.
+#[derive(Debug, Clone, Default)]
+struct Reporter {
+    done: Arc<Mutex<bool>>,
+}
+
+impl Reporter {
+    fn emit(&self, report: &Report, format: Format, quiet: bool, verbose: bool) -> Result<ExitCode, crate::Error> {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            // Only the watchdog can get here, after main printed; main's code stands.
+            return Err(crate::Error::Io(std::io::Error::other("already reported")));
+        }
+        *done = true;
+        if !quiet {
+            let line = output::render(report, format);
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{line}")?;
+            stdout.flush()?;
+            if verbose {
+                let room = output::MAX_OUTPUT.saturating_sub(line.len() + 1);
+                eprint!("{}", output::render_guest_output(report, room));
+            }
+        }
+        Ok(ExitCode::from(report.verdict.exit_code()))
+    }
+}

@@ -1,0 +1,215 @@
+//! Host implementation of the `healthprobe:probe/http` import, on `ureq`.
+//!
+//! ureq is blocking, so each request runs on tokio's blocking pool and is awaited with a
+//! timeout: the guest's fiber (and the run's deadline) never depend on ureq honouring its
+//! own timeout. ureq still gets the same remaining time as its global timeout so that the
+//! blocking thread ends by the deadline too instead of lingering.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ureq::Agent;
+use ureq::config::Config;
+use ureq::http;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::bindings::healthprobe::probe::http::{Error, Host, Request, Response};
+use crate::policy::NetPolicy;
+use crate::state::HostState;
+
+/// Largest response body handed to the guest.
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// Largest response header block accepted.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Redirects followed when the guest asks for it.
+const MAX_REDIRECTS: u32 = 5;
+
+impl Host for HostState {
+    async fn max_body_bytes(&mut self) -> u64 {
+        MAX_BODY_BYTES
+    }
+
+    async fn send(&mut self, req: Request) -> Result<Response, Error> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let timeout = req
+            .timeout_ms
+            .map_or(remaining, |ms| Duration::from_millis(ms).min(remaining));
+        if timeout.is_zero() {
+            return Err(Error::Timeout(format!("no time left for {}", req.url)));
+        }
+        let policy = self.policy.clone();
+        let url = req.url.clone();
+        let task = tokio::task::spawn_blocking(move || blocking_send(req, timeout, &policy));
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(Error::Protocol(format!("request to {url} failed: {join}"))),
+            Err(_) => Err(Error::Timeout(format!(
+                "no response from {url} within {}",
+                crate::output::duration(timeout)
+            ))),
+        }
+    }
+}
+
+impl crate::bindings::healthprobe::probe::types::Host for HostState {}
+
+fn blocking_send(req: Request, timeout: Duration, policy: &NetPolicy) -> Result<Response, Error> {
+    let url = req.url.clone();
+    let uri: http::Uri = req
+        .url
+        .parse()
+        .map_err(|e| Error::Invalid(format!("invalid URL '{url}': {e}")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => {
+            return Err(Error::Invalid(format!(
+                "unsupported URL '{url}': only http:// and https:// are allowed"
+            )));
+        }
+    }
+    let mut builder = http::Request::builder().method(req.method.as_str()).uri(uri);
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let config = Config::builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        // Operators grant addresses, not proxies: a proxy from the environment would
+        // both bypass the policy check and leak the probe's traffic elsewhere.
+        .proxy(None)
+        .max_redirects(if req.follow_redirects { MAX_REDIRECTS } else { 0 })
+        .max_redirects_will_error(req.follow_redirects)
+        .max_response_header_size(MAX_HEADER_BYTES)
+        .user_agent(concat!("healthprobe/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let agent = Agent::with_parts(
+        config,
+        DefaultConnector::default(),
+        PolicyResolver {
+            policy: policy.clone(),
+        },
+    );
+    let denials_before = policy.denials().len();
+    let result = match req.body {
+        Some(body) => builder
+            .body(body)
+            .map_err(|e| Error::Invalid(format!("invalid request to {url}: {e}")))
+            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, timeout))),
+        None => builder
+            .body(())
+            .map_err(|e| Error::Invalid(format!("invalid request to {url}: {e}")))
+            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, timeout))),
+    };
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // The resolver can only say "no address"; the policy knows which one it refused.
+            return Err(match policy.denials().get(denials_before) {
+                Some(denial) => Error::Denied(denial.to_string()),
+                None => e,
+            });
+        }
+    };
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY_BYTES)
+        .read_to_vec()
+        .map_err(|e| classify(e, &url, timeout))?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Maps a ureq error to the WIT error variant by its type.
+fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
+    use std::io::ErrorKind;
+    use ureq::Error as E;
+    match err {
+        E::Timeout(_) => Error::Timeout(format!(
+            "no response from {url} within {}",
+            crate::output::duration(timeout)
+        )),
+        E::HostNotFound => Error::Connect(format!("cannot resolve the host of {url}")),
+        E::ConnectionFailed => Error::Connect(format!("cannot connect to {url}")),
+        E::Io(io) => match io.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => Error::Timeout(format!(
+                "no response from {url} within {}",
+                crate::output::duration(timeout)
+            )),
+            ErrorKind::ConnectionRefused => Error::Connect(format!("connection to {url} refused")),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                Error::Connect(format!("connection to {url} reset"))
+            }
+            ErrorKind::UnexpectedEof => {
+                Error::Protocol(format!("{url} closed the connection before responding"))
+            }
+            _ => Error::Connect(format!("cannot reach {url}: {io}")),
+        },
+        E::BodyExceedsLimit(limit) => Error::TooLarge(format!(
+            "response body of {url} exceeds {}",
+            crate::output::size(limit)
+        )),
+        E::LargeResponseHeader(_, limit) => Error::TooLarge(format!(
+            "response headers of {url} exceed {}",
+            crate::output::size(limit as u64)
+        )),
+        E::Tls(msg) => Error::Tls(format!("TLS with {url} failed: {msg}")),
+        E::Rustls(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
+        E::Pem(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
+        E::TooManyRedirects => Error::Protocol(format!("{url} redirected more than {MAX_REDIRECTS} times")),
+        E::RedirectFailed => Error::Protocol(format!("{url} sent a redirect without a usable Location")),
+        E::BadUri(e) => Error::Invalid(format!("invalid URL '{url}': {e}")),
+        E::Http(e) => Error::Invalid(format!("invalid request to {url}: {e}")),
+        E::Protocol(e) => Error::Protocol(format!("{url} broke the HTTP protocol: {e}")),
+        E::Decompress(_, e) => Error::Protocol(format!("cannot decompress the body of {url}: {e}")),
+        other => Error::Protocol(format!("request to {url} failed: {other}")),
+    }
+}
+
+/// Resolves with the system resolver, then keeps only the addresses the policy allows, so
+/// the connection (and every redirect hop, which resolves again) can only go where the
+/// operator granted.
+#[derive(Debug)]
+struct PolicyResolver {
+    policy: NetPolicy,
+}
+
+impl Resolver for PolicyResolver {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let all = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let host = uri.host();
+        let mut allowed = self.empty();
+        for addr in all.iter().copied().filter(|a: &SocketAddr| self.policy.allows(*a)) {
+            allowed.push(addr);
+        }
+        if allowed.is_empty() {
+            // Record the refusal only when nothing is left to try, so a name with one
+            // granted and one non-granted address is not reported as denied.
+            if let Some(first) = all.first() {
+                self.policy.check(*first, host);
+            }
+            return Err(ureq::Error::ConnectionFailed);
+        }
+        Ok(allowed)
+    }
+}

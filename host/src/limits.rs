@@ -1,0 +1,99 @@
+//! Resource caps enforced inside the store: memory, tables, instances.
+
+use wasmtime::ResourceLimiter;
+
+/// Largest number of table elements a probe may have in one table.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Core instances, memories and tables a probe component may create; a component made of
+/// the usual adapter pieces needs a handful.
+const MAX_INSTANCES: usize = 64;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+
+/// A cap the probe tried to exceed; the limiter returns it as the trap's error so the host
+/// can classify the failure by type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    /// A linear memory would grow past `--max-memory`.
+    #[error("memory limit ({})", crate::output::size(*.limit))]
+    Memory {
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// A table would grow past [`MAX_TABLE_ELEMENTS`].
+    #[error("table limit ({limit} elements)")]
+    Table {
+        /// The cap in elements.
+        limit: usize,
+    },
+}
+
+/// The store's [`ResourceLimiter`]: refuses growth past the caps with a typed error, which
+/// wasmtime turns into a trap. Refusing with `Ok(false)` instead would let a guest allocator
+/// abort with an anonymous `unreachable`, hiding the cause.
+#[derive(Debug)]
+pub struct Limiter {
+    max_memory: u64,
+    exceeded: Option<LimitExceeded>,
+}
+
+impl Limiter {
+    /// A limiter capping every linear memory at `max_memory` bytes.
+    pub fn new(max_memory: u64) -> Self {
+        Self {
+            max_memory,
+            exceeded: None,
+        }
+    }
+
+    /// The cap that was hit, if any.
+    pub fn exceeded(&self) -> Option<LimitExceeded> {
+        self.exceeded
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max_memory {
+            let e = LimitExceeded::Memory {
+                limit: self.max_memory,
+            };
+            self.exceeded = Some(e);
+            return Err(e.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            let e = LimitExceeded::Table {
+                limit: MAX_TABLE_ELEMENTS,
+            };
+            self.exceeded = Some(e);
+            return Err(e.into());
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}

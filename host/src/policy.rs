@@ -1,0 +1,302 @@
+//! The network policy: which addresses a probe may connect to.
+//!
+//! Decisions are always made on a resolved socket address, never on a name, so a granted
+//! name cannot be used to reach an address the operator did not grant. Every denial is
+//! recorded so the host can name it in the result even when the guest only saw
+//! "access denied".
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
+
+/// One `--allow-net` pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// `*`: every address.
+    Any,
+    /// `*:PORT`: every address, one port.
+    AnyHostPort(u16),
+    /// An IP or CIDR block, optionally limited to one port.
+    Net(IpNet, Option<u16>),
+    /// A host name, resolved once when the run starts, optionally limited to one port.
+    Host(String, Option<u16>),
+}
+
+/// Why an `--allow-net` pattern was refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid --allow-net pattern '{pattern}': {reason}; expected HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or *"
+)]
+pub struct GrantParseError {
+    pattern: String,
+    reason: &'static str,
+}
+
+impl FromStr for Grant {
+    type Err = GrantParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason| GrantParseError {
+            pattern: s.to_string(),
+            reason,
+        };
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(err("empty pattern"));
+        }
+        if s == "*" {
+            return Ok(Grant::Any);
+        }
+        if let Some(port) = s.strip_prefix("*:") {
+            return port
+                .parse()
+                .map(Grant::AnyHostPort)
+                .map_err(|_| err("bad port"));
+        }
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(Grant::Net(net, None));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Grant::Net(IpNet::from(ip), None));
+        }
+        if let Ok(sa) = s.parse::<SocketAddr>() {
+            return Ok(Grant::Net(IpNet::from(sa.ip()), Some(sa.port())));
+        }
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| err("bad port"))?)),
+            None => (s, None),
+        };
+        let valid_name = !host.is_empty()
+            && host
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !valid_name {
+            return Err(err("not an IP address, CIDR block or host name"));
+        }
+        Ok(Grant::Host(host.to_ascii_lowercase(), port))
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = |p: &Option<u16>| p.map(|p| format!(":{p}")).unwrap_or_default();
+        match self {
+            Grant::Any => f.write_str("*"),
+            Grant::AnyHostPort(p) => write!(f, "*:{p}"),
+            Grant::Net(net, p) if net.prefix_len() == net.max_prefix_len() => match (net.addr(), p)
+            {
+                (IpAddr::V6(ip), Some(p)) => write!(f, "[{ip}]:{p}"),
+                (ip, p) => write!(f, "{ip}{}", port(p)),
+            },
+            Grant::Net(net, p) => write!(f, "{net}{}", port(p)),
+            Grant::Host(h, p) => write!(f, "{h}{}", port(p)),
+        }
+    }
+}
+
+/// The loopback grants that apply when no `--allow-net` is given.
+pub fn default_grants() -> Vec<Grant> {
+    vec![
+        Grant::Net(IpNet::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid"), None),
+        Grant::Net(IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)), None),
+        Grant::Host("localhost".into(), None),
+    ]
+}
+
+/// A connection attempt the policy refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// What the probe tried to reach.
+    pub addr: SocketAddr,
+    /// The name it used, when it went through the HTTP import with a host name.
+    pub host: Option<String>,
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let via = match &self.host {
+            Some(h) if h.parse::<IpAddr>().is_err() => format!(" ({h})"),
+            _ => String::new(),
+        };
+        write!(
+            f,
+            "connection to {}{via} denied by network policy; grant it with --allow-net {}",
+            self.addr,
+            Grant::Net(IpNet::from(self.addr.ip()), Some(self.addr.port()))
+        )
+    }
+}
+
+/// The policy of one run: grants with host names resolved, plus the denials seen so far.
+#[derive(Debug, Clone)]
+pub struct NetPolicy {
+    rules: Arc<Vec<Rule>>,
+    denials: Arc<Mutex<Vec<Denial>>>,
+}
+
+#[derive(Debug)]
+enum Rule {
+    Any(Option<u16>),
+    Net(IpNet, Option<u16>),
+}
+
+impl NetPolicy {
+    /// Builds the policy, resolving host-name grants with `resolve` (`localhost` is always
+    /// loopback and never looked up, so the default policy needs no DNS).
+    pub fn new(
+        grants: &[Grant],
+        mut resolve: impl FnMut(&str) -> std::io::Result<Vec<IpAddr>>,
+    ) -> Result<Self, HostGrantError> {
+        let mut rules = Vec::new();
+        for grant in grants {
+            match grant {
+                Grant::Any => rules.push(Rule::Any(None)),
+                Grant::AnyHostPort(p) => rules.push(Rule::Any(Some(*p))),
+                Grant::Net(net, p) => rules.push(Rule::Net(*net, *p)),
+                Grant::Host(h, p) if h == "localhost" => {
+                    rules.push(Rule::Net(IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST)), *p));
+                    rules.push(Rule::Net(IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)), *p));
+                }
+                Grant::Host(h, p) => {
+                    let ips = resolve(h).map_err(|source| HostGrantError {
+                        host: h.clone(),
+                        source,
+                    })?;
+                    rules.extend(ips.into_iter().map(|ip| Rule::Net(IpNet::from(ip), *p)));
+                }
+            }
+        }
+        Ok(Self {
+            rules: Arc::new(rules),
+            denials: Arc::default(),
+        })
+    }
+
+    /// Resolves a host name with the system resolver.
+    pub fn system_resolve(host: &str) -> std::io::Result<Vec<IpAddr>> {
+        Ok((host, 0).to_socket_addrs()?.map(|a| a.ip()).collect())
+    }
+
+    /// Whether `addr` may be connected to.
+    pub fn allows(&self, addr: SocketAddr) -> bool {
+        let ip = canonical(addr.ip());
+        self.rules.iter().any(|rule| match rule {
+            Rule::Any(port) => port.is_none_or(|p| p == addr.port()),
+            Rule::Net(net, port) => net.contains(&ip) && port.is_none_or(|p| p == addr.port()),
+        })
+    }
+
+    /// Checks `addr` and records a denial if it is refused.
+    pub fn check(&self, addr: SocketAddr, host: Option<&str>) -> bool {
+        let ok = self.allows(addr);
+        if !ok {
+            let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+            // A probe that retries in a loop must not grow host memory without bound.
+            if denials.len() < 16 {
+                denials.push(Denial {
+                    addr,
+                    host: host.map(str::to_string),
+                });
+            }
+        }
+        ok
+    }
+
+    /// The denials recorded so far, oldest first.
+    pub fn denials(&self) -> Vec<Denial> {
+        self.denials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A host name in `--allow-net` that could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve --allow-net host '{host}': {source}")]
+pub struct HostGrantError {
+    host: String,
+    source: std::io::Error,
+}
+
+/// IPv4-mapped IPv6 addresses are checked as the IPv4 address they carry, so
+/// `::ffff:10.0.0.1` cannot slip past a grant list that only names IPv4 ranges.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(patterns: &[&str]) -> NetPolicy {
+        let grants: Vec<Grant> = patterns.iter().map(|p| p.parse().unwrap()).collect();
+        NetPolicy::new(&grants, |h| match h {
+            "db.internal" => Ok(vec!["10.1.2.3".parse().unwrap()]),
+            _ => Err(std::io::Error::other("no such host")),
+        })
+        .unwrap()
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_policy_is_loopback_only() {
+        let p = NetPolicy::new(&default_grants(), |_| unreachable!("no DNS")).unwrap();
+        assert!(p.allows(sa("127.0.0.1:80")));
+        assert!(p.allows(sa("127.9.9.9:1")));
+        assert!(p.allows(sa("[::1]:443")));
+        assert!(p.allows(sa("[::ffff:127.0.0.1]:80")));
+        assert!(!p.allows(sa("10.0.0.1:80")));
+        assert!(!p.allows(sa("[::ffff:10.0.0.1]:80")));
+        assert!(!p.allows(sa("0.0.0.0:80")));
+    }
+
+    #[test]
+    fn patterns_match_what_they_say() {
+        let p = policy(&["127.0.0.2", "10.0.0.0/8:5432", "*:6379", "db.internal:3306"]);
+        assert!(p.allows(sa("127.0.0.2:1")));
+        assert!(!p.allows(sa("127.0.0.1:1")));
+        assert!(p.allows(sa("10.9.9.9:5432")));
+        assert!(!p.allows(sa("10.9.9.9:5433")));
+        assert!(p.allows(sa("192.0.2.1:6379")));
+        assert!(p.allows(sa("10.1.2.3:3306")));
+        assert!(!p.allows(sa("10.1.2.4:3306")));
+        assert!(policy(&["*"]).allows(sa("192.0.2.1:1")));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_with_the_reason() {
+        for bad in ["", "host:notaport", "a..b", "*:x", "ho st"] {
+            let e = bad.parse::<Grant>().unwrap_err().to_string();
+            assert!(e.contains("--allow-net"), "{e}");
+        }
+    }
+
+    #[test]
+    fn denials_are_recorded_with_a_grant_hint() {
+        let p = policy(&["127.0.0.2"]);
+        assert!(!p.check(sa("127.0.0.1:8080"), None));
+        let d = p.denials();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].to_string(),
+            "connection to 127.0.0.1:8080 denied by network policy; grant it with --allow-net 127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in ["*", "*:80", "127.0.0.1", "127.0.0.1:80", "10.0.0.0/8", "example.com:443"] {
+            assert_eq!(s.parse::<Grant>().unwrap().to_string(), s);
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Loading and running one probe under a deadline: the library API behind `run` and `list`.
+//!
+//! Three layers bound a run, because no single one covers everything:
+//! 1. **Epoch interruption** (a ticker thread bumps the engine epoch every
+//!    [`EPOCH_TICK`]): wasm that spins never reaches a host call, so only a check compiled
+//!    into the wasm code itself can stop it. Each tick yields to the async executor, and
+//!    past the deadline the tick traps with `Trap::Interrupt`.
+//! 2. **Async calls under `tokio::time::timeout`**: epochs and fuel do not interrupt host
+//!    calls (a WASI socket read, an HTTP request). Every export is called with `*_async` and
+//!    the whole load-instantiate-describe-check sequence is one future that is dropped at
+//!    the deadline, cancelling whatever host call it is parked in.
+//! 3. **The process watchdog** in the CLI ([`crate::cmd::run`]): for code that blocks a
+//!    thread and ignores cancellation (Cranelift compiling a huge component, a resolver
+//!    stuck in the C library), it prints the timeout and exits at the deadline plus a
+//!    small margin.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use crate::bindings::healthprobe::probe::types::{CheckError, ProbeInfo, Status};
+use crate::bindings::{Probe, ProbePre};
+use crate::bundled;
+use crate::limits::{LimitExceeded, Limiter};
+use crate::output;
+use crate::params;
+use crate::policy::NetPolicy;
+use crate::state::HostState;
+use crate::stdio::Capture;
+
+/// How often the epoch advances; also how often spinning wasm yields to the executor.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Caps for one run.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The whole run: loading, compiling, instantiating, `describe`, `check`, host calls.
+    pub timeout: Duration,
+    /// WebAssembly fuel (roughly one unit per instruction).
+    pub fuel: u64,
+    /// Largest size of each linear memory, in bytes.
+    pub max_memory: u64,
+    /// Bytes of guest stdout and of guest stderr kept (each).
+    pub capture_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            fuel: DEFAULT_FUEL,
+            max_memory: 64 * 1024 * 1024,
+            capture_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Default fuel: far more than any honest check needs (the bundled probes use a few
+/// million), and small enough that a runaway loop with a long `--timeout` still ends.
+pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+
+/// Where a probe comes from.
+#[derive(Debug, Clone)]
+pub enum ProbeSource {
+    /// A probe compiled into this binary.
+    Bundled(&'static bundled::Bundled),
+    /// A component file given by path.
+    File(PathBuf),
+}
+
+impl ProbeSource {
+    /// Resolves the PROBE argument: a bundled name first, else a path.
+    pub fn resolve(arg: &str) -> Result<Self, Failure> {
+        if let Some(b) = bundled::find(arg) {
+            return Ok(Self::Bundled(b));
+        }
+        let path = Path::new(arg);
+        let looks_like_path = arg.contains(std::path::MAIN_SEPARATOR)
+            || arg.contains('/')
+            || path.extension().is_some();
+        if !looks_like_path && !path.exists() {
+            return Err(Failure::BadInput(format!(
+                "unknown probe '{arg}': not a bundled probe ({}) and no such file; run `healthprobe list` or give a path to a .wasm component",
+                bundled::names().join(", ")
+            )));
+        }
+        Ok(Self::File(path.to_path_buf()))
+    }
+
+    /// The name used in messages until the probe has described itself.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Bundled(b) => b.name.to_string(),
+            Self::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Why a run did not produce a verdict from the probe itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The probe could not be run at all (exit 3): bad arguments, unreadable or invalid
+    /// component, wrong world, bad parameter.
+    #[error("{0}")]
+    BadInput(String),
+    /// The deadline passed (exit 1).
+    #[error("timeout after {}{}", output::duration(*.after), .during.map(|d| format!(" while {d}")).unwrap_or_default())]
+    Timeout {
+        /// The configured timeout.
+        after: Duration,
+        /// What was going on, when it was not the check itself.
+        during: Option<&'static str>,
+    },
+    /// The fuel ran out (exit 1).
+    #[error("out of fuel ({} units); raise --fuel if the probe is honest", .0)]
+    OutOfFuel(u64),
+    /// A memory or table cap was hit (exit 1).
+    #[error("{0}")]
+    Limit(LimitExceeded),
+    /// The guest trapped (exit 1): a panic, a stack overflow, a wasm bug.
+    #[error("probe crashed: {0}")]
+    Trap(String),
+}
+
+/// The verdict of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Exit 0.
+    Healthy,
+    /// Exit 0, with a warning.
+    Degraded,
+    /// Exit 1.
+    Unhealthy,
+    /// Exit 3: the probe could not be run.
+    Error,
+}
+
+impl Verdict {
+    /// The process exit status for this verdict (PRODUCT.md; never 2).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Healthy | Verdict::Degraded => 0,
+            Verdict::Unhealthy => 1,
+            Verdict::Error => crate::EXIT_ERROR,
+        }
+    }
+}
+
+/// Everything known about a finished run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The probe's name (from `describe`, else the PROBE argument).
+    pub probe: String,
+    /// One line: the cause.
+    pub message: String,
+    /// Facts from the probe (and the host, for failures).
+    pub details: Vec<(String, String)>,
+    /// Wall time from the start of the run.
+    pub elapsed: Duration,
+    /// Captured guest stdout: kept bytes and count of discarded bytes.
+    pub stdout: (Vec<u8>, u64),
+    /// Captured guest stderr: kept bytes and count of discarded bytes.
+    pub stderr: (Vec<u8>, u64),
+}
+
+/// A compiled engine and linker, reusable across runs.
+pub struct Runner {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+impl Runner {
+    /// Builds the engine (fuel and epoch interruption on) and the linker with WASI 0.2 and
+    /// the `http` import, and starts the epoch ticker.
+    pub fn new() -> Result<Self, Failure> {
+        let mut config = Config::new();
+        config.consume_fuel(true).epoch_interruption(true).wasm_component_model(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| Failure::BadInput(format!("cannot start the WebAssembly engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| Probe::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .map_err(|e| Failure::BadInput(format!("cannot set up the host functions: {e}")))?;
+        // The ticker holds only a weak reference, so it ends by itself with the engine.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| Failure::BadInput(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// Loads, validates and runs the probe once, never taking longer than `limits.timeout`
+    /// (plus the cost of dropping the run). Never panics on bad input.
+    pub async fn run(
+        &self,
+        source: &ProbeSource,
+        args: &[(String, String)],
+        limits: &Limits,
+        policy: NetPolicy,
+    ) -> Report {
+        let start = Instant::now();
+        let deadline = start + limits.timeout;
+        let stdout = Capture::new(limits.capture_bytes);
+        let stderr = Capture::new(limits.capture_bytes);
+        let mut name = source.label();
+        let mut stage = Stage::Loading;
+        let result = tokio::time::timeout_at(
+            deadline.into(),
+            self.run_inner(
+                source, args, limits, policy.clone(), deadline, &stdout, &stderr, &mut name,
+                &mut stage,
+            ),
+        )
+        .await;
+        let outcome = match result {
+            Ok(r) => r,
+            Err(_elapsed) => Err(Failure::Timeout {
+                after: limits.timeout,
+                during: stage.during(),
+            }),
+        };
+        let mut report = Report {
+            verdict: Verdict::Unhealthy,
+            probe: name,
+            message: String::new(),
+            details: Vec::new(),
+            elapsed: start.elapsed(),
+            stdout: stdout.contents(),
+            stderr: stderr.contents(),
+        };
+        match outcome {
+            Ok(result) => {
+                report.verdict = match result.status {
+                    Status::Healthy => Verdict::Healthy,
+                    Status::Degraded => Verdict::Degraded,
+                    Status::Unhealthy => Verdict::Unhealthy,
+                };
+                report.message = result.message;
+                report.details = result.details;
+            }
+            Err(failure) => {
+                report.verdict = match failure {
+                    Failure::BadInput(_) => Verdict::Error,
+                    _ => Verdict::Unhealthy,
+                };
+                report.message = match &failure {
+                    Failure::Trap(_) => with_panic_message(&failure.to_string(), &report.stderr.0),
+                    f => f.to_string(),
+                };
+                report.details.push(("cause".into(), cause_name(&failure).into()));
+            }
+        }
+        // A probe that was refused a connection usually reports a generic error; the host
+        // knows the address and the flag that would grant it, so it says so.
+        if report.verdict == Verdict::Unhealthy
+            && let Some(denial) = policy.denials().first()
+        {
+            report.message = format!("{denial} ({})", report.message);
+            report.details.push(("denied".into(), denial.addr.to_string()));
+        }
+        report
+    }
+
+    /// Loads the probe and calls `describe`, under the same deadline rules as [`Self::run`].
+    pub async fn describe(&self, source: &ProbeSource, limits: &Limits) -> Result<ProbeInfo, Failure> {
+        let deadline = Instant::now() + limits.timeout;
+        let fut = async {
+            let pre = self.load(source).await?;
+            let policy = NetPolicy::new(&[], |_| Ok(Vec::new())).expect("no host grants");
+            let mut store = self.store(limits, policy, deadline, &Capture::new(0), &Capture::new(0))?;
+            let probe = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| classify(e, &store, limits, &source.label()))?;
+            probe
+                .call_describe(&mut store)
+                .await
+                .map_err(|e| classify(e, &store, limits, &source.label()))
+        };
+        tokio::time::timeout_at(deadline.into(), fut)
+            .await
+            .unwrap_or(Err(Failure::Timeout {
+                after: limits.timeout,
+                during: Some("describing the probe"),
+            }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_inner(
+        &self,
+        source: &ProbeSource,
+        args: &[(String, String)],
+        limits: &Limits,
+        policy: NetPolicy,
+        deadline: Instant,
+        stdout: &Capture,
+        stderr: &Capture,
+        name: &mut String,
+        stage: &mut Stage,
+    ) -> Result<crate::bindings::healthprobe::probe::types::CheckResult, Failure> {
+        let pre = self.load(source).await?;
+        *stage = Stage::Instantiating;
+        let mut store = self.store(limits, policy, deadline, stdout, stderr)?;
+        let label = source.label();
+        let probe = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits, &label))?;
+        *stage = Stage::Describing;
+        let info = probe
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits, &label))?;
+        *name = info.name.clone();
+        params::validate(&info, args).map_err(Failure::BadInput)?;
+        *stage = Stage::Checking;
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+        match probe.call_check(&mut store, args, budget_ms).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(CheckError::InvalidParam(p))) => Err(Failure::BadInput(format!(
+                "invalid value for parameter '{}': {}",
+                p.name, p.reason
+            ))),
+            Ok(Err(CheckError::InvalidConfig(msg))) => {
+                Err(Failure::BadInput(format!("invalid parameters: {msg}")))
+            }
+            Err(e) => Err(classify(e, &store, limits, &info.name)),
+        }
+    }
+
+    /// Reads and compiles the component, then checks it against the world.
+    async fn load(&self, source: &ProbeSource) -> Result<ProbePre<HostState>, Failure> {
+        let label = source.label();
+        let bytes: std::borrow::Cow<'static, [u8]> = match source {
+            ProbeSource::Bundled(b) => b.wasm.into(),
+            ProbeSource::File(path) => std::fs::read(path)
+                .map_err(|e| {
+                    Failure::BadInput(format!(
+                        "cannot read probe file {}: {}; check the path",
+                        path.display(),
+                        output::io_error(&e)
+                    ))
+                })?
+                .into(),
+        };
+        check_header(&bytes, &label)?;
+        // Cranelift cannot be interrupted; it runs on the blocking pool so that the caller's
+        // deadline still ends the run (the thread finishes in the background, or the
+        // process exits).
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| Failure::Trap(format!("compiler thread failed: {e}")))?
+            .map_err(|e| {
+                Failure::BadInput(format!(
+                    "{label} is not a valid WebAssembly component: {}",
+                    output::chain(&e)
+                ))
+            })?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            Failure::BadInput(format!(
+                "{label} cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (no files, environment or stdin)",
+                output::chain(&e)
+            ))
+        })?;
+        ProbePre::new(pre).map_err(|e| {
+            Failure::BadInput(format!(
+                "{label} is not a healthprobe probe: {}; it must export `describe` and `check` of the world healthprobe:probe/probe@0.1.0",
+                output::chain(&e)
+            ))
+        })
+    }
+
+    fn store(
+        &self,
+        limits: &Limits,
+        policy: NetPolicy,
+        deadline: Instant,
+        stdout: &Capture,
+        stderr: &Capture,
+    ) -> Result<Store<HostState>, Failure> {
+        let socket_policy = policy.clone();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(true)
+            .allow_udp(false)
+            .allow_ip_name_lookup(true)
+            .socket_addr_check(move |addr, use_| {
+                let policy = socket_policy.clone();
+                Box::pin(async move {
+                    match use_ {
+                        SocketAddrUse::TcpConnect => policy.check(addr, None),
+                        // The implicit bind to the wildcard address that precedes every
+                        // connect; binding anything else would be serving, not probing.
+                        SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                        _ => false,
+                    }
+                })
+            })
+            .build();
+        let state = HostState {
+            wasi,
+            table: Default::default(),
+            limiter: Limiter::new(limits.max_memory),
+            policy,
+            deadline,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| Failure::Trap(format!("cannot set fuel: {e}")))?;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        Ok(store)
+    }
+}
+
+/// Where a run was when the deadline hit, for the timeout message.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Loading,
+    Instantiating,
+    Describing,
+    Checking,
+}
+
+impl Stage {
+    fn during(self) -> Option<&'static str> {
+        match self {
+            Stage::Loading => Some("loading and compiling the probe"),
+            Stage::Instantiating => Some("instantiating the probe"),
+            Stage::Describing => Some("describing the probe"),
+            Stage::Checking => None,
+        }
+    }
+}
+
+/// Recognises the most common wrong inputs by their header before handing them to the
+/// compiler, whose messages for them are obscure.
+fn check_header(bytes: &[u8], label: &str) -> Result<(), Failure> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(Failure::BadInput(format!(
+            "{label} is not a WebAssembly file (it does not start with the \\0asm header); give a component built for wasm32-wasip2"
+        )));
+    }
+    if &bytes[4..8] == CORE_VERSION {
+        return Err(Failure::BadInput(format!(
+            "{label} is a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`"
+        )));
+    }
+    Ok(())
+}
+
+/// Classifies an error from inside the guest by its type.
+fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &Limits, probe: &str) -> Failure {
+    if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
+        return Failure::Limit(*limit);
+    }
+    if let Some(limit) = store.data().limiter.exceeded() {
+        return Failure::Limit(limit);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel(limits.fuel),
+        Some(Trap::Interrupt) => Failure::Timeout {
+            after: limits.timeout,
+            during: None,
+        },
+        Some(Trap::StackOverflow) => Failure::Trap("stack overflow".into()),
+        Some(Trap::UnreachableCodeReached) => Failure::Trap("wasm trap: unreachable (a panic or abort)".into()),
+        Some(trap) => Failure::Trap(format!("wasm trap: {trap}")),
+        None => Failure::Trap(format!("{probe}: {}", output::chain(&err))),
+    }
+}
+
+/// A Rust guest prints its panic message to stderr before trapping; naming it beats
+/// "unreachable".
+fn with_panic_message(message: &str, stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.contains("panicked at") {
+            let detail = lines.next().unwrap_or("").trim();
+            let detail = if detail.is_empty() { line.trim() } else { detail };
+            return format!("probe panicked: {detail}");
+        }
+    }
+    message.to_string()
+}
+
+fn cause_name(f: &Failure) -> &'static str {
+    match f {
+        Failure::BadInput(_) => "bad-input",
+        Failure::Timeout { .. } => "timeout",
+        Failure::OutOfFuel(_) => "out-of-fuel",
+        Failure::Limit(LimitExceeded::Memory { .. }) => "memory-limit",
+        Failure::Limit(LimitExceeded::Table { .. }) => "table-limit",
+        Failure::Trap(_) => "trap",
+    }
+}

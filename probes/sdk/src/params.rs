@@ -1,0 +1,237 @@
+//! Typed access to the operator's parameters.
+
+use std::time::Duration;
+
+use crate::{CheckError, Pair};
+
+/// The parameters of one check: the `name=value` pairs given by the operator.
+///
+/// Every typed getter returns `Ok(None)` when the parameter is absent and
+/// [`CheckError::InvalidParam`] (with a reason saying what was expected) when
+/// its value does not parse. The host fills in no defaults, so apply them
+/// with `unwrap_or`:
+///
+/// ```
+/// # use healthprobe_sdk::Params;
+/// # use std::time::Duration;
+/// let params = Params::from_pairs([("wait", "1.5s")]);
+/// let wait = params.duration("wait")?.unwrap_or(Duration::from_secs(1));
+/// assert_eq!(wait, Duration::from_millis(1500));
+/// # Ok::<(), healthprobe_sdk::CheckError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<Pair>,
+}
+
+impl Params {
+    /// Wrap the pairs passed to `check`.
+    pub fn new(pairs: Vec<Pair>) -> Self {
+        Params { pairs }
+    }
+
+    /// Build parameters from `(name, value)` pairs, for example in tests.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        Params::new(
+            pairs
+                .into_iter()
+                .map(|(n, v)| (n.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// All pairs, in the order given.
+    pub fn pairs(&self) -> &[Pair] {
+        &self.pairs
+    }
+
+    /// Whether the parameter was given at all.
+    pub fn contains(&self, name: &str) -> bool {
+        self.str(name).is_some()
+    }
+
+    /// The raw value of `name` (its first occurrence), if given.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The raw value of `name`, or [`CheckError::InvalidParam`] if it is missing.
+    pub fn required_str(&self, name: &str) -> Result<&str, CheckError> {
+        self.str(name)
+            .ok_or_else(|| CheckError::invalid_param(name, "is required but was not given"))
+    }
+
+    /// The raw value of `name`, or `default` if it is not given.
+    pub fn string_or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+        self.str(name).unwrap_or(default)
+    }
+
+    /// Every value of a repeatable parameter, in the order given.
+    pub fn list(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A signed integer such as `-3` or `42`.
+    pub fn integer(&self, name: &str) -> Result<Option<i64>, CheckError> {
+        self.parse(name, |v| {
+            v.parse::<i64>()
+                .map_err(|_| format!("expected an integer, got '{v}'"))
+        })
+    }
+
+    /// A non-negative integer such as `0` or `6379`.
+    pub fn u64(&self, name: &str) -> Result<Option<u64>, CheckError> {
+        self.parse(name, |v| {
+            v.parse::<u64>()
+                .map_err(|_| format!("expected a non-negative integer, got '{v}'"))
+        })
+    }
+
+    /// A duration such as `500ms`, `2s`, `1.5s`, `1m` or `1h 30m` (see [`parse_duration`]).
+    pub fn duration(&self, name: &str) -> Result<Option<Duration>, CheckError> {
+        self.parse(name, parse_duration)
+    }
+
+    /// A boolean: `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0` (see [`parse_bool`]).
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, CheckError> {
+        self.parse(name, parse_bool)
+    }
+
+    /// Parse the value of `name` with `parse`, whose error is the reason shown to the operator.
+    pub fn parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, CheckError> {
+        match self.str(name) {
+            None => Ok(None),
+            Some(v) => parse(v.trim())
+                .map(Some)
+                .map_err(|reason| CheckError::invalid_param(name, reason)),
+        }
+    }
+}
+
+impl From<Vec<Pair>> for Params {
+    fn from(pairs: Vec<Pair>) -> Self {
+        Params::new(pairs)
+    }
+}
+
+/// Parse a duration such as `500ms`, `2s`, `1.5s`, `1m` or `1h 30m`.
+///
+/// A unit is required: a bare `5` is refused because it is ambiguous.
+/// The error is a reason for the operator.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let expected = || format!("expected a duration like 500ms or 2s, got '{text}'");
+    if text.is_empty() || text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(expected());
+    }
+    humantime::parse_duration(text).map_err(|_| expected())
+}
+
+/// Parse a boolean: `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0` (any case).
+///
+/// The error is a reason for the operator.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!(
+            "expected true/false, yes/no or 1/0, got '{}'",
+            text.trim()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ParamProblem;
+
+    fn problem(e: CheckError) -> ParamProblem {
+        match e {
+            CheckError::InvalidParam(p) => p,
+            other => panic!("expected InvalidParam, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn strings_and_lists() {
+        let p = Params::from_pairs([("url", "http://x"), ("header", "A: 1"), ("header", "B:2")]);
+        assert_eq!(p.str("url"), Some("http://x"));
+        assert_eq!(p.str("nope"), None);
+        assert_eq!(p.required_str("url").unwrap(), "http://x");
+        let e = problem(p.required_str("method").unwrap_err());
+        assert_eq!(e.name, "method");
+        assert_eq!(p.string_or("method", "GET"), "GET");
+        assert_eq!(p.list("header"), vec!["A: 1", "B:2"]);
+        assert!(p.list("none").is_empty());
+        assert!(p.contains("url"));
+    }
+
+    #[test]
+    fn numbers() {
+        let p = Params::from_pairs([("a", "-3"), ("b", "42"), ("c", "x1")]);
+        assert_eq!(p.integer("a").unwrap(), Some(-3));
+        assert_eq!(p.u64("b").unwrap(), Some(42));
+        assert_eq!(p.u64("missing").unwrap(), None);
+        let e = problem(p.u64("a").unwrap_err());
+        assert_eq!(e.reason, "expected a non-negative integer, got '-3'");
+        let e = problem(p.integer("c").unwrap_err());
+        assert_eq!(
+            (e.name.as_str(), e.reason.as_str()),
+            ("c", "expected an integer, got 'x1'")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("2s", 2000),
+            ("1m", 60_000),
+            ("1.5s", 1500),
+            ("1h 30m", 5_400_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for text in ["abc", "", "5", "1.5", "-2s", "2 parsecs"] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(
+                err.starts_with("expected a duration like 500ms or 2s"),
+                "{text}: {err}"
+            );
+        }
+        let p = Params::from_pairs([("t", "abc")]);
+        let e = problem(p.duration("t").unwrap_err());
+        assert_eq!(e.reason, "expected a duration like 500ms or 2s, got 'abc'");
+    }
+
+    #[test]
+    fn bools() {
+        for t in ["true", "YES", "1", "on"] {
+            assert_eq!(parse_bool(t), Ok(true));
+        }
+        for f in ["false", "No", "0", "off"] {
+            assert_eq!(parse_bool(f), Ok(false));
+        }
+        let p = Params::from_pairs([("f", "maybe")]);
+        let e = problem(p.bool("f").unwrap_err());
+        assert_eq!(e.reason, "expected true/false, yes/no or 1/0, got 'maybe'");
+    }
+}

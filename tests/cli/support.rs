@@ -1,0 +1,186 @@
+//! Test support: running the real binary, building the test guests, loopback servers.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The result of one `healthprobe` invocation.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Asserts the exit code and that stdout's only line starts with `prefix` and contains
+    /// every one of `needles`.
+    #[track_caller]
+    pub fn expect(&self, code: i32, prefix: &str, needles: &[&str]) -> &Self {
+        assert_eq!(self.code, code, "exit code; outcome: {self:#?}");
+        assert!(self.stdout.starts_with(prefix), "prefix {prefix:?}; outcome: {self:#?}");
+        for n in needles {
+            assert!(self.stdout.contains(n), "missing {n:?}; outcome: {self:#?}");
+        }
+        assert_eq!(self.stdout.lines().count(), 1, "one line; outcome: {self:#?}");
+        assert!(
+            self.stdout.len() + self.stderr.len() <= 4096,
+            "output over 4096 bytes: {}",
+            self.stdout.len() + self.stderr.len()
+        );
+        self
+    }
+
+    /// Asserts the run took less than `limit`.
+    #[track_caller]
+    pub fn within(&self, limit: Duration) -> &Self {
+        assert!(self.elapsed < limit, "took {:?}, limit {limit:?}: {self:#?}", self.elapsed);
+        self
+    }
+}
+
+/// Runs `healthprobe` with `args`.
+pub fn healthprobe<I, S>(args: I) -> Outcome
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+        .args(args)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .output()
+        .expect("run healthprobe");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The path of a test guest component (`hostile`, `other-world`), built on first use.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let target = root().join("target").join("test-guests");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--locked", "--workspace", "--target", "wasm32-wasip2"])
+            .arg("--manifest-path")
+            .arg(root().join("tests/guests/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .expect("run cargo to build the test guests");
+        assert!(status.success(), "building tests/guests failed");
+        target.join("wasm32-wasip2").join("release")
+    });
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "no guest at {}", path.display());
+    path
+}
+
+/// A file in a fresh temporary directory holding `bytes`.
+pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+/// An HTTP server on 127.0.0.1 answering every request with `respond(method, url,
+/// headers)`, for as long as the returned value lives.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+}
+
+pub type Handler = dyn Fn(&tiny_http::Request) -> (u16, Vec<(String, String)>, String) + Send + Sync;
+
+impl HttpServer {
+    pub fn start(respond: impl Fn(&tiny_http::Request) -> (u16, Vec<(String, String)>, String) + Send + Sync + 'static) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let addr = server.server_addr().to_ip().unwrap();
+        let s = server.clone();
+        let respond: Arc<Handler> = Arc::new(respond);
+        thread::spawn(move || {
+            for req in s.incoming_requests() {
+                let (status, headers, body) = respond(&req);
+                let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+                for (k, v) in headers {
+                    resp.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
+                }
+                let _ = req.respond(resp);
+            }
+        });
+        Self { addr, server }
+    }
+
+    /// A server that always answers `status` with `body`.
+    pub fn fixed(status: u16, body: &str) -> Self {
+        let body = body.to_string();
+        Self::start(move |_| (status, vec![("Content-Type".into(), "application/json".into())], body.clone()))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that accepts connections, counts them, and never sends a
+/// byte (the "hung server"). Connections are kept open until the listener is dropped.
+pub struct SilentServer {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl SilentServer {
+    pub fn start() -> Self {
+        Self::start_on("127.0.0.1:0")
+    }
+
+    pub fn start_on(bind: &str) -> Self {
+        let listener = TcpListener::bind(bind).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            for conn in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(conn);
+            }
+        });
+        Self { addr, accepted }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
