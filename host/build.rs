@@ -31,6 +31,8 @@ fn main() {
         }
     }
 
+    ensure_wasm_target();
+
     // A clean environment: the outer build's RUSTFLAGS, TARGET, clippy wrapper, coverage
     // flags and so on are for the native host, not for the wasm guests.
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -70,6 +72,26 @@ fn main() {
     code.push_str("];\n");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("bundled.rs");
     std::fs::write(out, code).expect("write bundled.rs");
+}
+
+/// Installs the `wasm32-wasip2` standard library with rustup when it is missing, so that a
+/// fresh clone builds with one command.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").is_dir()) {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-wasip2 target with rustup (needed for the bundled probes)");
+    let ok = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "the wasm32-wasip2 target is missing and rustup could not add it: run `rustup target add wasm32-wasip2`");
 }
 
 fn watch(path: &Path) {

@@ -36,7 +36,7 @@ impl Host for HostState {
             .timeout_ms
             .map_or(remaining, |ms| Duration::from_millis(ms).min(remaining));
         if timeout.is_zero() {
-            return Err(Error::Timeout(format!("no time left for {}", req.url)));
+            return Err(Error::Timeout(format!("timeout: no time left for {}", req.url)));
         }
         let policy = self.policy.clone();
         let url = req.url.clone();
@@ -45,7 +45,7 @@ impl Host for HostState {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(Error::Protocol(format!("request to {url} failed: {join}"))),
             Err(_) => Err(Error::Timeout(format!(
-                "no response from {url} within {}",
+                "timeout after {} waiting for {url}",
                 crate::output::duration(timeout)
             ))),
         }
@@ -141,14 +141,14 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
     use ureq::Error as E;
     match err {
         E::Timeout(_) => Error::Timeout(format!(
-            "no response from {url} within {}",
+            "timeout after {} waiting for {url}",
             crate::output::duration(timeout)
         )),
         E::HostNotFound => Error::Connect(format!("cannot resolve the host of {url}")),
         E::ConnectionFailed => Error::Connect(format!("cannot connect to {url}")),
         E::Io(io) => match io.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => Error::Timeout(format!(
-                "no response from {url} within {}",
+                "timeout after {} waiting for {url}",
                 crate::output::duration(timeout)
             )),
             ErrorKind::ConnectionRefused => Error::Connect(format!("connection to {url} refused")),

@@ -69,6 +69,11 @@ impl FromStr for Grant {
             Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| err("bad port"))?)),
             None => (s, None),
         };
+        // `10.0.0.0/8:5432` and `[fd00::/8]:5432`: a block limited to one port.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(net) = bare.parse::<IpNet>() {
+            return Ok(Grant::Net(net, port));
+        }
         let valid_name = !host.is_empty()
             && host
                 .split('.')
@@ -91,6 +96,7 @@ impl fmt::Display for Grant {
                 (IpAddr::V6(ip), Some(p)) => write!(f, "[{ip}]:{p}"),
                 (ip, p) => write!(f, "{ip}{}", port(p)),
             },
+            Grant::Net(net @ IpNet::V6(_), Some(p)) => write!(f, "[{net}]:{p}"),
             Grant::Net(net, p) => write!(f, "{net}{}", port(p)),
             Grant::Host(h, p) => write!(f, "{h}{}", port(p)),
         }
@@ -295,7 +301,17 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["*", "*:80", "127.0.0.1", "127.0.0.1:80", "10.0.0.0/8", "example.com:443"] {
+        for s in [
+            "*",
+            "*:80",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "10.0.0.0/8",
+            "10.0.0.0/8:5432",
+            "[fd00::/8]:5432",
+            "[::1]:80",
+            "example.com:443",
+        ] {
             assert_eq!(s.parse::<Grant>().unwrap().to_string(), s);
         }
     }

@@ -207,16 +207,17 @@ impl Runner {
         })
     }
 
-    /// Loads, validates and runs the probe once, never taking longer than `limits.timeout`
-    /// (plus the cost of dropping the run). Never panics on bad input.
+    /// Loads, validates and runs the probe once, ending by `start + limits.timeout` (plus
+    /// the cost of dropping the run); `start` lets a caller count its own set-up against
+    /// the budget. Never panics on bad input.
     pub async fn run(
         &self,
+        start: Instant,
         source: &ProbeSource,
         args: &[(String, String)],
         limits: &Limits,
         policy: NetPolicy,
     ) -> Report {
-        let start = Instant::now();
         let deadline = start + limits.timeout;
         let stdout = Capture::new(limits.capture_bytes);
         let stderr = Capture::new(limits.capture_bytes);

@@ -52,7 +52,7 @@ fn http_expect_json_matches_spring_style_health() {
 #[test]
 fn http_sends_repeatable_headers() {
     let server = HttpServer::start(|req| {
-        let has = |name: &str, value: &str| {
+        let has = |name: &'static str, value: &str| {
             req.headers().iter().any(|h| h.field.equiv(name) && h.value.as_str() == value)
         };
         let ok = has("X-One", "1") && has("X-Two", "2");

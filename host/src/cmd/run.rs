@@ -18,7 +18,6 @@ pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(300);
 /// Runs one probe and prints its result.
 pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     let start = Instant::now();
-    let deadline = start + args.timeout;
     let format = args.output.format;
     let quiet = args.output.quiet;
     let reporter = Reporter::default();
@@ -67,7 +66,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Err(e) => return bad_input(e.to_string()),
     };
     let limits = Limits {
-        timeout: deadline.saturating_duration_since(Instant::now()),
+        timeout: args.timeout,
         fuel: args.fuel,
         max_memory: args.max_memory,
         ..Limits::default()
@@ -77,7 +76,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Err(f) => return bad_input(f.to_string()),
     };
     let rt = super::runtime()?;
-    let mut report = rt.block_on(runner.run(&source, &params, &limits, policy));
+    let mut report = rt.block_on(runner.run(start, &source, &params, &limits, policy));
     // Blocking-pool threads may still sit in a host call that outlived the deadline;
     // waiting for them would undo the deadline.
     rt.shutdown_background();

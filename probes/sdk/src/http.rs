@@ -210,9 +210,11 @@ impl fmt::Display for HttpError {
             HttpError::Invalid(_) => "invalid request",
             HttpError::Protocol(_) => "HTTP protocol error",
         };
+        // The host's messages already name the cause and the URL; the generic cause is
+        // only a fallback for a host that sends none.
         match self.message() {
             "" => f.write_str(cause),
-            message => write!(f, "{cause}: {message}"),
+            message => f.write_str(message),
         }
     }
 }
@@ -266,10 +268,7 @@ mod tests {
     #[test]
     fn error_display() {
         let e = HttpError::Connect("connection to 127.0.0.1:9 refused".into());
-        assert_eq!(
-            e.to_string(),
-            "connection failed: connection to 127.0.0.1:9 refused"
-        );
+        assert_eq!(e.to_string(), "connection to 127.0.0.1:9 refused");
         assert_eq!(e.kind(), "connect");
         assert_eq!(HttpError::Timeout(String::new()).to_string(), "timed out");
     }

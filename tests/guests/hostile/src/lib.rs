@@ -45,14 +45,16 @@ impl Probe for Hostile {
                 Ok(CheckResult::healthy("woke up"))
             }
             "flood" => {
-                let line = [b'x'; 1023];
+                // 64 KiB blocks of 64 lines each, 100 MiB per stream.
+                let mut block = vec![b'x'; 64 << 10];
+                for line_end in block.iter_mut().skip(1023).step_by(1024) {
+                    *line_end = b'\n';
+                }
                 let mut out = std::io::stdout();
                 let mut err = std::io::stderr();
-                for _ in 0..(100 << 10) {
-                    out.write_all(&line).ok();
-                    out.write_all(b"\n").ok();
-                    err.write_all(&line).ok();
-                    err.write_all(b"\n").ok();
+                for _ in 0..1600 {
+                    out.write_all(&block).ok();
+                    err.write_all(&block).ok();
                 }
                 Ok(CheckResult::healthy("flooded 100 MB to stdout and stderr"))
             }
