@@ -46,13 +46,27 @@ fn main() {
     });
 
     let url = format!("url=http://{addr}/health");
-    for (label, m) in [("service up", Mode::Up), ("service failing", Mode::Down), ("service hung", Mode::Hung)] {
+    for (label, m) in [
+        ("service up", Mode::Up),
+        ("service failing", Mode::Down),
+        ("service hung", Mode::Hung),
+    ] {
         *mode.lock().unwrap() = m;
-        let args = ["healthprobe", "run", "http", &url, "expect-json=/status=UP", "--timeout", "1s"];
+        let args = [
+            "healthprobe",
+            "run",
+            "http",
+            &url,
+            "expect-json=/status=UP",
+            "--timeout",
+            "1s",
+        ];
         println!("\n# {label}\n$ {}", args.join(" "));
         let start = Instant::now();
         let code = healthprobe::cli::run_from(args.map(Into::into)).expect("run the probe");
-        let status = (0u8..=3).find(|c| ExitCode::from(*c) == code).unwrap_or(255);
+        let status = (0u8..=3)
+            .find(|c| ExitCode::from(*c) == code)
+            .unwrap_or(255);
         println!("exit status {status}, {} ms", start.elapsed().as_millis());
     }
 }

@@ -22,7 +22,10 @@ fn main() {
     watch(&probes.join("Cargo.toml"));
     watch(&probes.join("Cargo.lock"));
     let mut crates = Vec::new();
-    for entry in std::fs::read_dir(&probes).expect("probes/ exists").flatten() {
+    for entry in std::fs::read_dir(&probes)
+        .expect("probes/ exists")
+        .flatten()
+    {
         let dir = entry.path();
         if dir.join("Cargo.toml").is_file() {
             watch(&dir.join("Cargo.toml"));
@@ -37,13 +40,28 @@ fn main() {
     // flags and so on are for the native host, not for the wasm guests.
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.env_clear();
-    for var in ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "TMPDIR", "CARGO_MAKEFLAGS"] {
+    for var in [
+        "PATH",
+        "HOME",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "TMPDIR",
+        "CARGO_MAKEFLAGS",
+    ] {
         if let Some(v) = env::var_os(var) {
             cmd.env(var, v);
         }
     }
     let status = cmd
-        .args(["build", "--release", "--locked", "--workspace", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--workspace",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .arg("--manifest-path")
         .arg(probes.join("Cargo.toml"))
         .arg("--target-dir")
@@ -58,16 +76,25 @@ fn main() {
     let out_wasm = target_dir.join("wasm32-wasip2").join("release");
     let mut list = Vec::new();
     for dir in &crates {
-        let Some(name) = dir.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         let file = out_wasm.join(format!("probe_{}.wasm", name.replace('-', "_")));
         if file.is_file() {
             list.push((name.to_string(), file));
         }
     }
     list.sort();
-    let mut code = String::from("/// The probes compiled into this binary, by name.\npub static BUNDLED: &[Bundled] = &[\n");
+    let mut code = String::from(
+        "/// The probes compiled into this binary, by name.\npub static BUNDLED: &[Bundled] = &[\n",
+    );
     for (name, file) in &list {
-        writeln!(code, "    Bundled {{ name: {name:?}, wasm: include_bytes!({:?}) }},", file.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    Bundled {{ name: {name:?}, wasm: include_bytes!({:?}) }},",
+            file.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("bundled.rs");
@@ -86,12 +113,17 @@ fn ensure_wasm_target() {
     if sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").is_dir()) {
         return;
     }
-    println!("cargo:warning=installing the wasm32-wasip2 target with rustup (needed for the bundled probes)");
+    println!(
+        "cargo:warning=installing the wasm32-wasip2 target with rustup (needed for the bundled probes)"
+    );
     let ok = Command::new("rustup")
         .args(["target", "add", "wasm32-wasip2"])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "the wasm32-wasip2 target is missing and rustup could not add it: run `rustup target add wasm32-wasip2`");
+    assert!(
+        ok,
+        "the wasm32-wasip2 target is missing and rustup could not add it: run `rustup target add wasm32-wasip2`"
+    );
 }
 
 fn watch(path: &Path) {

@@ -132,12 +132,22 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            // clap's message spans lines (the problem, then usage and a tip); keep the
+            // problem, folded into the one line the contract allows.
+            let text = e.render().to_string();
+            let problem: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let problem = problem.join(" ");
+            let problem = problem.strip_prefix("error: ").unwrap_or(&problem);
             println!(
                 "{}",
-                crate::output::error_line(&format!("{first}; run `healthprobe --help` for usage"))
+                crate::output::error_line(&format!(
+                    "{problem}; run `healthprobe --help` for usage"
+                ))
             );
             ExitCode::from(crate::EXIT_ERROR)
         }
@@ -156,7 +166,10 @@ mod tests {
 
     #[test]
     fn durations_and_sizes_parse() {
-        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("abc").unwrap_err().contains("like 500ms"));
         assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);

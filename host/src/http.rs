@@ -36,12 +36,22 @@ impl Host for HostState {
             .timeout_ms
             .map_or(remaining, |ms| Duration::from_millis(ms).min(remaining));
         if timeout.is_zero() {
-            return Err(Error::Timeout(format!("timeout: no time left for {}", req.url)));
+            return Err(Error::Timeout(format!(
+                "timeout: no time left for {}",
+                req.url
+            )));
         }
         let policy = self.policy.clone();
         let url = req.url.clone();
         let task = tokio::task::spawn_blocking(move || blocking_send(req, timeout, &policy));
-        match tokio::time::timeout(timeout, task).await {
+        self.activity.set(Some(format!("waiting for {url}")));
+        let outcome = tokio::time::timeout(timeout, task).await;
+        // After a timeout the record stays: the run's own deadline usually fires in the
+        // same instant, and its message should still name the URL.
+        if !matches!(outcome, Err(_) | Ok(Ok(Err(Error::Timeout(_))))) {
+            self.activity.set(None);
+        }
+        match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(Error::Protocol(format!("request to {url} failed: {join}"))),
             Err(_) => Err(Error::Timeout(format!(
@@ -68,7 +78,9 @@ fn blocking_send(req: Request, timeout: Duration, policy: &NetPolicy) -> Result<
             )));
         }
     }
-    let mut builder = http::Request::builder().method(req.method.as_str()).uri(uri);
+    let mut builder = http::Request::builder()
+        .method(req.method.as_str())
+        .uri(uri);
     for (name, value) in &req.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
@@ -78,7 +90,11 @@ fn blocking_send(req: Request, timeout: Duration, policy: &NetPolicy) -> Result<
         // Operators grant addresses, not proxies: a proxy from the environment would
         // both bypass the policy check and leak the probe's traffic elsewhere.
         .proxy(None)
-        .max_redirects(if req.follow_redirects { MAX_REDIRECTS } else { 0 })
+        .max_redirects(if req.follow_redirects {
+            MAX_REDIRECTS
+        } else {
+            0
+        })
         .max_redirects_will_error(req.follow_redirects)
         .max_response_header_size(MAX_HEADER_BYTES)
         .user_agent(concat!("healthprobe/", env!("CARGO_PKG_VERSION")))
@@ -171,8 +187,12 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
         E::Tls(msg) => Error::Tls(format!("TLS with {url} failed: {msg}")),
         E::Rustls(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
         E::Pem(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
-        E::TooManyRedirects => Error::Protocol(format!("{url} redirected more than {MAX_REDIRECTS} times")),
-        E::RedirectFailed => Error::Protocol(format!("{url} sent a redirect without a usable Location")),
+        E::TooManyRedirects => {
+            Error::Protocol(format!("{url} redirected more than {MAX_REDIRECTS} times"))
+        }
+        E::RedirectFailed => {
+            Error::Protocol(format!("{url} sent a redirect without a usable Location"))
+        }
         E::BadUri(e) => Error::Invalid(format!("invalid URL '{url}': {e}")),
         E::Http(e) => Error::Invalid(format!("invalid request to {url}: {e}")),
         E::Protocol(e) => Error::Protocol(format!("{url} broke the HTTP protocol: {e}")),
@@ -199,7 +219,11 @@ impl Resolver for PolicyResolver {
         let all = DefaultResolver::default().resolve(uri, config, timeout)?;
         let host = uri.host();
         let mut allowed = self.empty();
-        for addr in all.iter().copied().filter(|a: &SocketAddr| self.policy.allows(*a)) {
+        for addr in all
+            .iter()
+            .copied()
+            .filter(|a: &SocketAddr| self.policy.allows(*a))
+        {
             allowed.push(addr);
         }
         if allowed.is_empty() {

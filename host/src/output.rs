@@ -86,7 +86,7 @@ pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         format!("{}µs", d.as_micros())
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms < 1000 {
         format!("{ms}ms")
@@ -97,6 +97,10 @@ pub fn duration(d: Duration) -> String {
 
 /// A byte count in binary units: `64 MiB`.
 pub fn size(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        return format!("{} MiB", bytes / MIB);
+    }
     bytesize::ByteSize::b(bytes).display().iec().to_string()
 }
 
@@ -135,7 +139,10 @@ pub fn excerpt(s: &str, max: usize) -> String {
 
 /// Newlines and control characters folded into spaces: the result is one line.
 fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_control()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+    s.split(|c: char| c.is_control())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -170,8 +177,13 @@ mod tests {
         };
         for f in [Format::Text, Format::Json] {
             let out = render(&report, f);
-            assert!(out.len() < MAX_OUTPUT && !out.contains('\n'), "{}", out.len());
+            assert!(
+                out.len() < MAX_OUTPUT && !out.contains('\n'),
+                "{}",
+                out.len()
+            );
         }
-        assert_eq!(size(64 * 1024 * 1024), "64.0 MiB");
+        assert_eq!(size(64 * 1024 * 1024), "64 MiB");
+        assert_eq!(size(1536), "1.5 KiB");
     }
 }

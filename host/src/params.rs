@@ -72,12 +72,17 @@ mod tests {
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn pairs_split_at_the_first_equals() {
-        assert_eq!(parse_pair("expect-json=/a=b").unwrap(), ("expect-json".into(), "/a=b".into()));
+        assert_eq!(
+            parse_pair("expect-json=/a=b").unwrap(),
+            ("expect-json".into(), "/a=b".into())
+        );
         assert_eq!(parse_pair("body=").unwrap(), ("body".into(), String::new()));
         assert!(parse_pair("novalue").unwrap_err().contains("KEY=VALUE"));
         assert!(parse_pair("=x").is_err());
@@ -86,9 +91,18 @@ mod tests {
     #[test]
     fn validation_names_the_problem() {
         let i = info();
-        assert!(validate(&i, &pairs(&[("url", "u"), ("header", "a:1"), ("header", "b:2")])).is_ok());
+        assert!(
+            validate(
+                &i,
+                &pairs(&[("url", "u"), ("header", "a:1"), ("header", "b:2")])
+            )
+            .is_ok()
+        );
         let e = validate(&i, &pairs(&[("url", "u"), ("bogus", "1")])).unwrap_err();
-        assert!(e.contains("unknown parameter 'bogus'") && e.contains("url, header"), "{e}");
+        assert!(
+            e.contains("unknown parameter 'bogus'") && e.contains("url, header"),
+            "{e}"
+        );
         let e = validate(&i, &pairs(&[])).unwrap_err();
         assert!(e.contains("missing required parameter 'url'"), "{e}");
         let e = validate(&i, &pairs(&[("url", "a"), ("url", "b")])).unwrap_err();

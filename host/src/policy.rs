@@ -106,7 +106,10 @@ impl fmt::Display for Grant {
 /// The loopback grants that apply when no `--allow-net` is given.
 pub fn default_grants() -> Vec<Grant> {
     vec![
-        Grant::Net(IpNet::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid"), None),
+        Grant::Net(
+            IpNet::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid"),
+            None,
+        ),
         Grant::Net(IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)), None),
         Grant::Host("localhost".into(), None),
     ]

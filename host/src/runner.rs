@@ -30,7 +30,7 @@ use crate::limits::{LimitExceeded, Limiter};
 use crate::output;
 use crate::params;
 use crate::policy::NetPolicy;
-use crate::state::HostState;
+use crate::state::{Activity, HostState};
 use crate::stdio::Capture;
 
 /// How often the epoch advances; also how often spinning wasm yields to the executor.
@@ -109,12 +109,13 @@ pub enum Failure {
     #[error("{0}")]
     BadInput(String),
     /// The deadline passed (exit 1).
-    #[error("timeout after {}{}", output::duration(*.after), .during.map(|d| format!(" while {d}")).unwrap_or_default())]
+    #[error("timeout after {}{}", output::duration(*.after), .during.as_ref().map(|d| format!(" {d}")).unwrap_or_default())]
     Timeout {
         /// The configured timeout.
         after: Duration,
-        /// What was going on, when it was not the check itself.
-        during: Option<&'static str>,
+        /// What was going on (`while compiling the probe`, `waiting for http://…`), when
+        /// known.
+        during: Option<String>,
     },
     /// The fuel ran out (exit 1).
     #[error("out of fuel ({} units); raise --fuel if the probe is honest", .0)]
@@ -182,7 +183,10 @@ impl Runner {
     /// the `http` import, and starts the epoch ticker.
     pub fn new() -> Result<Self, Failure> {
         let mut config = Config::new();
-        config.consume_fuel(true).epoch_interruption(true).wasm_component_model(true);
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .wasm_component_model(true);
         let engine = Engine::new(&config)
             .map_err(|e| Failure::BadInput(format!("cannot start the WebAssembly engine: {e}")))?;
         let mut linker = Linker::new(&engine);
@@ -218,24 +222,25 @@ impl Runner {
         limits: &Limits,
         policy: NetPolicy,
     ) -> Report {
-        let deadline = start + limits.timeout;
-        let stdout = Capture::new(limits.capture_bytes);
-        let stderr = Capture::new(limits.capture_bytes);
+        let shared = Shared {
+            deadline: start + limits.timeout,
+            policy,
+            stdout: Capture::new(limits.capture_bytes),
+            stderr: Capture::new(limits.capture_bytes),
+            activity: Activity::default(),
+        };
         let mut name = source.label();
         let mut stage = Stage::Loading;
         let result = tokio::time::timeout_at(
-            deadline.into(),
-            self.run_inner(
-                source, args, limits, policy.clone(), deadline, &stdout, &stderr, &mut name,
-                &mut stage,
-            ),
+            shared.deadline.into(),
+            self.run_inner(source, args, limits, &shared, &mut name, &mut stage),
         )
         .await;
         let outcome = match result {
             Ok(r) => r,
             Err(_elapsed) => Err(Failure::Timeout {
                 after: limits.timeout,
-                during: stage.during(),
+                during: stage.during(&shared.activity),
             }),
         };
         let mut report = Report {
@@ -244,8 +249,8 @@ impl Runner {
             message: String::new(),
             details: Vec::new(),
             elapsed: start.elapsed(),
-            stdout: stdout.contents(),
-            stderr: stderr.contents(),
+            stdout: shared.stdout.contents(),
+            stderr: shared.stderr.contents(),
         };
         match outcome {
             Ok(result) => {
@@ -266,74 +271,86 @@ impl Runner {
                     Failure::Trap(_) => with_panic_message(&failure.to_string(), &report.stderr.0),
                     f => f.to_string(),
                 };
-                report.details.push(("cause".into(), cause_name(&failure).into()));
+                report
+                    .details
+                    .push(("cause".into(), cause_name(&failure).into()));
             }
         }
         // A probe that was refused a connection usually reports a generic error; the host
         // knows the address and the flag that would grant it, so it says so.
         if report.verdict == Verdict::Unhealthy
-            && let Some(denial) = policy.denials().first()
+            && let Some(denial) = shared.policy.denials().first()
         {
-            report.message = format!("{denial} ({})", report.message);
-            report.details.push(("denied".into(), denial.addr.to_string()));
+            // (Unless the message already carries the hint, as the `http` import's does.)
+            if !report.message.contains("--allow-net") {
+                report.message = format!("{denial} ({})", report.message);
+            }
+            report
+                .details
+                .push(("denied".into(), denial.addr.to_string()));
         }
         report
     }
 
     /// Loads the probe and calls `describe`, under the same deadline rules as [`Self::run`].
-    pub async fn describe(&self, source: &ProbeSource, limits: &Limits) -> Result<ProbeInfo, Failure> {
+    pub async fn describe(
+        &self,
+        source: &ProbeSource,
+        limits: &Limits,
+    ) -> Result<ProbeInfo, Failure> {
         let deadline = Instant::now() + limits.timeout;
         let fut = async {
             let pre = self.load(source).await?;
-            let policy = NetPolicy::new(&[], |_| Ok(Vec::new())).expect("no host grants");
-            let mut store = self.store(limits, policy, deadline, &Capture::new(0), &Capture::new(0))?;
+            let shared = Shared {
+                deadline,
+                policy: NetPolicy::new(&[], |_| Ok(Vec::new())).expect("no host grants"),
+                stdout: Capture::new(0),
+                stderr: Capture::new(0),
+                activity: Activity::default(),
+            };
+            let mut store = self.store(limits, &shared)?;
             let probe = pre
                 .instantiate_async(&mut store)
                 .await
-                .map_err(|e| classify(e, &store, limits, &source.label()))?;
+                .map_err(|e| classify(e, &store, limits))?;
             probe
                 .call_describe(&mut store)
                 .await
-                .map_err(|e| classify(e, &store, limits, &source.label()))
+                .map_err(|e| classify(e, &store, limits))
         };
         tokio::time::timeout_at(deadline.into(), fut)
             .await
             .unwrap_or(Err(Failure::Timeout {
                 after: limits.timeout,
-                during: Some("describing the probe"),
+                during: Some("while describing the probe".into()),
             }))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_inner(
         &self,
         source: &ProbeSource,
         args: &[(String, String)],
         limits: &Limits,
-        policy: NetPolicy,
-        deadline: Instant,
-        stdout: &Capture,
-        stderr: &Capture,
+        shared: &Shared,
         name: &mut String,
         stage: &mut Stage,
     ) -> Result<crate::bindings::healthprobe::probe::types::CheckResult, Failure> {
         let pre = self.load(source).await?;
         *stage = Stage::Instantiating;
-        let mut store = self.store(limits, policy, deadline, stdout, stderr)?;
-        let label = source.label();
+        let mut store = self.store(limits, shared)?;
         let probe = pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| classify(e, &store, limits, &label))?;
+            .map_err(|e| classify(e, &store, limits))?;
         *stage = Stage::Describing;
         let info = probe
             .call_describe(&mut store)
             .await
-            .map_err(|e| classify(e, &store, limits, &label))?;
+            .map_err(|e| classify(e, &store, limits))?;
         *name = info.name.clone();
         params::validate(&info, args).map_err(Failure::BadInput)?;
         *stage = Stage::Checking;
-        let budget = deadline.saturating_duration_since(Instant::now());
+        let budget = shared.deadline.saturating_duration_since(Instant::now());
         let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
         match probe.call_check(&mut store, args, budget_ms).await {
             Ok(Ok(result)) => Ok(result),
@@ -344,26 +361,24 @@ impl Runner {
             Ok(Err(CheckError::InvalidConfig(msg))) => {
                 Err(Failure::BadInput(format!("invalid parameters: {msg}")))
             }
-            Err(e) => Err(classify(e, &store, limits, &info.name)),
+            Err(e) => Err(classify(e, &store, limits)),
         }
     }
 
     /// Reads and compiles the component, then checks it against the world.
     async fn load(&self, source: &ProbeSource) -> Result<ProbePre<HostState>, Failure> {
-        let label = source.label();
         let bytes: std::borrow::Cow<'static, [u8]> = match source {
             ProbeSource::Bundled(b) => b.wasm.into(),
             ProbeSource::File(path) => std::fs::read(path)
                 .map_err(|e| {
                     Failure::BadInput(format!(
-                        "cannot read probe file {}: {}; check the path",
-                        path.display(),
+                        "cannot read the probe file: {}; check the path",
                         output::io_error(&e)
                     ))
                 })?
                 .into(),
         };
-        check_header(&bytes, &label)?;
+        check_header(&bytes)?;
         // Cranelift cannot be interrupted; it runs on the blocking pool so that the caller's
         // deadline still ends the run (the thread finishes in the background, or the
         // process exits).
@@ -373,36 +388,29 @@ impl Runner {
             .map_err(|e| Failure::Trap(format!("compiler thread failed: {e}")))?
             .map_err(|e| {
                 Failure::BadInput(format!(
-                    "{label} is not a valid WebAssembly component: {}",
+                    "not a valid WebAssembly component: {}",
                     output::chain(&e)
                 ))
             })?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             Failure::BadInput(format!(
-                "{label} cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (no files, environment or stdin)",
+                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (no files, environment or stdin)",
                 output::chain(&e)
             ))
         })?;
         ProbePre::new(pre).map_err(|e| {
             Failure::BadInput(format!(
-                "{label} is not a healthprobe probe: {}; it must export `describe` and `check` of the world healthprobe:probe/probe@0.1.0",
+                "not a healthprobe probe: {}; it must export `describe` and `check` of the world healthprobe:probe/probe@0.1.0",
                 output::chain(&e)
             ))
         })
     }
 
-    fn store(
-        &self,
-        limits: &Limits,
-        policy: NetPolicy,
-        deadline: Instant,
-        stdout: &Capture,
-        stderr: &Capture,
-    ) -> Result<Store<HostState>, Failure> {
-        let socket_policy = policy.clone();
+    fn store(&self, limits: &Limits, shared: &Shared) -> Result<Store<HostState>, Failure> {
+        let socket_policy = shared.policy.clone();
         let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+            .stdout(shared.stdout.clone())
+            .stderr(shared.stderr.clone())
             .allow_tcp(true)
             .allow_udp(false)
             .allow_ip_name_lookup(true)
@@ -423,8 +431,9 @@ impl Runner {
             wasi,
             table: Default::default(),
             limiter: Limiter::new(limits.max_memory),
-            policy,
-            deadline,
+            policy: shared.policy.clone(),
+            deadline: shared.deadline,
+            activity: shared.activity.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -432,6 +441,7 @@ impl Runner {
             .set_fuel(limits.fuel)
             .map_err(|e| Failure::Trap(format!("cannot set fuel: {e}")))?;
         store.set_epoch_deadline(1);
+        let deadline = shared.deadline;
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {
                 UpdateDeadline::Interrupt
@@ -441,6 +451,17 @@ impl Runner {
         });
         Ok(store)
     }
+}
+
+/// What the caller keeps of a run while the store lives inside the future that the
+/// deadline may drop: the policy with its denials, the captured output, the host call in
+/// flight.
+struct Shared {
+    deadline: Instant,
+    policy: NetPolicy,
+    stdout: Capture,
+    stderr: Capture,
+    activity: Activity,
 }
 
 /// Where a run was when the deadline hit, for the timeout message.
@@ -453,36 +474,36 @@ enum Stage {
 }
 
 impl Stage {
-    fn during(self) -> Option<&'static str> {
+    fn during(self, activity: &Activity) -> Option<String> {
         match self {
-            Stage::Loading => Some("loading and compiling the probe"),
-            Stage::Instantiating => Some("instantiating the probe"),
-            Stage::Describing => Some("describing the probe"),
-            Stage::Checking => None,
+            Stage::Loading => Some("while loading and compiling the probe".into()),
+            Stage::Instantiating => Some("while instantiating the probe".into()),
+            Stage::Describing => Some("while describing the probe".into()),
+            Stage::Checking => activity.current(),
         }
     }
 }
 
 /// Recognises the most common wrong inputs by their header before handing them to the
 /// compiler, whose messages for them are obscure.
-fn check_header(bytes: &[u8], label: &str) -> Result<(), Failure> {
+fn check_header(bytes: &[u8]) -> Result<(), Failure> {
     const MAGIC: &[u8] = b"\0asm";
     const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
         return Err(Failure::BadInput(format!(
-            "{label} is not a WebAssembly file (it does not start with the \\0asm header); give a component built for wasm32-wasip2"
+            "not a WebAssembly file (it does not start with the \\0asm header); give a component built for wasm32-wasip2"
         )));
     }
     if &bytes[4..8] == CORE_VERSION {
         return Err(Failure::BadInput(format!(
-            "{label} is a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`"
+            "a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`"
         )));
     }
     Ok(())
 }
 
 /// Classifies an error from inside the guest by its type.
-fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &Limits, probe: &str) -> Failure {
+fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &Limits) -> Failure {
     if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
         return Failure::Limit(*limit);
     }
@@ -493,12 +514,14 @@ fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &Limits, pro
         Some(Trap::OutOfFuel) => Failure::OutOfFuel(limits.fuel),
         Some(Trap::Interrupt) => Failure::Timeout {
             after: limits.timeout,
-            during: None,
+            during: store.data().activity.current(),
         },
         Some(Trap::StackOverflow) => Failure::Trap("stack overflow".into()),
-        Some(Trap::UnreachableCodeReached) => Failure::Trap("wasm trap: unreachable (a panic or abort)".into()),
+        Some(Trap::UnreachableCodeReached) => {
+            Failure::Trap("wasm trap: unreachable (a panic or abort)".into())
+        }
         Some(trap) => Failure::Trap(format!("wasm trap: {trap}")),
-        None => Failure::Trap(format!("{probe}: {}", output::chain(&err))),
+        None => Failure::Trap(output::chain(&err)),
     }
 }
 
@@ -510,7 +533,11 @@ fn with_panic_message(message: &str, stderr: &[u8]) -> String {
     while let Some(line) = lines.next() {
         if line.contains("panicked at") {
             let detail = lines.next().unwrap_or("").trim();
-            let detail = if detail.is_empty() { line.trim() } else { detail };
+            let detail = if detail.is_empty() {
+                line.trim()
+            } else {
+                detail
+            };
             return format!("probe panicked: {detail}");
         }
     }

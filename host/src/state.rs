@@ -1,5 +1,6 @@
 //! The per-store host state.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -20,6 +21,27 @@ pub struct HostState {
     pub policy: NetPolicy,
     /// When the run must be over; every host call derives its timeout from it.
     pub deadline: Instant,
+    /// The host call in flight, named in the timeout message if the deadline hits it.
+    pub activity: Activity,
+}
+
+/// The host call a probe is blocked in, shared with the runner: when the deadline drops
+/// the store, this is what is left to say what the probe was waiting for.
+#[derive(Debug, Clone, Default)]
+pub struct Activity(Arc<Mutex<Option<String>>>);
+
+impl Activity {
+    /// Records what the probe now waits for, or `None` once the call returned. Not a drop
+    /// guard on purpose: when the deadline cancels the call, the record must survive the
+    /// dropped future so the runner can name it.
+    pub fn set(&self, what: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what;
+    }
+
+    /// What the probe is waiting for, if it is in a host call that records it.
+    pub fn current(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl WasiView for HostState {

@@ -16,73 +16,125 @@ const SLACK: Duration = Duration::from_secs(1);
 fn http_200_is_healthy() {
     let server = HttpServer::fixed(200, r#"{"status":"UP"}"#);
     let url = server.url("/health");
-    healthprobe(["run", "http", &format!("url={url}")]).expect(0, "healthy: http: ", &["HTTP 200", &url]);
+    healthprobe(["run", "http", &format!("url={url}")]).expect(
+        0,
+        "healthy: http: ",
+        &["HTTP 200", &url],
+    );
 }
 
 #[test]
 fn http_503_is_unhealthy() {
     let server = HttpServer::fixed(503, "down");
-    healthprobe(["run", "http", &format!("url={}", server.url("/health"))])
-        .expect(1, "unhealthy: http: ", &["HTTP 503"]);
+    healthprobe(["run", "http", &format!("url={}", server.url("/health"))]).expect(
+        1,
+        "unhealthy: http: ",
+        &["HTTP 503"],
+    );
 }
 
 #[test]
 fn http_expect_status_overrides_the_default_range() {
     let server = HttpServer::fixed(503, "down");
-    healthprobe(["run", "http", &format!("url={}", server.url("/")), "expect-status=503"])
-        .expect(0, "healthy: http: ", &["HTTP 503"]);
+    healthprobe([
+        "run",
+        "http",
+        &format!("url={}", server.url("/")),
+        "expect-status=503",
+    ])
+    .expect(0, "healthy: http: ", &["HTTP 503"]);
 }
 
 #[test]
 fn http_body_mismatch_is_unhealthy() {
     let server = HttpServer::fixed(200, "all systems degraded");
     let url = format!("url={}", server.url("/"));
-    healthprobe(["run", "http", &url, "expect-body=nominal"]).expect(1, "unhealthy: http: ", &["nominal"]);
+    healthprobe(["run", "http", &url, "expect-body=nominal"]).expect(
+        1,
+        "unhealthy: http: ",
+        &["nominal"],
+    );
     healthprobe(["run", "http", &url, "expect-body=degraded"]).expect(0, "healthy: http: ", &[]);
 }
 
 #[test]
 fn http_expect_json_matches_spring_style_health() {
-    let server = HttpServer::fixed(200, r#"{"status":"DOWN","components":{"db":{"status":"UP"}}}"#);
+    let server = HttpServer::fixed(
+        200,
+        r#"{"status":"DOWN","components":{"db":{"status":"UP"}}}"#,
+    );
     let url = format!("url={}", server.url("/health"));
-    healthprobe(["run", "http", &url, "expect-json=/status=UP"]).expect(1, "unhealthy: http: ", &["DOWN", "UP"]);
-    healthprobe(["run", "http", &url, "expect-json=/components/db/status=UP"]).expect(0, "healthy: http: ", &[]);
+    healthprobe(["run", "http", &url, "expect-json=/status=UP"]).expect(
+        1,
+        "unhealthy: http: ",
+        &["DOWN", "UP"],
+    );
+    healthprobe(["run", "http", &url, "expect-json=/components/db/status=UP"]).expect(
+        0,
+        "healthy: http: ",
+        &[],
+    );
 }
 
 #[test]
 fn http_sends_repeatable_headers() {
     let server = HttpServer::start(|req| {
         let has = |name: &'static str, value: &str| {
-            req.headers().iter().any(|h| h.field.equiv(name) && h.value.as_str() == value)
+            req.headers()
+                .iter()
+                .any(|h| h.field.equiv(name) && h.value.as_str() == value)
         };
         let ok = has("X-One", "1") && has("X-Two", "2");
         (if ok { 200 } else { 400 }, vec![], String::new())
     });
     let url = format!("url={}", server.url("/"));
-    healthprobe(["run", "http", &url, "header=X-One: 1", "header=X-Two:2"]).expect(0, "healthy: http: ", &[]);
-    healthprobe(["run", "http", &url, "header=X-One: 1"]).expect(1, "unhealthy: http: ", &["HTTP 400"]);
+    healthprobe(["run", "http", &url, "header=X-One: 1", "header=X-Two:2"]).expect(
+        0,
+        "healthy: http: ",
+        &[],
+    );
+    healthprobe(["run", "http", &url, "header=X-One: 1"]).expect(
+        1,
+        "unhealthy: http: ",
+        &["HTTP 400"],
+    );
 }
 
 #[test]
 fn http_connection_refused_is_unhealthy() {
     let addr = closed_port();
-    healthprobe(["run", "http", &format!("url=http://{addr}/health")])
-        .expect(1, "unhealthy: http: ", &["refused"]);
+    healthprobe(["run", "http", &format!("url=http://{addr}/health")]).expect(
+        1,
+        "unhealthy: http: ",
+        &["refused"],
+    );
 }
 
 #[test]
 fn http_hung_server_times_out_within_the_deadline() {
     let server = SilentServer::start();
-    healthprobe(["run", "http", &format!("url=http://{}/health", server.addr), "--timeout", "1s"])
-        .expect(1, "unhealthy: http: ", &["timeout"])
-        .within(Duration::from_secs(1) + SLACK);
+    healthprobe([
+        "run",
+        "http",
+        &format!("url=http://{}/health", server.addr),
+        "--timeout",
+        "1s",
+    ])
+    .expect(1, "unhealthy: http: ", &["timeout"])
+    .within(Duration::from_secs(1) + SLACK);
     assert_eq!(server.accepted(), 1);
 }
 
 #[test]
 fn http_json_output_is_one_object() {
     let server = HttpServer::fixed(200, "ok");
-    let out = healthprobe(["run", "http", &format!("url={}", server.url("/")), "--format", "json"]);
+    let out = healthprobe([
+        "run",
+        "http",
+        &format!("url={}", server.url("/")),
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.code, 0, "{out:#?}");
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
     assert_eq!(v["status"], "healthy");
@@ -95,7 +147,12 @@ fn http_json_output_is_one_object() {
 #[test]
 fn quiet_prints_nothing() {
     let server = HttpServer::fixed(503, "down");
-    let out = healthprobe(["run", "http", &format!("url={}", server.url("/")), "--quiet"]);
+    let out = healthprobe([
+        "run",
+        "http",
+        &format!("url={}", server.url("/")),
+        "--quiet",
+    ]);
     assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:#?}");
 }
 
@@ -105,16 +162,36 @@ fn quiet_prints_nothing() {
 fn http_connect_denied_by_policy_names_the_address_and_reaches_nothing() {
     // Grant only 127.0.0.2; the server is on 127.0.0.1: even a policy bug stays on loopback.
     let server = SilentServer::start();
-    let out = healthprobe(["run", "http", &format!("url=http://{}/", server.addr), "--allow-net", "127.0.0.2"]);
-    out.expect(1, "unhealthy: http: ", &["denied", &server.addr.to_string(), "--allow-net"]);
+    let out = healthprobe([
+        "run",
+        "http",
+        &format!("url=http://{}/", server.addr),
+        "--allow-net",
+        "127.0.0.2",
+    ]);
+    out.expect(
+        1,
+        "unhealthy: http: ",
+        &["denied", &server.addr.to_string(), "--allow-net"],
+    );
     assert_eq!(server.accepted(), 0, "the denied listener saw a connection");
 }
 
 #[test]
 fn tcp_connect_denied_by_policy_names_the_address_and_reaches_nothing() {
     let server = SilentServer::start();
-    let out = healthprobe(["run", "tcp", &format!("address={}", server.addr), "--allow-net", "127.0.0.2"]);
-    out.expect(1, "unhealthy: tcp: ", &["denied", &server.addr.to_string(), "--allow-net"]);
+    let out = healthprobe([
+        "run",
+        "tcp",
+        &format!("address={}", server.addr),
+        "--allow-net",
+        "127.0.0.2",
+    ]);
+    out.expect(
+        1,
+        "unhealthy: tcp: ",
+        &["denied", &server.addr.to_string(), "--allow-net"],
+    );
     assert_eq!(server.accepted(), 0, "the denied listener saw a connection");
 }
 
@@ -122,7 +199,13 @@ fn tcp_connect_denied_by_policy_names_the_address_and_reaches_nothing() {
 fn redirect_to_a_port_not_granted_is_denied() {
     let target = SilentServer::start();
     let location = format!("http://{}/", target.addr);
-    let redirector = HttpServer::start(move |_| (302, vec![("Location".into(), location.clone())], String::new()));
+    let redirector = HttpServer::start(move |_| {
+        (
+            302,
+            vec![("Location".into(), location.clone())],
+            String::new(),
+        )
+    });
     let out = healthprobe([
         "run",
         "http",
@@ -130,14 +213,24 @@ fn redirect_to_a_port_not_granted_is_denied() {
         "--allow-net",
         &redirector.addr.to_string(),
     ]);
-    out.expect(1, "unhealthy: http: ", &["denied", &target.addr.to_string()]);
+    out.expect(
+        1,
+        "unhealthy: http: ",
+        &["denied", &target.addr.to_string()],
+    );
     assert_eq!(target.accepted(), 0);
 }
 
 #[test]
 fn bad_allow_net_pattern_is_exit_3() {
-    healthprobe(["run", "tcp", "address=127.0.0.1:1", "--allow-net", "10.0.0.0/99"])
-        .expect(3, "error: ", &["--allow-net"]);
+    healthprobe([
+        "run",
+        "tcp",
+        "address=127.0.0.1:1",
+        "--allow-net",
+        "10.0.0.0/99",
+    ])
+    .expect(3, "error: ", &["--allow-net"]);
 }
 
 // ---- the tcp probe ----
@@ -145,15 +238,22 @@ fn bad_allow_net_pattern_is_exit_3() {
 #[test]
 fn tcp_accepting_listener_is_healthy() {
     let server = SilentServer::start();
-    healthprobe(["run", "tcp", &format!("address={}", server.addr)])
-        .expect(0, "healthy: tcp: ", &[&server.addr.to_string()]);
+    healthprobe(["run", "tcp", &format!("address={}", server.addr)]).expect(
+        0,
+        "healthy: tcp: ",
+        &[&server.addr.to_string()],
+    );
     assert_eq!(server.accepted(), 1);
 }
 
 #[test]
 fn tcp_refused_is_unhealthy() {
     let addr = closed_port();
-    healthprobe(["run", "tcp", &format!("address={addr}")]).expect(1, "unhealthy: tcp: ", &["refused", &addr.to_string()]);
+    healthprobe(["run", "tcp", &format!("address={addr}")]).expect(
+        1,
+        "unhealthy: tcp: ",
+        &["refused", &addr.to_string()],
+    );
 }
 
 #[test]
@@ -166,17 +266,29 @@ fn tcp_address_without_port_is_exit_3() {
 #[test]
 fn spinning_guest_times_out() {
     let wasm = guest("hostile");
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=spin".as_ref(), "--timeout".as_ref(), "1s".as_ref()])
-        .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
-        .within(Duration::from_secs(1) + SLACK);
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=spin".as_ref(),
+        "--timeout".as_ref(),
+        "1s".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
+    .within(Duration::from_secs(1) + SLACK);
 }
 
 #[test]
 fn guest_blocked_in_a_host_sleep_times_out() {
     let wasm = guest("hostile");
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=sleep".as_ref(), "--timeout".as_ref(), "1s".as_ref()])
-        .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
-        .within(Duration::from_secs(1) + SLACK);
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=sleep".as_ref(),
+        "--timeout".as_ref(),
+        "1s".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
+    .within(Duration::from_secs(1) + SLACK);
 }
 
 #[test]
@@ -184,9 +296,16 @@ fn guest_blocked_reading_a_silent_socket_times_out() {
     let server = SilentServer::start();
     let wasm = guest("hostile");
     let address = format!("address={}", server.addr);
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=tcp-read".as_ref(), address.as_ref(), "--timeout".as_ref(), "1s".as_ref()])
-        .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
-        .within(Duration::from_secs(1) + SLACK);
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=tcp-read".as_ref(),
+        address.as_ref(),
+        "--timeout".as_ref(),
+        "1s".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
+    .within(Duration::from_secs(1) + SLACK);
 }
 
 #[test]
@@ -194,37 +313,64 @@ fn guest_looping_over_host_http_calls_times_out() {
     let server = HttpServer::fixed(200, "ok");
     let wasm = guest("hostile");
     let url = format!("url={}", server.url("/"));
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=http-loop".as_ref(), url.as_ref(), "--timeout".as_ref(), "1s".as_ref()])
-        .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
-        .within(Duration::from_secs(1) + SLACK);
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=http-loop".as_ref(),
+        url.as_ref(),
+        "--timeout".as_ref(),
+        "1s".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 1s"])
+    .within(Duration::from_secs(1) + SLACK);
 }
 
 #[test]
 fn fuel_exhaustion_is_unhealthy() {
     let wasm = guest("hostile");
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=spin".as_ref(), "--fuel".as_ref(), "5000000".as_ref()])
-        .expect(1, "unhealthy: hostile: ", &["out of fuel"]);
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=spin".as_ref(),
+        "--fuel".as_ref(),
+        "5000000".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["out of fuel"]);
 }
 
 #[test]
 fn memory_growth_past_the_cap_is_unhealthy() {
     let wasm = guest("hostile");
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=memory".as_ref(), "--max-memory".as_ref(), "16MiB".as_ref()])
-        .expect(1, "unhealthy: hostile: ", &["memory limit (16"])
-        .within(Duration::from_secs(5));
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=memory".as_ref(),
+        "--max-memory".as_ref(),
+        "16MiB".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["memory limit (16"])
+    .within(Duration::from_secs(5));
 }
 
 #[test]
 fn panicking_guest_is_unhealthy_with_its_message() {
     let wasm = guest("hostile");
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=panic".as_ref()])
-        .expect(1, "unhealthy: hostile: ", &["panicked", "the hostile probe gives up"]);
+    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=panic".as_ref()]).expect(
+        1,
+        "unhealthy: hostile: ",
+        &["panicked", "the hostile probe gives up"],
+    );
 }
 
 #[test]
 fn flooding_guest_output_is_capped() {
     let wasm = guest("hostile");
-    let out = healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=flood".as_ref(), "--verbose".as_ref()]);
+    let out = healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=flood".as_ref(),
+        "--verbose".as_ref(),
+    ]);
     out.expect(0, "healthy: hostile: ", &["flooded"]);
     assert!(out.stderr.contains("--- probe stdout ---"), "{out:#?}");
 }
@@ -232,47 +378,80 @@ fn flooding_guest_output_is_capped() {
 #[test]
 fn repeatable_parameters_reach_the_guest_in_order() {
     let wasm = guest("hostile");
-    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=echo".as_ref(), "value=a=1".as_ref(), "value=b".as_ref()])
-        .expect(0, "healthy: hostile: ", &["a=1|b"]);
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=echo".as_ref(),
+        "value=a=1".as_ref(),
+        "value=b".as_ref(),
+    ])
+    .expect(0, "healthy: hostile: ", &["a=1|b"]);
 }
 
 // ---- bad input: exit 3, never 2 ----
 
 #[test]
 fn missing_file_is_exit_3() {
-    healthprobe(["run", "/nonexistent/probe.wasm"]).expect(3, "error: ", &["cannot read", "/nonexistent/probe.wasm"]);
+    healthprobe(["run", "/nonexistent/probe.wasm"]).expect(
+        3,
+        "error: ",
+        &["cannot read", "/nonexistent/probe.wasm"],
+    );
 }
 
 #[test]
 fn unknown_bundled_name_is_exit_3() {
-    healthprobe(["run", "nosuchprobe"]).expect(3, "error: ", &["unknown probe 'nosuchprobe'", "http", "tcp"]);
+    healthprobe(["run", "nosuchprobe"]).expect(
+        3,
+        "error: ",
+        &["unknown probe 'nosuchprobe'", "http", "tcp"],
+    );
 }
 
 #[test]
 fn corrupt_bytes_are_exit_3() {
     let (_d, path) = temp_file("corrupt.wasm", b"\0asm\x0d\0\x01\0garbage-garbage-garbage");
-    healthprobe(["run".as_ref(), path.as_os_str()]).expect(3, "error: ", &["not a valid WebAssembly component"]);
+    healthprobe(["run".as_ref(), path.as_os_str()]).expect(
+        3,
+        "error: ",
+        &["not a valid WebAssembly component"],
+    );
     let (_d, path) = temp_file("text.wasm", b"#!/bin/sh\necho hi\n");
-    healthprobe(["run".as_ref(), path.as_os_str()]).expect(3, "error: ", &["not a WebAssembly file"]);
+    healthprobe(["run".as_ref(), path.as_os_str()]).expect(
+        3,
+        "error: ",
+        &["not a WebAssembly file"],
+    );
 }
 
 #[test]
 fn core_module_is_exit_3() {
     // The smallest valid core module: magic and version 1, no sections.
     let (_d, path) = temp_file("core.wasm", b"\0asm\x01\0\0\0");
-    healthprobe(["run".as_ref(), path.as_os_str()]).expect(3, "error: ", &["core WebAssembly module, not a component"]);
+    healthprobe(["run".as_ref(), path.as_os_str()]).expect(
+        3,
+        "error: ",
+        &["core WebAssembly module, not a component"],
+    );
 }
 
 #[test]
 fn component_of_another_world_is_exit_3() {
     let wasm = guest("other-world");
-    healthprobe(["run".as_ref(), wasm.as_os_str()]).expect(3, "error: ", &["not a healthprobe probe"]);
+    healthprobe(["run".as_ref(), wasm.as_os_str()]).expect(
+        3,
+        "error: ",
+        &["not a healthprobe probe"],
+    );
 }
 
 #[test]
 fn unknown_parameter_is_exit_3_and_lists_the_known_ones() {
-    healthprobe(["run", "http", "url=http://127.0.0.1:1/", "colour=blue"])
-        .expect(3, "error: http: ", &["unknown parameter 'colour'", "url", "expect-status"]);
+    healthprobe(["run", "http", "url=http://127.0.0.1:1/", "colour=blue"]).expect(
+        3,
+        "error: http: ",
+        &["unknown parameter 'colour'", "url", "expect-status"],
+    );
 }
 
 #[test]
@@ -282,8 +461,13 @@ fn missing_required_parameter_is_exit_3() {
 
 #[test]
 fn malformed_parameter_value_is_exit_3() {
-    healthprobe(["run", "http", "url=http://127.0.0.1:1/", "expect-status=abc"])
-        .expect(3, "error: http: ", &["expect-status"]);
+    healthprobe([
+        "run",
+        "http",
+        "url=http://127.0.0.1:1/",
+        "expect-status=abc",
+    ])
+    .expect(3, "error: http: ", &["expect-status"]);
     healthprobe(["run", "http", "url"]).expect(3, "error: ", &["KEY=VALUE"]);
 }
 
@@ -302,8 +486,21 @@ fn usage_errors_are_exit_3_not_2() {
 fn list_shows_the_bundled_probes_and_their_parameters() {
     let out = healthprobe(["list"]);
     assert_eq!(out.code, 0, "{out:#?}");
-    for needle in ["http ", "tcp ", "url", "expect-status", "expect-json", "header", "address", "required"] {
-        assert!(out.stdout.contains(needle), "missing {needle:?}: {}", out.stdout);
+    for needle in [
+        "http ",
+        "tcp ",
+        "url",
+        "expect-status",
+        "expect-json",
+        "header",
+        "address",
+        "required",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "missing {needle:?}: {}",
+            out.stdout
+        );
     }
     let json = healthprobe(["list", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");

@@ -23,11 +23,18 @@ impl Outcome {
     #[track_caller]
     pub fn expect(&self, code: i32, prefix: &str, needles: &[&str]) -> &Self {
         assert_eq!(self.code, code, "exit code; outcome: {self:#?}");
-        assert!(self.stdout.starts_with(prefix), "prefix {prefix:?}; outcome: {self:#?}");
+        assert!(
+            self.stdout.starts_with(prefix),
+            "prefix {prefix:?}; outcome: {self:#?}"
+        );
         for n in needles {
             assert!(self.stdout.contains(n), "missing {n:?}; outcome: {self:#?}");
         }
-        assert_eq!(self.stdout.lines().count(), 1, "one line; outcome: {self:#?}");
+        assert_eq!(
+            self.stdout.lines().count(),
+            1,
+            "one line; outcome: {self:#?}"
+        );
         assert!(
             self.stdout.len() + self.stderr.len() <= 4096,
             "output over 4096 bytes: {}",
@@ -39,7 +46,11 @@ impl Outcome {
     /// Asserts the run took less than `limit`.
     #[track_caller]
     pub fn within(&self, limit: Duration) -> &Self {
-        assert!(self.elapsed < limit, "took {:?}, limit {limit:?}: {self:#?}", self.elapsed);
+        assert!(
+            self.elapsed < limit,
+            "took {:?}, limit {limit:?}: {self:#?}",
+            self.elapsed
+        );
         self
     }
 }
@@ -66,7 +77,10 @@ where
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The path of a test guest component (`hostile`, `other-world`), built on first use.
@@ -75,7 +89,14 @@ pub fn guest(name: &str) -> PathBuf {
     let dir = BUILT.get_or_init(|| {
         let target = root().join("target").join("test-guests");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--locked", "--workspace", "--target", "wasm32-wasip2"])
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--workspace",
+                "--target",
+                "wasm32-wasip2",
+            ])
             .arg("--manifest-path")
             .arg(root().join("tests/guests/Cargo.toml"))
             .arg("--target-dir")
@@ -109,10 +130,16 @@ pub struct HttpServer {
     server: Arc<tiny_http::Server>,
 }
 
-pub type Handler = dyn Fn(&tiny_http::Request) -> (u16, Vec<(String, String)>, String) + Send + Sync;
+pub type Handler =
+    dyn Fn(&tiny_http::Request) -> (u16, Vec<(String, String)>, String) + Send + Sync;
 
 impl HttpServer {
-    pub fn start(respond: impl Fn(&tiny_http::Request) -> (u16, Vec<(String, String)>, String) + Send + Sync + 'static) -> Self {
+    pub fn start(
+        respond: impl Fn(&tiny_http::Request) -> (u16, Vec<(String, String)>, String)
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let addr = server.server_addr().to_ip().unwrap();
         let s = server.clone();
@@ -122,7 +149,9 @@ impl HttpServer {
                 let (status, headers, body) = respond(&req);
                 let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
                 for (k, v) in headers {
-                    resp.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap());
+                    resp.add_header(
+                        tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap(),
+                    );
                 }
                 let _ = req.respond(resp);
             }
@@ -133,7 +162,13 @@ impl HttpServer {
     /// A server that always answers `status` with `body`.
     pub fn fixed(status: u16, body: &str) -> Self {
         let body = body.to_string();
-        Self::start(move |_| (status, vec![("Content-Type".into(), "application/json".into())], body.clone()))
+        Self::start(move |_| {
+            (
+                status,
+                vec![("Content-Type".into(), "application/json".into())],
+                body.clone(),
+            )
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -57,7 +57,11 @@ pub fn execute(args: ListArgs) -> Result<ExitCode, crate::Error> {
                     if p.repeatable {
                         notes.push("repeatable".to_string());
                     }
-                    let notes = if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join(", ")) };
+                    let notes = if notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", notes.join(", "))
+                    };
                     println!("  {:width$}  {}{notes}", p.name, p.description);
                 }
             }

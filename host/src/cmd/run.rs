@@ -27,10 +27,11 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         let report = failure_report(&label, Verdict::Error, message, start);
         reporter.emit(&report, format, quiet, false)
     };
-    let params: Vec<(String, String)> = match args.params.iter().map(|p| params::parse_pair(p)).collect() {
-        Ok(p) => p,
-        Err(message) => return bad_input(message),
-    };
+    let params: Vec<(String, String)> =
+        match args.params.iter().map(|p| params::parse_pair(p)).collect() {
+            Ok(p) => p,
+            Err(message) => return bad_input(message),
+        };
     let source = match ProbeSource::resolve(&args.probe) {
         Ok(s) => s,
         Err(failure) => return bad_input(failure.to_string()),
@@ -104,7 +105,13 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn emit(&self, report: &Report, format: Format, quiet: bool, verbose: bool) -> Result<ExitCode, crate::Error> {
+    fn emit(
+        &self,
+        report: &Report,
+        format: Format,
+        quiet: bool,
+        verbose: bool,
+    ) -> Result<ExitCode, crate::Error> {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if *done {
             // Only the watchdog can get here, after main printed; main's code stands.

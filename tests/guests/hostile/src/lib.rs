@@ -5,7 +5,9 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo, http, tcp};
+use healthprobe_sdk::{
+    Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo, http, tcp,
+};
 
 struct Hostile;
 
@@ -77,7 +79,10 @@ impl Probe for Hostile {
             }
             "echo" => Ok(CheckResult::healthy(params.list("value").join("|"))
                 .detail("count", params.list("value").len())),
-            other => Err(CheckError::invalid_param("mode", format!("unknown mode '{other}'"))),
+            other => Err(CheckError::invalid_param(
+                "mode",
+                format!("unknown mode '{other}'"),
+            )),
         }
     }
 }
