@@ -490,14 +490,14 @@ fn check_header(bytes: &[u8]) -> Result<(), Failure> {
     const MAGIC: &[u8] = b"\0asm";
     const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        return Err(Failure::BadInput(format!(
-            "not a WebAssembly file (it does not start with the \\0asm header); give a component built for wasm32-wasip2"
-        )));
+        return Err(Failure::BadInput(
+            "not a WebAssembly file (it does not start with the \\0asm header); give a component built for wasm32-wasip2".into(),
+        ));
     }
     if &bytes[4..8] == CORE_VERSION {
-        return Err(Failure::BadInput(format!(
-            "a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`"
-        )));
+        return Err(Failure::BadInput(
+            "a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`".into(),
+        ));
     }
     Ok(())
 }
