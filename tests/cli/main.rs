@@ -506,3 +506,28 @@ fn list_shows_the_bundled_probes_and_their_parameters() {
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
     assert!(v.as_array().unwrap().iter().any(|p| p["name"] == "http"));
 }
+
+// ---- no child processes, on any path ----
+
+#[test]
+fn host_source_never_starts_a_process() {
+    // The build script may run cargo; the binary's own code may not start anything.
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for needle in ["process::Command", "Command::new", "fork(", "posix_spawn", "execv"] {
+                assert!(!text.contains(needle), "{} contains {needle}", path.display());
+            }
+        }
+    }
+    assert!(files > 5, "walked only {files} files");
+}
