@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch to one module per subcommand.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a probe once and report healthy, degraded or unhealthy.
     Run(RunArgs),
+    /// Show what a probe is, what it asks for, and what the given flags would grant it.
+    Inspect(InspectArgs),
     /// List the bundled probes and their parameters.
     List(ListArgs),
 }
@@ -41,25 +44,66 @@ pub struct RunArgs {
     #[arg(value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 
-    /// Deadline for the whole run, host calls included (`500ms`, `2s`, `1m`).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
-    /// WebAssembly fuel: roughly the number of instructions the probe may execute.
-    #[arg(long, value_name = "N", default_value_t = crate::runner::DEFAULT_FUEL)]
-    pub fuel: u64,
+    #[command(flatten)]
+    pub grants: GrantArgs,
 
-    /// Largest size of each linear memory of the probe (`64MiB`, `512KiB`).
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
-    pub max_memory: u64,
+    /// Refuse to run the probe unless its SHA-256 is HEX (see `healthprobe inspect`).
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    pub sha256: Option<String>,
 
-    /// Allow connections to HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or * (repeatable).
-    /// Replaces the default, which is loopback only (127.0.0.0/8, ::1, localhost).
-    #[arg(long, value_name = "PATTERN")]
-    pub allow_net: Vec<Grant>,
+    /// Read grants, caps, parameters and the pinned hash from a TOML policy file;
+    /// options and parameters on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Caps on a run. Each overrides the policy file, which overrides the default.
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    /// Deadline for the whole run, host calls included (`500ms`, `2s`, `1m`) [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// WebAssembly fuel: roughly the number of instructions the probe may execute
+    /// [default: 10000000000].
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+
+    /// Largest size of each linear memory of the probe (`64MiB`, `512KiB`) [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+/// What the probe is granted. Everything is denied unless granted here (or in the policy
+/// file), except TCP and HTTP to loopback.
+#[derive(Debug, Args, Default)]
+pub struct GrantArgs {
+    /// Allow TCP, HTTP and name lookups to HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or *
+    /// (repeatable). Replaces the default, loopback only (127.0.0.0/8, ::1, localhost).
+    #[arg(long, value_name = "PATTERN")]
+    pub allow_net: Vec<Grant>,
+
+    /// Allow UDP to the same kinds of patterns (repeatable); UDP is off by default.
+    #[arg(long, value_name = "PATTERN")]
+    pub allow_udp: Vec<Grant>,
+
+    /// Let the probe read directory PATH (read-only, at the same path) (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+
+    /// Pass environment variable NAME (its current value) or set NAME=VALUE (repeatable).
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Allow HTTP requests that ask to skip TLS certificate verification.
+    #[arg(long)]
+    pub allow_insecure_tls: bool,
 }
 
 /// Output options shared by the subcommands that report.
@@ -73,9 +117,28 @@ pub struct OutputArgs {
     #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Also print the probe's own stdout/stderr and timings (on stderr).
+    /// Also print the probe's own stdout/stderr, its SHA-256 and timings (on stderr).
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// Arguments of `healthprobe inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A bundled probe name or the path of a `.wasm` component.
+    #[arg(value_name = "PROBE")]
+    pub probe: String,
+
+    #[command(flatten)]
+    pub grants: GrantArgs,
+
+    /// Read grants from a TOML policy file, as `run --policy` does.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Arguments of `healthprobe list`.
@@ -86,7 +149,18 @@ pub struct ListArgs {
     pub format: Format,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// A SHA-256 given as 64 hex digits, normalised to lower case.
+pub fn parse_sha256(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("expected 64 hex digits, got '{}'", crate::output::excerpt(s, 80)))
+    }
+}
+
+/// A duration like `500ms`, `2s` or `1m`, greater than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|e| format!("{e}; expected a duration like 500ms, 2s or 1m"))?;
     if d.is_zero() {
@@ -95,7 +169,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+/// A size like `64MiB`, greater than zero.
+pub fn parse_size(s: &str) -> Result<u64, String> {
     let size: bytesize::ByteSize = s
         .parse()
         .map_err(|e| format!("{e}; expected a size like 64MiB or 512KiB"))?;
@@ -118,6 +193,7 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, cr
     };
     match cli.command {
         Command::Run(args) => cmd::run::execute(args),
+        Command::Inspect(args) => cmd::inspect::execute(args),
         Command::List(args) => cmd::list::execute(args),
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use ureq::config::Config;
+use ureq::tls::TlsConfig;
 use ureq::http;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
@@ -41,7 +42,13 @@ impl Host for HostState {
                 req.url
             )));
         }
-        let policy = self.policy.clone();
+        if req.insecure && !self.sandbox.insecure_tls {
+            return Err(Error::Denied(format!(
+                "request to {} without TLS verification refused; grant it with --allow-insecure-tls",
+                req.url
+            )));
+        }
+        let policy = self.sandbox.net.clone();
         let url = req.url.clone();
         let task = tokio::task::spawn_blocking(move || blocking_send(req, timeout, &policy));
         self.activity.set(Some(format!("waiting for {url}")));
@@ -98,6 +105,11 @@ fn blocking_send(req: Request, timeout: Duration, policy: &NetPolicy) -> Result<
         .max_redirects_will_error(req.follow_redirects)
         .max_response_header_size(MAX_HEADER_BYTES)
         .user_agent(concat!("healthprobe/", env!("CARGO_PKG_VERSION")))
+        .tls_config(
+            TlsConfig::builder()
+                .disable_verification(req.insecure)
+                .build(),
+        )
         .build();
     let agent = Agent::with_parts(
         config,
@@ -216,8 +228,14 @@ impl Resolver for PolicyResolver {
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let all = DefaultResolver::default().resolve(uri, config, timeout)?;
         let host = uri.host();
+        // Resolving is traffic too (a DNS query can carry data out): only granted names.
+        if let Some(name) = host
+            && !self.policy.check_lookup(name.trim_start_matches('[').trim_end_matches(']'))
+        {
+            return Err(ureq::Error::ConnectionFailed);
+        }
+        let all = DefaultResolver::default().resolve(uri, config, timeout)?;
         let mut allowed = self.empty();
         for addr in all
             .iter()

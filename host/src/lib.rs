@@ -9,14 +9,18 @@ pub mod cli;
 pub mod cmd;
 mod http;
 pub mod limits;
+mod lookup;
 pub mod output;
 pub mod params;
 pub mod policy;
 pub mod runner;
+pub mod sandbox;
+pub mod settings;
 mod state;
 mod stdio;
 
-pub use runner::{Limits, ProbeSource, Report, Runner, Verdict};
+pub use runner::{Limits, ProbeSource, Report, RunConfig, Runner, Verdict};
+pub use sandbox::Sandbox;
 
 /// Exit status when a probe could not be run at all (PRODUCT.md; never 2).
 pub const EXIT_ERROR: u8 = 3;

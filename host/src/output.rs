@@ -77,6 +77,9 @@ pub fn render_guest_output(report: &Report, room: usize) -> String {
         out.push_str(&section);
         out.push('\n');
     }
+    if let Some(digest) = &report.sha256 {
+        out.push_str(&format!("sha256: {digest}\n"));
+    }
     out.push_str(&format!("elapsed: {} ms\n", report.elapsed.as_millis()));
     excerpt(&out, room)
 }
@@ -174,6 +177,7 @@ mod tests {
             elapsed: Duration::from_millis(3),
             stdout: (vec![], 0),
             stderr: (vec![], 0),
+            sha256: None,
         };
         for f in [Format::Text, Format::Json] {
             let out = render(&report, f);

@@ -115,33 +115,87 @@ pub fn default_grants() -> Vec<Grant> {
     ]
 }
 
-/// A connection attempt the policy refused.
+/// Which kind of traffic a policy governs; names the flag that grants it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// TCP connections, name lookups and the `http` import: `--allow-net`.
+    Tcp,
+    /// UDP datagrams: `--allow-udp`.
+    Udp,
+}
+
+impl Proto {
+    /// The command-line flag that grants this kind of traffic.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Proto::Tcp => "--allow-net",
+            Proto::Udp => "--allow-udp",
+        }
+    }
+}
+
+/// Something the policy refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// What the probe tried to reach.
-    pub addr: SocketAddr,
-    /// The name it used, when it went through the HTTP import with a host name.
-    pub host: Option<String>,
+pub enum Denial {
+    /// A connection (or a datagram) to an address.
+    Connect {
+        /// TCP or UDP.
+        proto: Proto,
+        /// What the probe tried to reach.
+        addr: SocketAddr,
+        /// The name it used, when it went through the HTTP import with a host name.
+        host: Option<String>,
+    },
+    /// A name lookup.
+    Lookup {
+        /// The name the probe tried to resolve.
+        name: String,
+    },
+}
+
+impl Denial {
+    /// The resource refused, as the operator would write it.
+    pub fn resource(&self) -> String {
+        match self {
+            Denial::Connect { addr, .. } => addr.to_string(),
+            Denial::Lookup { name } => name.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let via = match &self.host {
-            Some(h) if h.parse::<IpAddr>().is_err() => format!(" ({h})"),
-            _ => String::new(),
-        };
-        write!(
-            f,
-            "connection to {}{via} denied by network policy; grant it with --allow-net {}",
-            self.addr,
-            Grant::Net(IpNet::from(self.addr.ip()), Some(self.addr.port()))
-        )
+        match self {
+            Denial::Connect { proto, addr, host } => {
+                let via = match host {
+                    Some(h) if h.parse::<IpAddr>().is_err() => format!(" ({h})"),
+                    _ => String::new(),
+                };
+                let what = match proto {
+                    Proto::Tcp => "connection",
+                    Proto::Udp => "UDP traffic",
+                };
+                write!(
+                    f,
+                    "{what} to {addr}{via} denied by network policy; grant it with {} {}",
+                    proto.flag(),
+                    Grant::Net(IpNet::from(addr.ip()), Some(addr.port()))
+                )
+            }
+            Denial::Lookup { name } => write!(
+                f,
+                "name lookup of {name} denied by network policy; grant it with --allow-net {name}"
+            ),
+        }
     }
 }
 
-/// The policy of one run: grants with host names resolved, plus the denials seen so far.
+/// The policy of one run for one protocol: grants with host names resolved, plus the
+/// denials seen so far.
 #[derive(Debug, Clone)]
 pub struct NetPolicy {
+    proto: Proto,
+    grants: Arc<Vec<Grant>>,
     rules: Arc<Vec<Rule>>,
     denials: Arc<Mutex<Vec<Denial>>>,
 }
@@ -150,12 +204,17 @@ pub struct NetPolicy {
 enum Rule {
     Any(Option<u16>),
     Net(IpNet, Option<u16>),
+    /// A granted host name: it may be looked up (its addresses are in `Net` rules).
+    Name(String),
 }
 
 impl NetPolicy {
     /// Builds the policy, resolving host-name grants with `resolve` (`localhost` is always
-    /// loopback and never looked up, so the default policy needs no DNS).
+    /// loopback and never looked up, so the default policy needs no DNS). Addresses are
+    /// fixed here, once: a name that later resolves elsewhere (DNS rebinding) does not
+    /// carry its grant to the new address.
     pub fn new(
+        proto: Proto,
         grants: &[Grant],
         mut resolve: impl FnMut(&str) -> std::io::Result<Vec<IpAddr>>,
     ) -> Result<Self, HostGrantError> {
@@ -166,27 +225,47 @@ impl NetPolicy {
                 Grant::AnyHostPort(p) => rules.push(Rule::Any(Some(*p))),
                 Grant::Net(net, p) => rules.push(Rule::Net(*net, *p)),
                 Grant::Host(h, p) if h == "localhost" => {
+                    rules.push(Rule::Name(h.clone()));
                     rules.push(Rule::Net(IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST)), *p));
                     rules.push(Rule::Net(IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)), *p));
                 }
                 Grant::Host(h, p) => {
                     let ips = resolve(h).map_err(|source| HostGrantError {
+                        flag: proto.flag(),
                         host: h.clone(),
                         source,
                     })?;
+                    rules.push(Rule::Name(h.clone()));
                     rules.extend(ips.into_iter().map(|ip| Rule::Net(IpNet::from(ip), *p)));
                 }
             }
         }
         Ok(Self {
+            proto,
+            grants: Arc::new(grants.to_vec()),
             rules: Arc::new(rules),
             denials: Arc::default(),
         })
     }
 
+    /// A policy that grants nothing.
+    pub fn deny_all(proto: Proto) -> Self {
+        Self::new(proto, &[], |_| Ok(Vec::new())).expect("no host grants to resolve")
+    }
+
     /// Resolves a host name with the system resolver.
     pub fn system_resolve(host: &str) -> std::io::Result<Vec<IpAddr>> {
         Ok((host, 0).to_socket_addrs()?.map(|a| a.ip()).collect())
+    }
+
+    /// The grants this policy was built from, as given.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+
+    /// Whether anything at all is granted.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
     }
 
     /// Whether `addr` may be connected to.
@@ -195,23 +274,52 @@ impl NetPolicy {
         self.rules.iter().any(|rule| match rule {
             Rule::Any(port) => port.is_none_or(|p| p == addr.port()),
             Rule::Net(net, port) => net.contains(&ip) && port.is_none_or(|p| p == addr.port()),
+            Rule::Name(_) => false,
         })
+    }
+
+    /// Whether `name` may be looked up: it is granted by name, or everything is granted.
+    /// An IP literal needs no lookup and is always allowed (its connect is checked).
+    pub fn allows_lookup(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.parse::<IpAddr>().is_ok()
+            || self.rules.iter().any(|rule| match rule {
+                Rule::Any(_) => true,
+                Rule::Name(n) => *n == name,
+                Rule::Net(..) => false,
+            })
     }
 
     /// Checks `addr` and records a denial if it is refused.
     pub fn check(&self, addr: SocketAddr, host: Option<&str>) -> bool {
         let ok = self.allows(addr);
         if !ok {
-            let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
-            // A probe that retries in a loop must not grow host memory without bound.
-            if denials.len() < 16 {
-                denials.push(Denial {
-                    addr,
-                    host: host.map(str::to_string),
-                });
-            }
+            self.record(Denial::Connect {
+                proto: self.proto,
+                addr,
+                host: host.map(str::to_string),
+            });
         }
         ok
+    }
+
+    /// Checks a name lookup and records a denial if it is refused.
+    pub fn check_lookup(&self, name: &str) -> bool {
+        let ok = self.allows_lookup(name);
+        if !ok {
+            self.record(Denial::Lookup {
+                name: name.to_string(),
+            });
+        }
+        ok
+    }
+
+    fn record(&self, denial: Denial) {
+        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        // A probe that retries in a loop must not grow host memory without bound.
+        if denials.len() < 16 && !denials.contains(&denial) {
+            denials.push(denial);
+        }
     }
 
     /// The denials recorded so far, oldest first.
@@ -225,8 +333,9 @@ impl NetPolicy {
 
 /// A host name in `--allow-net` that could not be resolved.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot resolve --allow-net host '{host}': {source}")]
+#[error("cannot resolve {flag} host '{host}': {source}; grant an IP address or fix the name")]
 pub struct HostGrantError {
+    flag: &'static str,
     host: String,
     source: std::io::Error,
 }
@@ -246,7 +355,7 @@ mod tests {
 
     fn policy(patterns: &[&str]) -> NetPolicy {
         let grants: Vec<Grant> = patterns.iter().map(|p| p.parse().unwrap()).collect();
-        NetPolicy::new(&grants, |h| match h {
+        NetPolicy::new(Proto::Tcp, &grants, |h| match h {
             "db.internal" => Ok(vec!["10.1.2.3".parse().unwrap()]),
             _ => Err(std::io::Error::other("no such host")),
         })
@@ -259,7 +368,7 @@ mod tests {
 
     #[test]
     fn default_policy_is_loopback_only() {
-        let p = NetPolicy::new(&default_grants(), |_| unreachable!("no DNS")).unwrap();
+        let p = NetPolicy::new(Proto::Tcp, &default_grants(), |_| unreachable!("no DNS")).unwrap();
         assert!(p.allows(sa("127.0.0.1:80")));
         assert!(p.allows(sa("127.9.9.9:1")));
         assert!(p.allows(sa("[::1]:443")));
@@ -280,6 +389,19 @@ mod tests {
         assert!(p.allows(sa("10.1.2.3:3306")));
         assert!(!p.allows(sa("10.1.2.4:3306")));
         assert!(policy(&["*"]).allows(sa("192.0.2.1:1")));
+    }
+
+    #[test]
+    fn lookups_need_a_name_grant() {
+        let p = policy(&["127.0.0.1", "db.internal"]);
+        assert!(!p.check_lookup("localhost"));
+        assert!(p.allows_lookup("DB.internal."));
+        assert!(p.allows_lookup("10.0.0.1"));
+        assert!(policy(&["*"]).allows_lookup("anything.example"));
+        assert_eq!(
+            p.denials()[0].to_string(),
+            "name lookup of localhost denied by network policy; grant it with --allow-net localhost"
+        );
     }
 
     #[test]

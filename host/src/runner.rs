@@ -15,13 +15,12 @@
 //!    small margin.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::sockets::SocketAddrUse;
 
 use crate::bindings::healthprobe::probe::types::{CheckError, ProbeInfo, Status};
 use crate::bindings::{Probe, ProbePre};
@@ -29,7 +28,7 @@ use crate::bundled;
 use crate::limits::{LimitExceeded, Limiter};
 use crate::output;
 use crate::params;
-use crate::policy::NetPolicy;
+use crate::sandbox::Sandbox;
 use crate::state::{Activity, HostState};
 use crate::stdio::Capture;
 
@@ -63,6 +62,18 @@ impl Default for Limits {
 /// Default fuel: far more than any honest check needs (the bundled probes use a few
 /// million), and small enough that a runaway loop with a long `--timeout` still ends.
 pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+
+/// Everything a run is given besides the probe and its parameters.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Time, fuel and memory caps.
+    pub limits: Limits,
+    /// What the probe is granted.
+    pub sandbox: Sandbox,
+    /// The probe's pinned SHA-256 (lower-case hex); a mismatch refuses the run before
+    /// anything is compiled.
+    pub sha256: Option<String>,
+}
 
 /// Where a probe comes from.
 #[derive(Debug, Clone)]
@@ -170,6 +181,8 @@ pub struct Report {
     pub stdout: (Vec<u8>, u64),
     /// Captured guest stderr: kept bytes and count of discarded bytes.
     pub stderr: (Vec<u8>, u64),
+    /// SHA-256 of the component that ran, once it was read.
+    pub sha256: Option<String>,
 }
 
 /// A compiled engine and linker, reusable across runs.
@@ -192,6 +205,7 @@ impl Runner {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| Probe::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .and_then(|()| crate::lookup::add_to_linker(&mut linker))
             .map_err(|e| Failure::BadInput(format!("cannot set up the host functions: {e}")))?;
         // The ticker holds only a weak reference, so it ends by itself with the engine.
         let weak = engine.weak();
@@ -219,12 +233,14 @@ impl Runner {
         start: Instant,
         source: &ProbeSource,
         args: &[(String, String)],
-        limits: &Limits,
-        policy: NetPolicy,
+        config: &RunConfig,
     ) -> Report {
+        let limits = &config.limits;
         let shared = Shared {
             deadline: start + limits.timeout,
-            policy,
+            sandbox: config.sandbox.clone(),
+            sha256: config.sha256.clone(),
+            sha256_seen: Mutex::default(),
             stdout: Capture::new(limits.capture_bytes),
             stderr: Capture::new(limits.capture_bytes),
             activity: Activity::default(),
@@ -251,6 +267,7 @@ impl Runner {
             elapsed: start.elapsed(),
             stdout: shared.stdout.contents(),
             stderr: shared.stderr.contents(),
+            sha256: None,
         };
         match outcome {
             Ok(result) => {
@@ -279,16 +296,15 @@ impl Runner {
         // A probe that was refused a connection usually reports a generic error; the host
         // knows the address and the flag that would grant it, so it says so.
         if report.verdict == Verdict::Unhealthy
-            && let Some(denial) = shared.policy.denials().first()
+            && let Some(denial) = shared.sandbox.denials().first()
         {
             // (Unless the message already carries the hint, as the `http` import's does.)
-            if !report.message.contains("--allow-net") {
+            if !report.message.contains("denied by network policy") {
                 report.message = format!("{denial} ({})", report.message);
             }
-            report
-                .details
-                .push(("denied".into(), denial.addr.to_string()));
+            report.details.push(("denied".into(), denial.resource()));
         }
+        report.sha256 = shared.sha256_seen.lock().ok().and_then(|s| s.clone());
         report
     }
 
@@ -300,23 +316,8 @@ impl Runner {
     ) -> Result<ProbeInfo, Failure> {
         let deadline = Instant::now() + limits.timeout;
         let fut = async {
-            let pre = self.load(source).await?;
-            let shared = Shared {
-                deadline,
-                policy: NetPolicy::new(&[], |_| Ok(Vec::new())).expect("no host grants"),
-                stdout: Capture::new(0),
-                stderr: Capture::new(0),
-                activity: Activity::default(),
-            };
-            let mut store = self.store(limits, &shared)?;
-            let probe = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| classify(e, &store, limits))?;
-            probe
-                .call_describe(&mut store)
-                .await
-                .map_err(|e| classify(e, &store, limits))
+            let pre = self.load(source, None).await?;
+            self.describe_linked(&pre, limits).await
         };
         tokio::time::timeout_at(deadline.into(), fut)
             .await
@@ -335,7 +336,7 @@ impl Runner {
         name: &mut String,
         stage: &mut Stage,
     ) -> Result<crate::bindings::healthprobe::probe::types::CheckResult, Failure> {
-        let pre = self.load(source).await?;
+        let pre = self.load(source, Some(shared)).await?;
         *stage = Stage::Instantiating;
         let mut store = self.store(limits, shared)?;
         let probe = pre
@@ -365,25 +366,36 @@ impl Runner {
         }
     }
 
-    /// Reads and compiles the component, then checks it against the world.
-    async fn load(&self, source: &ProbeSource) -> Result<ProbePre<HostState>, Failure> {
-        let bytes: std::borrow::Cow<'static, [u8]> = match source {
-            ProbeSource::Bundled(b) => b.wasm.into(),
-            ProbeSource::File(path) => std::fs::read(path)
-                .map_err(|e| {
-                    Failure::BadInput(format!(
-                        "cannot read the probe file: {}; check the path",
-                        output::io_error(&e)
-                    ))
-                })?
-                .into(),
-        };
+    /// Reads, verifies, compiles and links the component; `seen` receives its sha256.
+    async fn load(
+        &self,
+        source: &ProbeSource,
+        shared: Option<&Shared>,
+    ) -> Result<ProbePre<HostState>, Failure> {
+        let bytes = read(source)?;
+        if let Some(shared) = shared {
+            let digest = sha256_hex(&bytes);
+            if let Some(expected) = &shared.sha256
+                && !expected.eq_ignore_ascii_case(&digest)
+            {
+                return Err(Failure::BadInput(format!(
+                    "sha256 mismatch: the probe is {digest}, --sha256 pins {expected}; refusing to run it"
+                )));
+            }
+            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+        }
+        let component = self.compile(bytes).await?;
+        self.link(&component)
+    }
+
+    /// Compiles a component (checking its header first).
+    pub(crate) async fn compile(&self, bytes: Cow<'static, [u8]>) -> Result<Component, Failure> {
         check_header(&bytes)?;
         // Cranelift cannot be interrupted; it runs on the blocking pool so that the caller's
         // deadline still ends the run (the thread finishes in the background, or the
         // process exits).
         let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+        tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await
             .map_err(|e| Failure::Trap(format!("compiler thread failed: {e}")))?
             .map_err(|e| {
@@ -391,10 +403,14 @@ impl Runner {
                     "not a valid WebAssembly component: {}",
                     output::chain(&e)
                 ))
-            })?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            })
+    }
+
+    /// Links a component against the host's imports and checks its exports.
+    pub(crate) fn link(&self, component: &Component) -> Result<ProbePre<HostState>, Failure> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| {
             Failure::BadInput(format!(
-                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (no files, environment or stdin)",
+                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2; see `healthprobe inspect`",
                 output::chain(&e)
             ))
         })?;
@@ -406,32 +422,44 @@ impl Runner {
         })
     }
 
+    /// The engine, for inspecting a compiled component's imports.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Instantiates a linked probe with no grants at all and calls `describe`.
+    pub(crate) async fn describe_linked(
+        &self,
+        pre: &ProbePre<HostState>,
+        limits: &Limits,
+    ) -> Result<ProbeInfo, Failure> {
+        let shared = Shared {
+            deadline: Instant::now() + limits.timeout,
+            sandbox: Sandbox::nothing(),
+            sha256: None,
+            sha256_seen: Mutex::default(),
+            stdout: Capture::new(0),
+            stderr: Capture::new(0),
+            activity: Activity::default(),
+        };
+        let mut store = self.store(limits, &shared)?;
+        let probe = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits))?;
+        probe
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits))
+    }
+
     fn store(&self, limits: &Limits, shared: &Shared) -> Result<Store<HostState>, Failure> {
-        let socket_policy = shared.policy.clone();
-        let wasi = WasiCtxBuilder::new()
-            .stdout(shared.stdout.clone())
-            .stderr(shared.stderr.clone())
-            .allow_tcp(true)
-            .allow_udp(false)
-            .allow_ip_name_lookup(true)
-            .socket_addr_check(move |addr, use_| {
-                let policy = socket_policy.clone();
-                Box::pin(async move {
-                    match use_ {
-                        SocketAddrUse::TcpConnect => policy.check(addr, None),
-                        // The implicit bind to the wildcard address that precedes every
-                        // connect; binding anything else would be serving, not probing.
-                        SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
-                        _ => false,
-                    }
-                })
-            })
-            .build();
+        let wasi = shared.sandbox.wasi_ctx(&shared.stdout, &shared.stderr)?;
         let state = HostState {
             wasi,
             table: Default::default(),
             limiter: Limiter::new(limits.max_memory),
-            policy: shared.policy.clone(),
+            sandbox: shared.sandbox.clone(),
             deadline: shared.deadline,
             activity: shared.activity.clone(),
         };
@@ -458,7 +486,11 @@ impl Runner {
 /// flight.
 struct Shared {
     deadline: Instant,
-    policy: NetPolicy,
+    sandbox: Sandbox,
+    /// The pinned digest (`--sha256`), if any.
+    sha256: Option<String>,
+    /// The digest of what was loaded, once it was read.
+    sha256_seen: Mutex<Option<String>>,
     stdout: Capture,
     stderr: Capture,
     activity: Activity,
@@ -482,6 +514,27 @@ impl Stage {
             Stage::Checking => activity.current(),
         }
     }
+}
+
+/// The component's bytes, from the binary or from its file.
+pub(crate) fn read(source: &ProbeSource) -> Result<Cow<'static, [u8]>, Failure> {
+    Ok(match source {
+        ProbeSource::Bundled(b) => b.wasm.into(),
+        ProbeSource::File(path) => std::fs::read(path)
+            .map_err(|e| {
+                Failure::BadInput(format!(
+                    "cannot read the probe file: {}; check the path",
+                    output::io_error(&e)
+                ))
+            })?
+            .into(),
+    })
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// Recognises the most common wrong inputs by their header before handing them to the

@@ -7,7 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limits::Limiter;
-use crate::policy::NetPolicy;
+use crate::sandbox::Sandbox;
 
 /// Everything the host keeps for one probe run: one instance, one store, one of these.
 pub struct HostState {
@@ -17,8 +17,9 @@ pub struct HostState {
     pub table: ResourceTable,
     /// Memory and table caps.
     pub limiter: Limiter,
-    /// Where the probe may connect; shared with the WASI socket check and the HTTP resolver.
-    pub policy: NetPolicy,
+    /// What the probe is granted; its network policies are shared with the WASI socket
+    /// check, the name lookup and the HTTP resolver.
+    pub sandbox: Sandbox,
     /// When the run must be over; every host call derives its timeout from it.
     pub deadline: Instant,
     /// The host call in flight, named in the timeout message if the deadline hits it.

@@ -43,6 +43,13 @@ impl Outcome {
         self
     }
 
+    /// Asserts only the exit code.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code; outcome: {self:#?}");
+        self
+    }
+
     /// Asserts the run took less than `limit`.
     #[track_caller]
     pub fn within(&self, limit: Duration) -> &Self {
@@ -61,9 +68,19 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    healthprobe_env(args, &[])
+}
+
+/// Runs `healthprobe` with `args` and extra environment variables.
+pub fn healthprobe_env<I, S>(args: I, env: &[(&str, &str)]) -> Outcome
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("http_proxy")
         .env_remove("HTTP_PROXY")
         .output()
@@ -113,6 +130,34 @@ pub fn guest(name: &str) -> PathBuf {
     let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
     assert!(path.is_file(), "no guest at {}", path.display());
     path
+}
+
+/// The example third-party probe (examples/third-party-probe), built on first use.
+pub fn third_party_probe() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = root().join("target").join("third-party-probe");
+            cargo_build_wasm(&root().join("examples/third-party-probe/Cargo.toml"), &target);
+            target.join("wasm32-wasip2/release/queue_depth_probe.wasm")
+        })
+        .clone()
+}
+
+fn cargo_build_wasm(manifest: &Path, target: &Path) {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--locked", "--workspace", "--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .status()
+        .expect("run cargo to build a wasm component");
+    assert!(status.success(), "building {} failed", manifest.display());
 }
 
 /// A file in a fresh temporary directory holding `bytes`.
@@ -211,6 +256,32 @@ impl SilentServer {
 
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// A UDP socket on 127.0.0.1 that counts the datagrams it receives.
+pub struct UdpCounter {
+    pub addr: SocketAddr,
+    received: Arc<AtomicUsize>,
+}
+
+impl UdpCounter {
+    pub fn start() -> Self {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = received.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while socket.recv_from(&mut buf).is_ok() {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Self { addr, received }
+    }
+
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::cli::RunArgs;
 use crate::output::{self, Format};
 use crate::params;
-use crate::policy::{self, NetPolicy};
-use crate::runner::{Limits, ProbeSource, Report, Runner, Verdict};
+use crate::runner::{ProbeSource, Report, Runner, Verdict};
+use crate::settings;
 
 /// How long past the deadline the watchdog waits before ending the process. The runner's
 /// own timeout fires at the deadline; this only catches a thread that cannot be cancelled.
@@ -37,11 +37,20 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Err(failure) => return bad_input(failure.to_string()),
     };
 
+    let settings = match settings::resolve(
+        args.policy.as_deref(),
+        &args.limits,
+        args.sha256.as_deref(),
+        &params,
+    ) {
+        Ok(s) => s,
+        Err(failure) => return bad_input(failure.to_string()),
+    };
     // The last line of defence: whatever is stuck, the process reports and exits.
     {
         let reporter = reporter.clone();
         let label = source.label();
-        let timeout = args.timeout;
+        let timeout = settings.limits.timeout;
         std::thread::Builder::new()
             .name("watchdog".into())
             .spawn(move || {
@@ -57,27 +66,16 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
             })?;
     }
 
-    let grants = if args.allow_net.is_empty() {
-        policy::default_grants()
-    } else {
-        args.allow_net.clone()
-    };
-    let policy = match NetPolicy::new(&grants, NetPolicy::system_resolve) {
-        Ok(p) => p,
-        Err(e) => return bad_input(e.to_string()),
-    };
-    let limits = Limits {
-        timeout: args.timeout,
-        fuel: args.fuel,
-        max_memory: args.max_memory,
-        ..Limits::default()
+    let config = match settings.run_config(&args.grants) {
+        Ok(c) => c,
+        Err(failure) => return bad_input(failure.to_string()),
     };
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
     };
     let rt = super::runtime()?;
-    let mut report = rt.block_on(runner.run(start, &source, &params, &limits, policy));
+    let mut report = rt.block_on(runner.run(start, &source, &settings.params, &config));
     // Blocking-pool threads may still sit in a host call that outlived the deadline;
     // waiting for them would undo the deadline.
     rt.shutdown_background();
@@ -94,6 +92,7 @@ fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant
         elapsed: start.elapsed(),
         stdout: (Vec::new(), 0),
         stderr: (Vec::new(), 0),
+        sha256: None,
     }
 }
 

@@ -48,6 +48,13 @@ impl Probe for HttpProbe {
             ParamSpec::optional("follow-redirects", "Whether to follow redirects (at most 5).")
                 .default("true"),
         )
+        .param(
+            ParamSpec::optional(
+                "insecure-tls",
+                "Skip TLS certificate verification; the operator must also pass --allow-insecure-tls.",
+            )
+            .default("false"),
+        )
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
@@ -66,10 +73,12 @@ impl Probe for HttpProbe {
         let expect_body = params.str("expect-body");
         let expect_json = params.parse("expect-json", JsonExpectation::parse)?;
         let follow = params.bool("follow-redirects")?.unwrap_or(true);
+        let insecure = params.bool("insecure-tls")?.unwrap_or(false);
 
         let mut request = Request::new(method, url)
             .timeout(budget.remaining())
-            .follow_redirects(follow);
+            .follow_redirects(follow)
+            .insecure(insecure);
         for (name, value) in headers {
             request = request.header(name, value);
         }

@@ -48,6 +48,7 @@ impl Request {
                 body: None,
                 timeout_ms: None,
                 follow_redirects: true,
+                insecure: false,
             },
         }
     }
@@ -89,6 +90,13 @@ impl Request {
     /// Whether to follow redirects (at most 5, each checked against the network policy).
     pub fn follow_redirects(mut self, follow: bool) -> Self {
         self.inner.follow_redirects = follow;
+        self
+    }
+
+    /// Skip TLS certificate verification. The host refuses such a request (`Denied`)
+    /// unless the operator passed `--allow-insecure-tls`.
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.inner.insecure = insecure;
         self
     }
 

@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 use std::io::{Read, Write};
+use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use healthprobe_sdk::{
@@ -16,10 +17,19 @@ impl Probe for Hostile {
         ProbeInfo::new("hostile", "0.0.0", "Misbehaves on purpose (test only).")
             .param(ParamSpec::required(
                 "mode",
-                "spin | memory | panic | sleep | flood | tcp-read | http-loop | echo",
+                "spin | memory | panic | sleep | flood | tcp-read | http-loop | echo \
+                 | connect | resolve | read-file | list-dir | write-file | env | udp | insecure",
             ))
-            .param(ParamSpec::optional("address", "host:port for tcp-read"))
-            .param(ParamSpec::optional("url", "URL for http-loop"))
+            .param(ParamSpec::optional(
+                "address",
+                "host:port for tcp-read, connect, udp",
+            ))
+            .param(ParamSpec::optional("url", "URL for http-loop, insecure"))
+            .param(ParamSpec::optional("name", "host name for resolve"))
+            .param(ParamSpec::optional(
+                "path",
+                "path for read-file, list-dir, write-file",
+            ))
             .param(ParamSpec::optional("value", "text for echo").repeatable())
     }
 
@@ -77,6 +87,70 @@ impl Probe for Hostile {
                     let _ = black_box(http::Request::get(url).send());
                 }
             }
+            // The sandbox escapes: each reports "escaped: …" (healthy) if it got through and
+            // "denied: …" (unhealthy) if the host stopped it.
+            "connect" => {
+                let address = params.required_str("address")?;
+                Ok(verdict(
+                    tcp::connect(address, &budget).map(|_| format!("connected to {address}")),
+                ))
+            }
+            "resolve" => {
+                let name = params.required_str("name")?;
+                Ok(verdict(
+                    (name, 80)
+                        .to_socket_addrs()
+                        .map(|a| format!("resolved {name} to {:?}", a.collect::<Vec<_>>()))
+                        .map_err(|e| format!("resolving {name}: {e}")),
+                ))
+            }
+            "read-file" => {
+                let path = params.required_str("path")?;
+                Ok(verdict(
+                    std::fs::read(path)
+                        .map(|b| format!("read {} bytes of {path}", b.len()))
+                        .map_err(|e| format!("reading {path}: {e}")),
+                ))
+            }
+            "list-dir" => {
+                let path = params.required_str("path")?;
+                Ok(verdict(
+                    std::fs::read_dir(path)
+                        .map(|d| format!("listed {} entries of {path}", d.count()))
+                        .map_err(|e| format!("listing {path}: {e}")),
+                ))
+            }
+            "write-file" => {
+                let path = params.required_str("path")?;
+                Ok(verdict(
+                    std::fs::write(path, b"pwned")
+                        .map(|()| format!("wrote {path}"))
+                        .map_err(|e| format!("writing {path}: {e}")),
+                ))
+            }
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                Ok(if vars.is_empty() {
+                    CheckResult::unhealthy("denied: no environment variables visible")
+                } else {
+                    CheckResult::healthy(format!("escaped: saw {}", vars.join(" ")))
+                })
+            }
+            "udp" => {
+                let address = params.required_str("address")?;
+                Ok(verdict(
+                    std::net::UdpSocket::bind("0.0.0.0:0")
+                        .and_then(|s| s.send_to(b"ping", address))
+                        .map(|n| format!("sent {n} bytes to {address}"))
+                        .map_err(|e| format!("UDP to {address}: {e}")),
+                ))
+            }
+            "insecure" => {
+                let url = params.required_str("url")?;
+                Ok(verdict(http::Request::get(url).insecure(true).send().map(
+                    |r| format!("HTTP {} without TLS verification", r.status),
+                )))
+            }
             "echo" => Ok(CheckResult::healthy(params.list("value").join("|"))
                 .detail("count", params.list("value").len())),
             other => Err(CheckError::invalid_param(
@@ -84,6 +158,13 @@ impl Probe for Hostile {
                 format!("unknown mode '{other}'"),
             )),
         }
+    }
+}
+
+fn verdict<E: std::fmt::Display>(r: Result<String, E>) -> CheckResult {
+    match r {
+        Ok(what) => CheckResult::healthy(format!("escaped: {what}")),
+        Err(e) => CheckResult::unhealthy(format!("denied: {e}")),
     }
 }
 

@@ -1,0 +1,99 @@
+//! Host implementation of `wasi:sockets/ip-name-lookup` with the network policy in front.
+//!
+//! wasmtime-wasi can only switch name lookup on or off as a whole. A lookup is itself
+//! traffic (a DNS query can carry data out), so a probe may resolve only names the
+//! operator granted; this module shadows WASI's `resolve-addresses` with a check and
+//! delegates everything else.
+
+use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime_wasi::p2::SocketError;
+use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
+    self, Host, HostResolveAddressStream, ResolveAddressStream,
+};
+use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
+
+use crate::sandbox::Sandbox;
+use crate::state::HostState;
+
+/// Replaces WASI's `ip-name-lookup` in `linker` (which must already hold WASI) with the
+/// policy-checked one.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    ip_name_lookup::add_to_linker::<HostState, PolicyLookup>(linker, |s| PolicyLookupView {
+        sockets: WasiSocketsCtxView {
+            ctx: s.wasi.sockets(),
+            table: &mut s.table,
+        },
+        sandbox: &s.sandbox,
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+struct PolicyLookup;
+
+impl HasData for PolicyLookup {
+    type Data<'a> = PolicyLookupView<'a>;
+}
+
+/// WASI's sockets view plus the grants to check against.
+pub struct PolicyLookupView<'a> {
+    sockets: WasiSocketsCtxView<'a>,
+    sandbox: &'a Sandbox,
+}
+
+impl Host for PolicyLookupView<'_> {
+    fn resolve_addresses(
+        &mut self,
+        network: Resource<Network>,
+        name: String,
+    ) -> Result<Resource<ResolveAddressStream>, SocketError> {
+        if !self.sandbox.check_lookup(&name) {
+            return Err(ErrorCode::AccessDenied.into());
+        }
+        Host::resolve_addresses(&mut self.sockets, network, name)
+    }
+}
+
+impl HostResolveAddressStream for PolicyLookupView<'_> {
+    fn resolve_next_address(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> Result<Option<IpAddress>, SocketError> {
+        HostResolveAddressStream::resolve_next_address(&mut self.sockets, stream)
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        HostResolveAddressStream::subscribe(&mut self.sockets, stream)
+    }
+
+    fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
+        HostResolveAddressStream::drop(&mut self.sockets, stream)
+    }
+}
+
+// `ip-name-lookup` uses `network`'s types, so its bindings want the `network` host traits
+// too; they only delegate (the linker keeps WASI's own `network` functions).
+impl network::Host for PolicyLookupView<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        network::Host::convert_error_code(&mut self.sockets, error)
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<wasmtime_wasi::p2::bindings::sockets::network::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        network::Host::network_error_code(&mut self.sockets, err)
+    }
+}
+
+impl network::HostNetwork for PolicyLookupView<'_> {
+    fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
+        network::HostNetwork::drop(&mut self.sockets, this)
+    }
+}
