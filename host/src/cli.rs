@@ -155,7 +155,10 @@ pub fn parse_sha256(s: &str) -> Result<String, String> {
     if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(format!("expected 64 hex digits, got '{}'", crate::output::excerpt(s, 80)))
+        Err(format!(
+            "expected 64 hex digits, got '{}'",
+            crate::output::excerpt(s, 80)
+        ))
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use ureq::config::Config;
-use ureq::tls::TlsConfig;
 use ureq::http;
+use ureq::tls::TlsConfig;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
@@ -231,7 +231,9 @@ impl Resolver for PolicyResolver {
         let host = uri.host();
         // Resolving is traffic too (a DNS query can carry data out): only granted names.
         if let Some(name) = host
-            && !self.policy.check_lookup(name.trim_start_matches('[').trim_end_matches(']'))
+            && !self
+                .policy
+                .check_lookup(name.trim_start_matches('[').trim_end_matches(']'))
         {
             return Err(ureq::Error::ConnectionFailed);
         }

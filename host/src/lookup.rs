@@ -6,12 +6,12 @@
 //! delegates everything else.
 
 use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::p2::SocketError;
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
     self, Host, HostResolveAddressStream, ResolveAddressStream,
 };
 use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
-use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 use crate::sandbox::Sandbox;

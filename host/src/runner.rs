@@ -14,8 +14,8 @@
 //!    stuck in the C library), it prints the timeout and exits at the deadline plus a
 //!    small margin.
 
-use std::path::{Path, PathBuf};
 use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

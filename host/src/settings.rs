@@ -127,7 +127,10 @@ pub fn resolve(
                 other => {
                     return Err(bad(
                         &format!("params.{key}"),
-                        format!("expected a string, number, boolean or a list of them, got {}", other.type_str()),
+                        format!(
+                            "expected a string, number, boolean or a list of them, got {}",
+                            other.type_str()
+                        ),
                     ));
                 }
             };
@@ -158,7 +161,9 @@ impl Settings {
 
     /// The grants: a list on the command line replaces the file's list.
     pub fn sandbox(&self, grants: &GrantArgs) -> Result<Sandbox, Failure> {
-        sandbox(&self.file, grants, &|key, why| bad_key(&self.file_name, key, why))
+        sandbox(&self.file, grants, &|key, why| {
+            bad_key(&self.file_name, key, why)
+        })
     }
 }
 
@@ -171,7 +176,10 @@ fn sandbox(
     grants: &GrantArgs,
     bad: &dyn Fn(&str, String) -> Failure,
 ) -> Result<Sandbox, Failure> {
-    let patterns = |cli: &[Grant], file: &Option<Vec<String>>, key: &str| -> Result<Option<Vec<Grant>>, Failure> {
+    let patterns = |cli: &[Grant],
+                    file: &Option<Vec<String>>,
+                    key: &str|
+     -> Result<Option<Vec<Grant>>, Failure> {
         if !cli.is_empty() {
             return Ok(Some(cli.to_vec()));
         }
@@ -183,10 +191,12 @@ fn sandbox(
             })
             .transpose()
     };
-    let net = patterns(&grants.allow_net, &pf.allow_net, "allow-net")?.unwrap_or_else(policy::default_grants);
+    let net = patterns(&grants.allow_net, &pf.allow_net, "allow-net")?
+        .unwrap_or_else(policy::default_grants);
     let udp = patterns(&grants.allow_udp, &pf.allow_udp, "allow-udp")?.unwrap_or_default();
     let policy = |proto, list: &[Grant]| {
-        NetPolicy::new(proto, list, NetPolicy::system_resolve).map_err(|e| Failure::BadInput(e.to_string()))
+        NetPolicy::new(proto, list, NetPolicy::system_resolve)
+            .map_err(|e| Failure::BadInput(e.to_string()))
     };
 
     let dirs = if grants.allow_read.is_empty() {
@@ -227,7 +237,9 @@ fn sandbox(
             }
         };
         if name.is_empty() {
-            return Err(Failure::BadInput(format!("--env {var}: empty variable name; give NAME or NAME=VALUE")));
+            return Err(Failure::BadInput(format!(
+                "--env {var}: empty variable name; give NAME or NAME=VALUE"
+            )));
         }
         env.push((name, value));
     }

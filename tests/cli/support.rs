@@ -138,7 +138,10 @@ pub fn third_party_probe() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let target = root().join("target").join("third-party-probe");
-            cargo_build_wasm(&root().join("examples/third-party-probe/Cargo.toml"), &target);
+            cargo_build_wasm(
+                &root().join("examples/third-party-probe/Cargo.toml"),
+                &target,
+            );
             target.join("wasm32-wasip2/release/queue_depth_probe.wasm")
         })
         .clone()
@@ -146,7 +149,14 @@ pub fn third_party_probe() -> PathBuf {
 
 fn cargo_build_wasm(manifest: &Path, target: &Path) {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--locked", "--workspace", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--workspace",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .arg("--manifest-path")
         .arg(manifest)
         .arg("--target-dir")

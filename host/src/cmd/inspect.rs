@@ -105,7 +105,12 @@ impl Capability {
 
     /// Whether `sandbox` grants it, and what exactly.
     pub fn grant(self, sandbox: &Sandbox) -> (bool, String) {
-        let list = |g: &[Grant]| g.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = |g: &[Grant]| {
+            g.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let names = |g: &[Grant]| {
             g.iter()
                 .filter_map(|g| match g {
@@ -119,30 +124,51 @@ impl Capability {
             Capability::Http | Capability::Tcp if sandbox.net.grants().is_empty() => {
                 (false, "not granted (--allow-net)".into())
             }
-            Capability::Http | Capability::Tcp => (true, format!("to {}", list(sandbox.net.grants()))),
-            Capability::Udp if sandbox.udp.grants().is_empty() => (false, "not granted (--allow-udp)".into()),
+            Capability::Http | Capability::Tcp => {
+                (true, format!("to {}", list(sandbox.net.grants())))
+            }
+            Capability::Udp if sandbox.udp.grants().is_empty() => {
+                (false, "not granted (--allow-udp)".into())
+            }
             Capability::Udp => (true, format!("to {}", list(sandbox.udp.grants()))),
             Capability::NameLookup => {
                 let mut n = names(sandbox.net.grants());
                 n.extend(names(sandbox.udp.grants()));
                 if n.is_empty() {
-                    (false, "not granted (grant a host name with --allow-net)".into())
+                    (
+                        false,
+                        "not granted (grant a host name with --allow-net)".into(),
+                    )
                 } else {
                     (true, format!("for {}", n.join(", ")))
                 }
             }
-            Capability::Files if sandbox.read.is_empty() => (false, "not granted (--allow-read)".into()),
+            Capability::Files if sandbox.read.is_empty() => {
+                (false, "not granted (--allow-read)".into())
+            }
             Capability::Files => (
                 true,
                 format!(
                     "read-only: {}",
-                    sandbox.read.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                    sandbox
+                        .read
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
-            Capability::Environment if sandbox.env.is_empty() => (false, "none granted (--env)".into()),
+            Capability::Environment if sandbox.env.is_empty() => {
+                (false, "none granted (--env)".into())
+            }
             Capability::Environment => (
                 true,
-                sandbox.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+                sandbox
+                    .env
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
             Capability::Stdin => (false, "never (always empty)".into()),
             Capability::Output => (true, "captured, capped; shown with --verbose".into()),
@@ -170,7 +196,10 @@ pub fn capabilities(component: &Component, runner: &Runner) -> (Vec<Capability>,
 /// Prints the inspection; exit 3 if the probe could not be run as it stands.
 pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     let fail = |message: String| {
-        println!("{}", output::error_line(&format!("{}: {message}", args.probe)));
+        println!(
+            "{}",
+            output::error_line(&format!("{}: {message}", args.probe))
+        );
         Ok(ExitCode::from(crate::EXIT_ERROR))
     };
     let source = match ProbeSource::resolve(&args.probe) {
@@ -259,7 +288,11 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
                     if p.repeatable {
                         notes.push("repeatable".into());
                     }
-                    let notes = if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join(", ")) };
+                    let notes = if notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", notes.join(", "))
+                    };
                     println!("  {}{notes}: {}", p.name, p.description);
                 }
             }
@@ -278,5 +311,9 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             }
         }
     }
-    Ok(ExitCode::from(if problem.is_some() { crate::EXIT_ERROR } else { 0 }))
+    Ok(ExitCode::from(if problem.is_some() {
+        crate::EXIT_ERROR
+    } else {
+        0
+    }))
 }

@@ -510,7 +510,8 @@ mod tests {
                 "expect-status",
                 "expect-body",
                 "expect-json",
-                "follow-redirects"
+                "follow-redirects",
+                "insecure-tls"
             ]
         );
         assert!(info.params.iter().all(|p| !p.description.is_empty()));

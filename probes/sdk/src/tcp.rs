@@ -11,15 +11,27 @@
 //! # Ok::<(), tcp::TcpError>(())
 //! ```
 //!
-//! Read and write timeouts are set from the budget where the platform supports
-//! them; where it does not, the host still ends the probe at its deadline.
+//! On `wasm32-wasip2` the helpers use the WASI 0.2 socket interfaces directly
+//! (`wasi:sockets/tcp`, `tcp-create-socket`, `ip-name-lookup`, `network` and
+//! `instance-network`), not `std::net`: `std::net` would make every probe import
+//! the UDP interfaces too, and so ask the host for a capability it never uses.
+//! Name lookup, connecting, reading and writing each wait at most until the
+//! budget runs out. Natively (for `cargo test`) the same API runs on `std::net`.
 
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+// `core::net`, not `std::net`: the address types only, no sockets.
+use core::net::{IpAddr, SocketAddr};
 
 use crate::Budget;
+
+// The WASI backend on wasm32-wasip2, `std::net` elsewhere (for native tests).
+#[cfg(not(all(target_os = "wasi", target_env = "p2")))]
+#[path = "tcp/native.rs"]
+mod sys;
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
+#[path = "tcp/wasi.rs"]
+mod sys;
 
 /// Why a TCP operation failed. Every message names the address.
 #[derive(Debug)]
@@ -52,10 +64,11 @@ pub enum TcpError {
     Timeout {
         /// The address as given.
         address: String,
-        /// What was going on: `connecting`, `reading` or `writing`.
+        /// What was going on: `resolving`, `connecting`, `reading` or `writing`.
         action: &'static str,
     },
-    /// Any other I/O failure.
+    /// Any other I/O failure, including a connection the host's network policy
+    /// denied (kind [`ErrorKind::PermissionDenied`], message `access-denied`).
     Io {
         /// The address as given.
         address: String,
@@ -74,6 +87,20 @@ impl TcpError {
             }
             ErrorKind::TimedOut | ErrorKind::WouldBlock => TcpError::Timeout { address, action },
             _ => TcpError::Io { address, source: e },
+        }
+    }
+
+    fn from_sys(address: &str, action: &'static str, e: sys::Fail) -> Self {
+        match e {
+            sys::Fail::Timeout => TcpError::Timeout {
+                address: address.to_string(),
+                action,
+            },
+            sys::Fail::Resolve(reason) => TcpError::Resolve {
+                address: address.to_string(),
+                reason,
+            },
+            sys::Fail::Io(e) => TcpError::from_io(address, action, e),
         }
     }
 
@@ -149,18 +176,24 @@ pub fn parse_address(address: &str) -> Result<(&str, u16), String> {
 }
 
 /// Resolve `address` (`host:port`) with WASI name lookup.
+///
+/// An IP address is taken as it is, without a lookup. The lookup itself waits
+/// as long as it takes; [`connect`] bounds it by the budget instead.
 pub fn resolve(address: &str) -> Result<Vec<SocketAddr>, TcpError> {
-    parse_address(address).map_err(|reason| TcpError::InvalidAddress {
+    lookup(address, None)
+}
+
+/// [`resolve`], waiting at most until `budget` runs out if one is given.
+fn lookup(address: &str, budget: Option<&Budget>) -> Result<Vec<SocketAddr>, TcpError> {
+    let (host, port) = parse_address(address).map_err(|reason| TcpError::InvalidAddress {
         address: address.to_string(),
         reason,
     })?;
-    let addrs: Vec<SocketAddr> = address
-        .to_socket_addrs()
-        .map_err(|e| TcpError::Resolve {
-            address: address.to_string(),
-            reason: e.to_string(),
-        })?
-        .collect();
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs = sys::resolve(host, port, budget)
+        .map_err(|e| TcpError::from_sys(address, "resolving", e))?;
     if addrs.is_empty() {
         return Err(TcpError::Resolve {
             address: address.to_string(),
@@ -172,8 +205,9 @@ pub fn resolve(address: &str) -> Result<Vec<SocketAddr>, TcpError> {
 
 /// Connect to `address` (`host:port`), trying each resolved address in turn.
 ///
-/// Fails with [`TcpError::Timeout`] if the budget is already spent. The
-/// connection's reads and writes are then bounded by the same budget.
+/// Fails with [`TcpError::Timeout`] if the budget is spent before a connection
+/// is accepted. The connection's reads and writes are then bounded by the same
+/// budget.
 pub fn connect(address: &str, budget: &Budget) -> Result<TcpConn, TcpError> {
     let timeout = |action| TcpError::Timeout {
         address: address.to_string(),
@@ -183,22 +217,21 @@ pub fn connect(address: &str, budget: &Budget) -> Result<TcpConn, TcpError> {
         return Err(timeout("connecting"));
     }
     let mut last = None;
-    for addr in resolve(address)? {
+    for addr in lookup(address, Some(budget))? {
         if budget.is_exhausted() {
             return Err(timeout("connecting"));
         }
-        // Plain `connect`: on wasm32-wasip2, `connect_timeout` reports success for
-        // a refused port, whereas `connect` reports the refusal.
-        match TcpStream::connect(addr) {
-            Ok(stream) => {
+        match sys::connect(addr, budget) {
+            Ok(inner) => {
                 return Ok(TcpConn {
-                    stream,
+                    stream: TcpStream { inner },
                     address: address.to_string(),
                     peer: addr,
                     budget: *budget,
                 });
             }
-            Err(e) => last = Some(TcpError::from_io(address, "connecting", e)),
+            Err(sys::Fail::Timeout) => return Err(timeout("connecting")),
+            Err(e) => last = Some(TcpError::from_sys(address, "connecting", e)),
         }
     }
     Err(last.unwrap_or_else(|| timeout("connecting")))
@@ -224,72 +257,46 @@ impl TcpConn {
         self.peer
     }
 
-    /// The underlying stream, for protocols the helpers do not cover.
+    /// The underlying byte stream, for protocols the helpers do not cover.
     pub fn stream_mut(&mut self) -> &mut TcpStream {
         &mut self.stream
     }
 
-    /// Take the underlying stream.
+    /// Take the underlying byte stream.
     pub fn into_stream(self) -> TcpStream {
         self.stream
     }
 
-    /// Time left, or a timeout error for `action` if none is.
-    fn remaining(&self, action: &'static str) -> Result<Duration, TcpError> {
-        let left = self.budget.remaining();
-        if left.is_zero() {
+    /// A timeout error for `action` if the budget is spent.
+    fn check_budget(&self, action: &'static str) -> Result<(), TcpError> {
+        if self.budget.is_exhausted() {
             Err(TcpError::Timeout {
                 address: self.address.clone(),
                 action,
             })
         } else {
-            Ok(left)
-        }
-    }
-
-    fn io_err(&self, action: &'static str, e: io::Error) -> TcpError {
-        TcpError::from_io(&self.address, action, e)
-    }
-
-    /// Set the socket timeout for the next operation; platforms without
-    /// socket timeouts are tolerated.
-    fn set_timeout(
-        &self,
-        action: &'static str,
-        set: impl FnOnce(&TcpStream, Option<Duration>) -> io::Result<()>,
-    ) -> Result<(), TcpError> {
-        let left = self.remaining(action)?;
-        match set(&self.stream, Some(left)) {
-            Err(e) if e.kind() != ErrorKind::Unsupported => Err(self.io_err(action, e)),
-            _ => Ok(()),
+            Ok(())
         }
     }
 
     /// Write all of `data`.
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), TcpError> {
-        self.set_timeout("writing", TcpStream::set_write_timeout)?;
+        self.check_budget("writing")?;
         self.stream
-            .write_all(data)
-            .and_then(|()| self.stream.flush())
-            .map_err(|e| self.io_err("writing", e))
+            .inner
+            .write_all(data, &self.budget)
+            .map_err(|e| TcpError::from_sys(&self.address, "writing", e))
     }
 
     /// Read what is available, at most `max` bytes, waiting for at least one.
     ///
     /// An empty result means the peer closed the connection.
     pub fn read_some(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
-        self.set_timeout("reading", TcpStream::set_read_timeout)?;
-        let mut buf = vec![0; max];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io_err("reading", e)),
-            }
-        }
+        self.check_budget("reading")?;
+        self.stream
+            .inner
+            .read_some(max, &self.budget)
+            .map_err(|e| TcpError::from_sys(&self.address, "reading", e))
     }
 
     /// Read until the data contains `pattern`, `max` bytes have arrived, or the
@@ -310,6 +317,38 @@ impl TcpConn {
             }
         }
         Ok(data)
+    }
+}
+
+/// The byte stream of a connection, for protocols the [`TcpConn`] helpers do
+/// not cover.
+///
+/// Its [`Read`] and [`Write`] implementations wait without a deadline (the
+/// host still stops the probe at its deadline); the [`TcpConn`] methods are
+/// bounded by the budget and report a timeout instead.
+pub struct TcpStream {
+    inner: sys::Stream,
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream").finish_non_exhaustive()
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -340,6 +379,18 @@ mod tests {
     }
 
     #[test]
+    fn ip_addresses_need_no_lookup() {
+        assert_eq!(
+            resolve("127.0.0.1:6379").unwrap(),
+            vec![SocketAddr::from(([127, 0, 0, 1], 6379))]
+        );
+        assert_eq!(
+            resolve("[::1]:80").unwrap(),
+            vec![SocketAddr::from((core::net::Ipv6Addr::LOCALHOST, 80))]
+        );
+    }
+
+    #[test]
     fn messages() {
         let refused = TcpError::from_io(
             "127.0.0.1:6379",
@@ -349,12 +400,21 @@ mod tests {
         assert_eq!(refused.to_string(), "connection to 127.0.0.1:6379 refused");
         let timeout = TcpError::from_io("h:1", "reading", ErrorKind::TimedOut.into());
         assert_eq!(timeout.to_string(), "timeout reading h:1");
+        let timeout = TcpError::from_sys("h:1", "resolving", sys::Fail::Timeout);
+        assert_eq!(timeout.to_string(), "timeout resolving h:1");
+        let denied = TcpError::from_io(
+            "h:1",
+            "connecting",
+            io::Error::new(ErrorKind::PermissionDenied, "access-denied"),
+        );
+        assert_eq!(denied.to_string(), "I/O error with h:1: access-denied");
         assert!(matches!(
             resolve("nope"),
             Err(TcpError::InvalidAddress { .. })
         ));
     }
 
+    #[cfg(not(target_os = "wasi"))]
     #[test]
     fn loopback_native() {
         use std::net::TcpListener;
@@ -376,5 +436,20 @@ mod tests {
         // The listener is gone: the port now refuses.
         let err = connect(&addr, &budget).unwrap_err();
         assert!(matches!(err, TcpError::Refused { .. }), "{err}");
+    }
+
+    #[cfg(not(target_os = "wasi"))]
+    #[test]
+    fn spent_budget_times_out_native() {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let err = connect(&addr, &Budget::new(0)).unwrap_err();
+        assert_eq!(err.to_string(), format!("timeout connecting {addr}"));
+
+        // A silent peer: the read waits out the budget and says so.
+        let mut conn = connect(&addr, &Budget::new(200)).unwrap();
+        let err = conn.read_some(16).unwrap_err();
+        assert_eq!(err.to_string(), format!("timeout reading {addr}"));
     }
 }
