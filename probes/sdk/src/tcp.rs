@@ -67,8 +67,14 @@ pub enum TcpError {
         /// What was going on: `resolving`, `connecting`, `reading` or `writing`.
         action: &'static str,
     },
-    /// Any other I/O failure, including a connection the host's network policy
-    /// denied (kind [`ErrorKind::PermissionDenied`], message `access-denied`).
+    /// The host's network policy refused the connection (the host names the grant).
+    Denied {
+        /// The address as given.
+        address: String,
+        /// What was refused: `connecting`, `reading` or `writing`.
+        action: &'static str,
+    },
+    /// Any other I/O failure.
     Io {
         /// The address as given.
         address: String,
@@ -86,6 +92,7 @@ impl TcpError {
                 TcpError::Unreachable { address }
             }
             ErrorKind::TimedOut | ErrorKind::WouldBlock => TcpError::Timeout { address, action },
+            ErrorKind::PermissionDenied => TcpError::Denied { address, action },
             _ => TcpError::Io { address, source: e },
         }
     }
@@ -112,6 +119,7 @@ impl TcpError {
             | TcpError::Refused { address }
             | TcpError::Unreachable { address }
             | TcpError::Timeout { address, .. }
+            | TcpError::Denied { address, .. }
             | TcpError::Io { address, .. } => address,
         }
     }
@@ -130,6 +138,9 @@ impl fmt::Display for TcpError {
             TcpError::Unreachable { address } => write!(f, "{address} is unreachable"),
             TcpError::Timeout { address, action } => {
                 write!(f, "timeout {action} {address}")
+            }
+            TcpError::Denied { address, action } => {
+                write!(f, "{action} {address} denied by the host")
             }
             TcpError::Io { address, source } => write!(f, "I/O error with {address}: {source}"),
         }
@@ -407,7 +418,7 @@ mod tests {
             "connecting",
             io::Error::new(ErrorKind::PermissionDenied, "access-denied"),
         );
-        assert_eq!(denied.to_string(), "I/O error with h:1: access-denied");
+        assert_eq!(denied.to_string(), "connecting h:1 denied by the host");
         assert!(matches!(
             resolve("nope"),
             Err(TcpError::InvalidAddress { .. })

@@ -52,6 +52,7 @@ fn error_kind(e: &TcpError) -> &'static str {
         TcpError::Refused { .. } => "refused",
         TcpError::Unreachable { .. } => "unreachable",
         TcpError::Timeout { .. } => "timeout",
+        TcpError::Denied { .. } => "denied",
         TcpError::Io { .. } => "io",
     }
 }
