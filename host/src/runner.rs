@@ -15,6 +15,7 @@
 //!    small margin.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -189,6 +190,9 @@ pub struct Report {
 pub struct Runner {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    /// Linked probes by content hash: a long-lived runner (a library user, a future `serve`
+    /// mode) compiles each probe once. Content-keyed, so a changed file is recompiled.
+    linked: Mutex<HashMap<String, ProbePre<HostState>>>,
 }
 
 impl Runner {
@@ -222,6 +226,7 @@ impl Runner {
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            linked: Mutex::default(),
         })
     }
 
@@ -373,8 +378,8 @@ impl Runner {
         shared: Option<&Shared>,
     ) -> Result<ProbePre<HostState>, Failure> {
         let bytes = read(source)?;
+        let digest = sha256_hex(&bytes);
         if let Some(shared) = shared {
-            let digest = sha256_hex(&bytes);
             if let Some(expected) = &shared.sha256
                 && !expected.eq_ignore_ascii_case(&digest)
             {
@@ -382,10 +387,25 @@ impl Runner {
                     "sha256 mismatch: the probe is {digest}, --sha256 pins {expected}; refusing to run it"
                 )));
             }
-            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest.clone());
+        }
+        if let Some(pre) = self.cached(&digest) {
+            return Ok(pre);
         }
         let component = self.compile(bytes).await?;
-        self.link(&component)
+        let pre = self.link(&component)?;
+        let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
+        // A bound, so a runner fed ever-changing files cannot grow without limit.
+        if linked.len() >= 64 {
+            linked.clear();
+        }
+        linked.insert(digest, pre.clone());
+        Ok(pre)
+    }
+
+    fn cached(&self, digest: &str) -> Option<ProbePre<HostState>> {
+        let linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
+        linked.get(digest).cloned()
     }
 
     /// Compiles a component (checking its header first).

@@ -974,3 +974,210 @@ fn third_party_example_probe_builds_and_runs() {
         "{caps:?}"
     );
 }
+
+// ---- hostile probes: the rest of the zoo ----
+
+#[test]
+fn http_server_dripping_one_byte_at_a_time_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                // A valid start, then one byte every 200 ms, forever: no per-read timeout
+                // ever fires, only the deadline can end this.
+                for byte in b"HTTP/1.1 200 OK\r\nX-Drip: "
+                    .iter()
+                    .chain(std::iter::repeat(&b'a'))
+                {
+                    if std::io::Write::write_all(&mut conn, &[*byte]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    healthprobe([
+        "run",
+        "http",
+        &format!("url=http://{addr}/"),
+        "--timeout",
+        "2s",
+    ])
+    .expect(1, "unhealthy: http: ", &["timeout after 2s"])
+    .within(Duration::from_secs(2) + SLACK);
+}
+
+#[test]
+fn tcp_probe_is_healthy_on_a_silent_server_it_only_connects() {
+    // The tcp probe checks that the port accepts; a server that then says nothing is still
+    // accepting. (Probes that expect a reply bound their reads by the deadline.)
+    let server = SilentServer::start();
+    healthprobe([
+        "run",
+        "tcp",
+        &format!("address={}", server.addr),
+        "--timeout",
+        "2s",
+    ])
+    .expect(0, "healthy: tcp: ", &[])
+    .within(Duration::from_secs(2) + SLACK);
+}
+
+#[test]
+fn stack_exhaustion_is_unhealthy() {
+    hostile("recurse", &[])
+        .expect(1, "unhealthy: hostile: ", &["stack overflow"])
+        .within(Duration::from_secs(5) + SLACK);
+}
+
+#[test]
+fn a_one_megabyte_message_is_cut_to_fit_the_output_cap() {
+    let out = hostile("big-message", &[]);
+    out.expect(1, "unhealthy: hostile: ", &["xxxx"]);
+    let json = hostile("big-message", &["--format", "json"]);
+    json.expect(1, "{", &[]);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("still valid JSON");
+    assert_eq!(v["status"], "unhealthy");
+}
+
+#[test]
+fn odd_parameters_are_handled() {
+    hostile("echo", &["value="]).expect(0, "healthy: hostile: ", &[]);
+    let long = format!("value={}", "a".repeat(64 * 1024));
+    hostile("echo", &[&long]).expect(0, "healthy: hostile: ", &["aaaa"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let wasm = guest("hostile");
+        let bad = std::ffi::OsStr::from_bytes(b"value=\xff\xfe");
+        healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=echo".as_ref(), bad]).expect(
+            3,
+            "error: ",
+            &["UTF-8"],
+        );
+    }
+}
+
+#[test]
+fn component_importing_an_interface_the_host_lacks_is_exit_3() {
+    let wasm = guest("bad-import");
+    healthprobe(["run".as_ref(), wasm.as_os_str()]).expect(
+        3,
+        "error: ",
+        &["cannot be linked", "test:missing/api"],
+    );
+    let out = healthprobe(["inspect".as_ref(), wasm.as_os_str()]);
+    assert_eq!(out.code, 3, "{out:#?}");
+    assert!(
+        out.stdout.contains("test:missing/api@0.1.0  NOT PROVIDED"),
+        "{out:#?}"
+    );
+}
+
+// ---- resource hygiene of the library ----
+
+#[test]
+fn resource_hygiene_over_a_thousand_runs() {
+    // Measured in a process of its own: the other tests' threads and sockets would blur it.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "resource_hygiene_worker",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("HEALTHPROBE_HYGIENE_WORKER", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "worker failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("hygiene:"), "{stdout}");
+}
+
+#[test]
+#[ignore = "run by resource_hygiene_over_a_thousand_runs in a process of its own"]
+fn resource_hygiene_worker() {
+    use healthprobe::{Limits, ProbeSource, RunConfig, Runner, Sandbox, Verdict};
+    if std::env::var_os("HEALTHPROBE_HYGIENE_WORKER").is_none() {
+        return;
+    }
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    let rss_kib = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap()
+            .to_string();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+
+    let ok = HttpServer::fixed(200, r#"{"status":"UP"}"#);
+    // Listens but never accepts: connections complete in the kernel's backlog and hang, so
+    // every such run times out inside a host call, without a server-side socket here.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let runner = Runner::new().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = ProbeSource::resolve("http").unwrap();
+    let config = |timeout| RunConfig {
+        limits: Limits {
+            timeout,
+            ..Limits::default()
+        },
+        sandbox: Sandbox::loopback(),
+        sha256: None,
+    };
+    let fast = config(Duration::from_secs(5));
+    let slow = config(Duration::from_millis(100));
+    let ok_url = vec![("url".to_string(), ok.url("/health"))];
+    let hung_url = vec![(
+        "url".to_string(),
+        format!("http://{}/", hung.local_addr().unwrap()),
+    )];
+    let run = |i: usize| {
+        let start = std::time::Instant::now();
+        let (args, config, want) = if i % 20 == 0 {
+            (&hung_url, &slow, Verdict::Unhealthy)
+        } else {
+            (&ok_url, &fast, Verdict::Healthy)
+        };
+        let report = rt.block_on(runner.run(start, &http, args, config));
+        assert_eq!(report.verdict, want, "run {i}: {report:?}");
+    };
+    for i in 0..50 {
+        run(i);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (fd0, th0, rss0) = (fds(), threads(), rss_kib());
+    for i in 0..1000 {
+        run(i);
+    }
+    // Let blocking threads of the last timed-out calls finish (ureq's own timeout is the
+    // same 100 ms deadline).
+    std::thread::sleep(Duration::from_millis(300));
+    let (fd1, th1, rss1) = (fds(), threads(), rss_kib());
+    println!("hygiene: fds {fd0} -> {fd1}, threads {th0} -> {th1}, rss {rss0} KiB -> {rss1} KiB");
+    assert!(fd1 <= fd0 + 8, "file descriptors grew: {fd0} -> {fd1}");
+    assert!(th1 <= th0 + 8, "threads grew: {th0} -> {th1}");
+    assert!(
+        rss1 <= rss0 + 32 * 1024,
+        "resident memory grew: {rss0} KiB -> {rss1} KiB"
+    );
+}

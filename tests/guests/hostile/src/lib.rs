@@ -18,7 +18,8 @@ impl Probe for Hostile {
             .param(ParamSpec::required(
                 "mode",
                 "spin | memory | panic | sleep | flood | tcp-read | http-loop | echo \
-                 | connect | resolve | read-file | list-dir | write-file | env | udp | insecure",
+                 | connect | resolve | read-file | list-dir | write-file | env | udp | insecure \
+                 | recurse | big-message",
             ))
             .param(ParamSpec::optional(
                 "address",
@@ -151,6 +152,13 @@ impl Probe for Hostile {
                     |r| format!("HTTP {} without TLS verification", r.status),
                 )))
             }
+            "recurse" => Ok(CheckResult::healthy(format!(
+                "depth {}",
+                recurse(0, &mut [0u8; 64])
+            ))),
+            "big-message" => {
+                Ok(CheckResult::unhealthy("x".repeat(1 << 20)).detail("big", "y".repeat(1 << 20)))
+            }
             "echo" => Ok(CheckResult::healthy(params.list("value").join("|"))
                 .detail("count", params.list("value").len())),
             other => Err(CheckError::invalid_param(
@@ -159,6 +167,14 @@ impl Probe for Hostile {
             )),
         }
     }
+}
+
+/// Unbounded recursion with a frame the optimiser cannot remove.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64, frame: &mut [u8; 64]) -> u64 {
+    frame[(depth % 64) as usize] = depth as u8;
+    let mut next = *black_box(frame);
+    black_box(recurse(depth + 1, &mut next)) + u64::from(next[0])
 }
 
 fn verdict<E: std::fmt::Display>(r: Result<String, E>) -> CheckResult {
