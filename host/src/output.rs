@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::bindings::healthprobe::probe::types::ParamSpec;
 use crate::runner::{Report, Verdict};
 
 /// Docker keeps only this much of a health check's output.
@@ -82,6 +83,36 @@ pub fn render_guest_output(report: &Report, room: usize) -> String {
     }
     out.push_str(&format!("elapsed: {} ms\n", report.elapsed.as_millis()));
     excerpt(&out, room)
+}
+
+/// `[required, default: GET, repeatable]`, or nothing, for a parameter listing.
+pub fn param_notes(p: &ParamSpec) -> String {
+    let mut notes = Vec::new();
+    if p.required {
+        notes.push("required".to_string());
+    }
+    if let Some(d) = &p.default {
+        notes.push(format!("default: {d}"));
+    }
+    if p.repeatable {
+        notes.push("repeatable".to_string());
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", notes.join(", "))
+    }
+}
+
+/// A parameter as a JSON object, for `list` and `inspect`.
+pub fn param_json(p: &ParamSpec) -> serde_json::Value {
+    serde_json::json!({
+        "name": p.name,
+        "description": p.description,
+        "required": p.required,
+        "default": p.default,
+        "repeatable": p.repeatable,
+    })
 }
 
 /// A duration the way operators write them: `2s`, `500ms`, `1.5s`.

@@ -105,26 +105,7 @@ pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let target = root().join("target").join("test-guests");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--workspace",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .arg("--manifest-path")
-            .arg(root().join("tests/guests/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET")
-            .status()
-            .expect("run cargo to build the test guests");
-        assert!(status.success(), "building tests/guests failed");
+        cargo_build_wasm(&root().join("tests/guests/Cargo.toml"), &target);
         target.join("wasm32-wasip2").join("release")
     });
     let path = dir.join(format!("{}.wasm", name.replace('-', "_")));

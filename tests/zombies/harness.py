@@ -26,6 +26,12 @@ Usage::
     harness.py [--label L] [--checks N] [--kill-after S] [--interval S]
                [--settle S] -- COMMAND ARG...      # "{url}" is substituted
 
+The baseline is ``sh -c 'wget -q -t 1 -T 2 -O- {url} || exit 1'``. dash forks
+for ``cmd || exit 1`` (some shells exec a lone command: then there would be no
+child to orphan). GNU wget retries a timed-out read up to 20 times, so without
+``-t 1`` the orphans stay alive for minutes and show up as live orphans rather
+than zombies; busybox wget (Alpine, the zipkin image) gives up after ``-T``.
+
 Exit status is 0 for a result or a skip ({"skip": reason}: not root, no
 unshare, no setns, missing wget, ...); the caller decides whether a skip is a
 failure. Unexpected errors print {"error": ...} and exit 2.
@@ -284,7 +290,7 @@ class CheckResult:
         self.code, self.killed, self.output = code, killed, output
 
 
-def run_check(setns, ns: Namespace, ns_fd: int, argv: list[str], kill_after: float) -> CheckResult:
+def run_check(setns, ns_fd: int, argv: list[str], kill_after: float) -> CheckResult:
     out_r, out_w = os.pipe()
     ctl_r, ctl_w = os.pipe()
     ack_r, ack_w = os.pipe()
@@ -334,8 +340,8 @@ def run_check(setns, ns: Namespace, ns_fd: int, argv: list[str], kill_after: flo
                 if fd == pidfd:
                     exited = True
                 elif fd == out_r:
-                    _drain(out_r, output, eof_ok=True, poller=poller)
-        _drain(out_r, output, eof_ok=True, poller=None)
+                    _drain(out_r, output, poller)
+        _drain(out_r, output, None)
 
         line = ctl.readline().decode().strip()
         if not line.startswith("status "):
@@ -357,7 +363,8 @@ def run_check(setns, ns: Namespace, ns_fd: int, argv: list[str], kill_after: flo
         os.waitpid(a_pid, 0)
 
 
-def _drain(fd: int, buf: bytearray, eof_ok: bool, poller) -> None:
+def _drain(fd: int, buf: bytearray, poller) -> None:
+    """Read what the check wrote so far, without blocking."""
     while len(buf) < OUTPUT_LIMIT:
         try:
             chunk = os.read(fd, OUTPUT_LIMIT - len(buf))
@@ -435,7 +442,7 @@ def run(args: argparse.Namespace) -> dict:
             for i in range(args.checks):
                 if i:
                     time.sleep(args.interval)
-                r = run_check(setns, ns, ns_fd, argv, args.kill_after)
+                r = run_check(setns, ns_fd, argv, args.kill_after)
                 killed += r.killed
                 codes[r.code] += 1
                 if len(outputs) < OUTPUTS_KEPT:

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use healthprobe_sdk::http::Request;
+use healthprobe_sdk::http::{Request, parse_header};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 use serde_json::Value;
 
@@ -186,22 +186,6 @@ fn parse_pointer(pointer: &str) -> Result<&str, String> {
             "expected a JSON pointer starting with '/', such as /queue/depth, got '{pointer}'"
         ))
     }
-}
-
-/// Split `Name: value` (or `Name:value`) into name and value.
-fn parse_header(header: &str) -> Result<(String, String), String> {
-    let malformed = || format!("expected a header as 'Name: value', got '{header}'");
-    let (name, value) = header.split_once(':').ok_or_else(malformed)?;
-    let name = name.trim();
-    let is_token_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(is_token_byte) {
-        return Err(malformed());
-    }
-    let value = value.trim();
-    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
-        return Err(format!("a header value must be one line, got '{header}'"));
-    }
-    Ok((name.to_string(), value.to_string()))
 }
 
 /// A number read from the document: its value and its JSON text (`5`, `2.5`).

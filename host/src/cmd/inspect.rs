@@ -254,10 +254,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
                 "source": source_text,
                 "size": size,
                 "sha256": sha256,
-                "params": info.as_ref().map(|i| i.params.iter().map(|p| serde_json::json!({
-                    "name": p.name, "description": p.description, "required": p.required,
-                    "default": p.default, "repeatable": p.repeatable,
-                })).collect::<Vec<_>>()),
+                "params": info.as_ref().map(|i| i.params.iter().map(output::param_json).collect::<Vec<_>>()),
                 "capabilities": caps.iter().map(|c| {
                     let (granted, detail) = c.grant(&sandbox);
                     serde_json::json!({"capability": c.key(), "description": c.describe(), "granted": granted, "detail": detail})
@@ -278,21 +275,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             if let Some(i) = &info {
                 println!("parameters:");
                 for p in &i.params {
-                    let mut notes = Vec::new();
-                    if p.required {
-                        notes.push("required".to_string());
-                    }
-                    if let Some(d) = &p.default {
-                        notes.push(format!("default: {d}"));
-                    }
-                    if p.repeatable {
-                        notes.push("repeatable".into());
-                    }
-                    let notes = if notes.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" [{}]", notes.join(", "))
-                    };
+                    let notes = output::param_notes(p);
                     println!("  {}{notes}: {}", p.name, p.description);
                 }
             }

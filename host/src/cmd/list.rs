@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::bundled;
 use crate::cli::ListArgs;
-use crate::output::Format;
+use crate::output::{self, Format};
 use crate::runner::{Limits, ProbeSource, Runner};
 
 /// Prints every bundled probe with its parameters, as each probe describes itself.
@@ -27,13 +27,7 @@ pub fn execute(args: ListArgs) -> Result<ExitCode, crate::Error> {
                         "name": i.name,
                         "version": i.version,
                         "description": i.description,
-                        "params": i.params.iter().map(|p| serde_json::json!({
-                            "name": p.name,
-                            "description": p.description,
-                            "required": p.required,
-                            "default": p.default,
-                            "repeatable": p.repeatable,
-                        })).collect::<Vec<_>>(),
+                        "params": i.params.iter().map(output::param_json).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -47,21 +41,7 @@ pub fn execute(args: ListArgs) -> Result<ExitCode, crate::Error> {
                 println!("{} {}: {}", i.name, i.version, i.description);
                 let width = i.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
                 for p in &i.params {
-                    let mut notes = Vec::new();
-                    if p.required {
-                        notes.push("required".to_string());
-                    }
-                    if let Some(d) = &p.default {
-                        notes.push(format!("default: {d}"));
-                    }
-                    if p.repeatable {
-                        notes.push("repeatable".to_string());
-                    }
-                    let notes = if notes.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" [{}]", notes.join(", "))
-                    };
+                    let notes = output::param_notes(p);
                     println!("  {:width$}  {}{notes}", p.name, p.description);
                 }
             }

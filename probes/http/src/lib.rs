@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use healthprobe_sdk::http::Request;
+use healthprobe_sdk::http::{Request, is_token, parse_header};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 /// The default `expect-status`, as in Kubernetes HTTP probes.
@@ -178,33 +178,13 @@ fn excerpt(text: &str) -> String {
 /// Check that `method` is an HTTP token such as `GET`.
 fn parse_method(method: &str) -> Result<&str, String> {
     let method = method.trim();
-    if !method.is_empty() && method.bytes().all(is_token_byte) {
+    if is_token(method) {
         Ok(method)
     } else {
         Err(format!(
             "expected an HTTP method such as GET, HEAD or POST, got '{method}'"
         ))
     }
-}
-
-/// Bytes allowed in an HTTP token (method or header name), RFC 9110.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Split `Name: value` (or `Name:value`) into name and value.
-fn parse_header(header: &str) -> Result<(String, String), String> {
-    let malformed = || format!("expected a header as 'Name: value', got '{header}'");
-    let (name, value) = header.split_once(':').ok_or_else(malformed)?;
-    let name = name.trim();
-    if name.is_empty() || !name.bytes().all(is_token_byte) {
-        return Err(malformed());
-    }
-    let value = value.trim();
-    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
-        return Err(format!("a header value must be one line, got '{header}'"));
-    }
-    Ok((name.to_string(), value.to_string()))
 }
 
 /// Accepted status codes: a list of codes and inclusive ranges.

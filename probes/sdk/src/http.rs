@@ -159,6 +159,30 @@ impl Response {
     }
 }
 
+/// Whether `text` is an HTTP token (a valid method or header name).
+pub fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Splits a `Name: value` (or `Name:value`) header parameter into name and value, with a
+/// reason for the operator when it is malformed.
+pub fn parse_header(header: &str) -> Result<(String, String), String> {
+    let malformed = || format!("expected a header as 'Name: value', got '{header}'");
+    let (name, value) = header.split_once(':').ok_or_else(malformed)?;
+    let name = name.trim();
+    if !is_token(name) {
+        return Err(malformed());
+    }
+    let value = value.trim();
+    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return Err(format!("a header value must be one line, got '{header}'"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
 /// Why a request got no response; each variant carries the host's explanation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {

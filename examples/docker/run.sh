@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# The Docker example, end to end: a service that never reaps children runs as PID 1 and
+# wedges; healthprobe reports it unhealthy and leaves nothing behind, while the classic
+# `sh -c 'wget … || exit 1'` check (the baseline) piles up zombies.
+#
+# Run as root:  examples/docker/run.sh
+# It installs what is missing (docker.io, busybox-static, musl-tools with apt-get; the musl
+# target with rustup), builds static binaries, starts its own dockerd in a temporary
+# directory and stops it at exit.
+#
+# Environment:
+#   BASELINE=0        skip the busybox/wget baseline container
+#   SETTLE=30         seconds to wait after "unhealthy" before counting processes
+#   KEEP_WORK=1       keep the temporary directory (dockerd log, data root)
+#   CARGO_TARGET_DIR  where cargo builds (default: the repository's target/)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TARGET=x86_64-unknown-linux-musl
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BASELINE=${BASELINE:-1}
+SETTLE=${SETTLE:-30}
+KEEP_WORK=${KEEP_WORK:-0}
+# The example's Dockerfiles need only the classic builder; a newer docker CLI without the
+# buildx plugin refuses `docker build` unless BuildKit is turned off.
+export DOCKER_BUILDKIT=0
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
+die() {
+    log "error: $*" >&2
+    exit 1
+}
+now() { printf '%s' "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+[[ $(id -u) == 0 ]] || die "run as root: this installs packages and starts its own dockerd"
+
+# --- 1. what is missing --------------------------------------------------------------------
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v musl-gcc >/dev/null || missing+=(musl-tools) # ring (rustls) compiles C for musl
+if [[ $BASELINE != 0 ]] && ! installed busybox-static; then missing+=(busybox-static); fi
+if ((${#missing[@]})); then
+    log "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${missing[@]}" >/dev/null ||
+        { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; } ||
+        die "apt-get install ${missing[*]} failed"
+fi
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+    log "adding the $TARGET target with rustup"
+    rustup target add "$TARGET"
+fi
+
+# --- 2. static binaries --------------------------------------------------------------------
+
+static_or_die() {
+    [[ -x $1 ]] || die "$1 was not built"
+    if ldd "$1" 2>&1 | grep -q '=>'; then die "$1 is dynamically linked"; fi
+}
+
+log "building healthprobe (release, $TARGET); from scratch this takes several minutes"
+(cd "$ROOT" && cargo build --release --target "$TARGET" -p healthprobe)
+HEALTHPROBE=$CARGO_TARGET_DIR/$TARGET/release/healthprobe
+static_or_die "$HEALTHPROBE"
+
+log "building fake-zipkin (release, $TARGET)"
+cargo build --release --target "$TARGET" \
+    --manifest-path "$HERE/fake-zipkin/Cargo.toml" --target-dir "$CARGO_TARGET_DIR/fake-zipkin"
+FAKE_ZIPKIN=$CARGO_TARGET_DIR/fake-zipkin/$TARGET/release/fake-zipkin
+static_or_die "$FAKE_ZIPKIN"
+log "healthprobe: $(du -h "$HEALTHPROBE" | cut -f1), fake-zipkin: $(du -h "$FAKE_ZIPKIN" | cut -f1)"
+
+# --- 3. a private dockerd --------------------------------------------------------------------
+
+WORK=$(mktemp -d /tmp/hp-docker.XXXXXX)
+DOCKERD_PID=
+CONTAINERS=()
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [[ -n $DOCKERD_PID ]]; then
+        for c in "${CONTAINERS[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
+        log "stopping dockerd (pid $DOCKERD_PID)"
+        kill -TERM "$DOCKERD_PID" 2>/dev/null
+        for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$DOCKERD_PID" 2>/dev/null && kill -KILL "$DOCKERD_PID" 2>/dev/null
+        wait "$DOCKERD_PID" 2>/dev/null
+    fi
+    # Anything dockerd left mounted below the work directory (network namespaces).
+    awk -v w="$WORK" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r |
+        while read -r m; do umount -l "$m"; done
+    if [[ $KEEP_WORK == 1 || $rc != 0 ]]; then
+        log "kept $WORK (dockerd.log is there)"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting dockerd in $WORK (vfs, no iptables, no bridge)"
+dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+    --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
+    --host "unix://$WORK/docker.sock" >"$WORK/dockerd.log" 2>&1 &
+DOCKERD_PID=$!
+export DOCKER_HOST=unix://$WORK/docker.sock
+for _ in $(seq 150); do
+    docker version >/dev/null 2>&1 && break
+    kill -0 "$DOCKERD_PID" 2>/dev/null || { tail -20 "$WORK/dockerd.log" >&2; die "dockerd exited"; }
+    sleep 0.2
+done
+docker version >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log" >&2; die "dockerd did not come up in 30 s"; }
+log "dockerd $(docker version --format '{{.Server.Version}}') is up (pid $DOCKERD_PID)"
+
+# --- 4. images -------------------------------------------------------------------------------
+
+CTX=$WORK/context
+mkdir -p "$CTX"
+cp "$HEALTHPROBE" "$FAKE_ZIPKIN" "$HERE/Dockerfile" "$HERE/Dockerfile.baseline" "$CTX/"
+VARIANTS=(healthprobe)
+if [[ $BASELINE != 0 ]]; then
+    cp /bin/busybox "$CTX/busybox"
+    static_or_die "$CTX/busybox"
+    VARIANTS+=(baseline)
+fi
+for v in "${VARIANTS[@]}"; do
+    file=Dockerfile
+    [[ $v == baseline ]] && file=Dockerfile.baseline
+    log "docker build -t healthprobe-example:$v -f $file"
+    docker build -q -t "healthprobe-example:$v" -f "$CTX/$file" "$CTX" >/dev/null 2>"$WORK/build-$v.log" ||
+        { cat "$WORK/build-$v.log" >&2; die "docker build ($v) failed"; }
+done
+
+# --- 5. the flow, once per container -----------------------------------------------------------
+
+health() { docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1"; }
+
+# wait_for CONTAINER STATUS SINCE TIMEOUT: prints every transition with a timestamp and
+# the seconds since SINCE; sets WAITED to the seconds it took to reach STATUS.
+WAITED=
+wait_for() {
+    local c=$1 want=$2 t0=$3 limit=$4 last=${LAST_STATUS:-} s
+    while :; do
+        s=$(health "$c")
+        if [[ $s != "$last" ]]; then
+            log "  $c: ${last:-(none)} -> $s  (+$(since "$t0") s)"
+            last=$s
+        fi
+        LAST_STATUS=$s
+        if [[ $s == "$want" ]]; then
+            WAITED=$(since "$t0")
+            return 0
+        fi
+        if [[ $(docker inspect --format '{{.State.Running}}' "$c") != true ]]; then
+            docker logs "$c" 2>&1 | tail -5 >&2
+            die "$c stopped"
+        fi
+        awk -v e="$(since "$t0")" -v l="$limit" 'BEGIN { exit !(e > l) }' &&
+            die "$c did not become $want within $limit s"
+        sleep 0.2
+    done
+}
+
+# processes CONTAINER: prints `docker top` and sets PROCS, ZOMBIES and ORPHANS (processes
+# whose parent is the container's PID 1: re-parented health-check children).
+PROCS= ZOMBIES= ORPHANS=
+processes() {
+    local c=$1 top pid1
+    pid1=$(docker inspect --format '{{.State.Pid}}' "$c")
+    top=$(docker top "$c" -eo pid,ppid,stat,comm)
+    PROCS=$(awk 'NR > 1' <<<"$top" | wc -l)
+    ZOMBIES=$(awk 'NR > 1 && $3 ~ /^Z/' <<<"$top" | wc -l)
+    ORPHANS=$(awk -v p="$pid1" 'NR > 1 && $2 == p' <<<"$top" | wc -l)
+    if ((PROCS > 12)); then
+        head -11 <<<"$top" | sed 's/^/    /'
+        echo "    … $((PROCS - 10)) more"
+    else
+        sed 's/^/    /' <<<"$top"
+    fi
+}
+
+declare -A T_HEALTHY T_UNHEALTHY N_PROCS N_ZOMBIES N_ORPHANS
+for v in "${VARIANTS[@]}"; do
+    c=hp-example-$v
+    echo
+    log "=== $c (image healthprobe-example:$v) ==="
+    docker inspect --format '    HEALTHCHECK {{json .Config.Healthcheck.Test}} interval={{.Config.Healthcheck.Interval}} timeout={{.Config.Healthcheck.Timeout}} retries={{.Config.Healthcheck.Retries}}' "healthprobe-example:$v"
+    docker rm -f "$c" >/dev/null 2>&1 || true
+    t0=$(now)
+    docker run -d --name "$c" --network none "healthprobe-example:$v" >/dev/null
+    CONTAINERS+=("$c")
+    LAST_STATUS=
+    wait_for "$c" healthy "$t0" 120
+    T_HEALTHY[$v]=$WAITED
+    log "  processes while healthy:"
+    processes "$c"
+
+    t1=$(now)
+    log "  docker exec $c /fake-zipkin hang"
+    docker exec "$c" /fake-zipkin hang | sed 's/^/    /'
+    wait_for "$c" unhealthy "$t1" 120
+    T_UNHEALTHY[$v]=$WAITED
+    log "  last health checks (docker inspect .State.Health.Log):"
+    docker inspect --format '{{range .State.Health.Log}}{{.Start.Format "15:04:05.000"}} exit={{.ExitCode}} {{json .Output}}{{println}}{{end}}' "$c" |
+        grep . | tail -4 | cut -c1-150 | sed 's/^/    /'
+
+    log "  waiting ${SETTLE} s with the service hung, then counting processes"
+    sleep "$SETTLE"
+    log "  docker top $c -eo pid,ppid,stat,comm  (status now: $(health "$c"))"
+    processes "$c"
+    N_PROCS[$v]=$PROCS N_ZOMBIES[$v]=$ZOMBIES N_ORPHANS[$v]=$ORPHANS
+    log "  $c: $PROCS processes, $ZOMBIES zombies, $ORPHANS children of PID 1"
+    docker rm -f "$c" >/dev/null
+done
+
+# --- 6. summary --------------------------------------------------------------------------------
+
+echo
+log "summary (processes counted ${SETTLE} s after the container turned unhealthy)"
+printf '%-24s %-16s %-28s %-10s %-8s %-16s\n' container "time to healthy" "time to unhealthy after hang" processes zombies "children of PID 1"
+for v in "${VARIANTS[@]}"; do
+    printf '%-24s %-16s %-28s %-10s %-8s %-16s\n' "hp-example-$v" "${T_HEALTHY[$v]} s" \
+        "${T_UNHEALTHY[$v]} s" "${N_PROCS[$v]}" "${N_ZOMBIES[$v]}" "${N_ORPHANS[$v]}"
+done
+echo "(processes include a health check in flight at the moment of counting, if any)"
+if ((N_ZOMBIES[healthprobe] != 0)); then
+    die "the healthprobe container has zombies"
+fi
