@@ -167,22 +167,37 @@ wait_for() {
     done
 }
 
-# processes CONTAINER: prints `docker top` and sets PROCS, ZOMBIES and ORPHANS (processes
-# whose parent is the container's PID 1: re-parented health-check children).
+# processes CONTAINER: lists the container's processes (host PIDs) and sets PROCS,
+# ZOMBIES, and ORPHANS (processes whose parent is the container's PID 1: re-parented
+# health-check children).
+#
+# `docker top` alone cannot count zombies: it lists the PIDs in the container's cgroup,
+# and a process leaves its cgroup when it exits, so a zombie is never listed. Every
+# zombie's parent is alive (else it would have been re-parented or reaped), so the
+# zombies are the processes in /proc with state Z whose parent is one `docker top` lists.
 PROCS= ZOMBIES= ORPHANS=
 processes() {
-    local c=$1 top pid1
+    local c=$1 top pid1 zombies all
     pid1=$(docker inspect --format '{{.State.Pid}}' "$c")
-    top=$(docker top "$c" -eo pid,ppid,stat,comm)
-    PROCS=$(awk 'NR > 1' <<<"$top" | wc -l)
-    ZOMBIES=$(awk 'NR > 1 && $3 ~ /^Z/' <<<"$top" | wc -l)
-    ORPHANS=$(awk -v p="$pid1" 'NR > 1 && $2 == p' <<<"$top" | wc -l)
-    if ((PROCS > 12)); then
-        head -11 <<<"$top" | sed 's/^/    /'
-        echo "    … $((PROCS - 10)) more"
-    else
-        sed 's/^/    /' <<<"$top"
-    fi
+    top=$(docker top "$c" -eo pid,ppid,stat,comm | awk 'NR > 1 { print $1, $2, $3, $4 }')
+    zombies=$({ cat /proc/[0-9]*/stat 2>/dev/null || true; } |
+        awk -v live="$(awk '{ print $1 }' <<<"$top" | tr '\n' ' ')" '
+            BEGIN { n = split(live, l, " "); for (i = 1; i <= n; i++) in_container[l[i]] = 1 }
+            {
+                op = index($0, "("); cl = 0
+                for (i = length($0); i > 0; i--) if (substr($0, i, 1) == ")") { cl = i; break }
+                comm = substr($0, op + 1, cl - op - 1); gsub(/ /, "_", comm)
+                split(substr($0, cl + 2), f, " ") # f[1] state, f[2] ppid
+                if (f[1] == "Z" && (f[2] in in_container)) print $1, f[2], "Z", comm
+            }')
+    all=$(printf '%s\n%s\n' "$top" "$zombies" | grep . | sort -n)
+    PROCS=$(wc -l <<<"$all")
+    ZOMBIES=$(awk '$3 ~ /^Z/' <<<"$all" | wc -l)
+    ORPHANS=$(awk -v p="$pid1" '$2 == p' <<<"$all" | wc -l)
+    printf 'PID PPID STAT COMMAND\n%s\n' "$all" |
+        awk 'NR <= 13 { printf "    %-8s %-8s %-5s %s\n", $1, $2, $3, $4 }'
+    if ((PROCS > 12)); then echo "    … $((PROCS - 12)) more"; fi
+    log "  docker top lists $(grep -c . <<<"$top") of them (zombies have left the container's cgroup)"
 }
 
 declare -A T_HEALTHY T_UNHEALTHY N_PROCS N_ZOMBIES N_ORPHANS
@@ -212,7 +227,7 @@ for v in "${VARIANTS[@]}"; do
 
     log "  waiting ${SETTLE} s with the service hung, then counting processes"
     sleep "$SETTLE"
-    log "  docker top $c -eo pid,ppid,stat,comm  (status now: $(health "$c"))"
+    log "  processes in $c (status now: $(health "$c")):"
     processes "$c"
     N_PROCS[$v]=$PROCS N_ZOMBIES[$v]=$ZOMBIES N_ORPHANS[$v]=$ORPHANS
     log "  $c: $PROCS processes, $ZOMBIES zombies, $ORPHANS children of PID 1"

@@ -33,9 +33,13 @@ impl Host for HostState {
 
     async fn send(&mut self, req: Request) -> Result<Response, Error> {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let timeout = req
-            .timeout_ms
-            .map_or(remaining, |ms| Duration::from_millis(ms).min(remaining));
+        let own = req.timeout_ms.map(Duration::from_millis);
+        let timeout = own.map_or(remaining, |t| t.min(remaining));
+        // Messages name the timeout the operator set, unless the request's own was shorter.
+        let shown = match own {
+            Some(t) if t < remaining => t,
+            _ => self.run_timeout,
+        };
         if timeout.is_zero() {
             return Err(Error::Timeout(format!(
                 "timeout: no time left for {}",
@@ -50,7 +54,7 @@ impl Host for HostState {
         }
         let policy = self.sandbox.net.clone();
         let url = req.url.clone();
-        let task = tokio::task::spawn_blocking(move || blocking_send(req, timeout, &policy));
+        let task = tokio::task::spawn_blocking(move || blocking_send(req, timeout, shown, &policy));
         self.activity.set(Some(format!("waiting for {url}")));
         let outcome = tokio::time::timeout(timeout, task).await;
         // After a timeout the record stays: the run's own deadline usually fires in the
@@ -63,7 +67,7 @@ impl Host for HostState {
             Ok(Err(join)) => Err(Error::Protocol(format!("request to {url} failed: {join}"))),
             Err(_) => Err(Error::Timeout(format!(
                 "timeout after {} waiting for {url}",
-                crate::output::duration(timeout)
+                crate::output::duration(shown)
             ))),
         }
     }
@@ -71,7 +75,12 @@ impl Host for HostState {
 
 impl crate::bindings::healthprobe::probe::types::Host for HostState {}
 
-fn blocking_send(req: Request, timeout: Duration, policy: &NetPolicy) -> Result<Response, Error> {
+fn blocking_send(
+    req: Request,
+    timeout: Duration,
+    shown: Duration,
+    policy: &NetPolicy,
+) -> Result<Response, Error> {
     let url = req.url.clone();
     let uri: http::Uri = req
         .url
@@ -123,11 +132,11 @@ fn blocking_send(req: Request, timeout: Duration, policy: &NetPolicy) -> Result<
         Some(body) => builder
             .body(body)
             .map_err(|e| Error::Invalid(format!("invalid request to {url}: {e}")))
-            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, timeout))),
+            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, shown))),
         None => builder
             .body(())
             .map_err(|e| Error::Invalid(format!("invalid request to {url}: {e}")))
-            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, timeout))),
+            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, shown))),
     };
     let mut response = match result {
         Ok(r) => r,
@@ -155,7 +164,7 @@ fn blocking_send(req: Request, timeout: Duration, policy: &NetPolicy) -> Result<
         .with_config()
         .limit(MAX_BODY_BYTES)
         .read_to_vec()
-        .map_err(|e| classify(e, &url, timeout))?;
+        .map_err(|e| classify(e, &url, shown))?;
     Ok(Response {
         status,
         headers,

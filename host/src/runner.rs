@@ -481,6 +481,7 @@ impl Runner {
             limiter: Limiter::new(limits.max_memory),
             sandbox: shared.sandbox.clone(),
             deadline: shared.deadline,
+            run_timeout: limits.timeout,
             activity: shared.activity.clone(),
         };
         let mut store = Store::new(&self.engine, state);

@@ -1,7 +1,7 @@
 //! The per-store host state.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -22,6 +22,8 @@ pub struct HostState {
     pub sandbox: Sandbox,
     /// When the run must be over; every host call derives its timeout from it.
     pub deadline: Instant,
+    /// The run's configured timeout, for messages.
+    pub run_timeout: Duration,
     /// The host call in flight, named in the timeout message if the deadline hits it.
     pub activity: Activity,
 }

@@ -57,7 +57,7 @@ impl Probe for HttpProbe {
         )
     }
 
-    fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
+    fn check(params: &Params, _budget: Budget) -> Result<CheckResult, CheckError> {
         let url = params.required_str("url")?;
         let method = parse_method(params.string_or("method", "GET"))
             .map_err(|reason| CheckError::invalid_param("method", reason))?;
@@ -75,8 +75,8 @@ impl Probe for HttpProbe {
         let follow = params.bool("follow-redirects")?.unwrap_or(true);
         let insecure = params.bool("insecure-tls")?.unwrap_or(false);
 
+        // No per-request timeout: the host bounds the request by the run's deadline.
         let mut request = Request::new(method, url)
-            .timeout(budget.remaining())
             .follow_redirects(follow)
             .insecure(insecure);
         for (name, value) in headers {
