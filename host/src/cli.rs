@@ -29,6 +29,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show what a probe is, what it asks for, and what the given flags would grant it.
     Inspect(InspectArgs),
+    /// Compile a probe ahead of time to a `.cwasm` that `run` loads without compiling.
+    Compile(CompileArgs),
     /// List the bundled probes and their parameters.
     List(ListArgs),
 }
@@ -141,6 +143,18 @@ pub struct InspectArgs {
     pub format: Format,
 }
 
+/// Arguments of `healthprobe compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The `.wasm` component (or a bundled probe name).
+    #[arg(value_name = "PROBE")]
+    pub probe: String,
+
+    /// Where to write the precompiled component [default: PROBE with extension .cwasm].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 /// Arguments of `healthprobe list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -197,6 +211,7 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, cr
     match cli.command {
         Command::Run(args) => cmd::run::execute(args),
         Command::Inspect(args) => cmd::inspect::execute(args),
+        Command::Compile(args) => cmd::compile::execute(args),
         Command::List(args) => cmd::list::execute(args),
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, Precompiled, Store, Trap, UpdateDeadline};
 
 use crate::bindings::healthprobe::probe::types::{CheckError, ProbeInfo, Status};
 use crate::bindings::{Probe, ProbePre};
@@ -410,6 +410,9 @@ impl Runner {
 
     /// Compiles a component (checking its header first).
     pub(crate) async fn compile(&self, bytes: Cow<'static, [u8]>) -> Result<Component, Failure> {
+        if let Some(kind) = Engine::detect_precompiled(&bytes) {
+            return self.deserialize(kind, &bytes);
+        }
         check_header(&bytes)?;
         // Cranelift cannot be interrupted; it runs on the blocking pool so that the caller's
         // deadline still ends the run (the thread finishes in the background, or the
@@ -424,6 +427,44 @@ impl Runner {
                     output::chain(&e)
                 ))
             })
+    }
+
+    /// Loads a `.cwasm` made by `healthprobe compile`.
+    fn deserialize(&self, kind: Precompiled, bytes: &[u8]) -> Result<Component, Failure> {
+        if kind != Precompiled::Component {
+            return Err(Failure::BadInput(
+                "a precompiled core module, not a component; precompile the component with `healthprobe compile`".into(),
+            ));
+        }
+        // SAFETY: wasmtime requires the bytes to come from `precompile_component` of a
+        // compatible engine; it checks the header, the wasmtime version and the engine
+        // settings (fuel, epochs, features) and refuses a mismatch with an error. Only
+        // crafted native code could get past those checks, which is why the README says to
+        // run only .cwasm files you compiled (and to pin them with --sha256).
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, bytes) };
+        component.map_err(|e| {
+            Failure::BadInput(format!(
+                "cannot load the precompiled component: {}; recompile the .wasm with `healthprobe compile` from this healthprobe",
+                output::chain(&e)
+            ))
+        })
+    }
+
+    /// Compiles a component ahead of time for this engine (`healthprobe compile`).
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, Failure> {
+        if Engine::detect_precompiled(bytes).is_some() {
+            return Err(Failure::BadInput(
+                "already precompiled; give the .wasm component".into(),
+            ));
+        }
+        check_header(bytes)?;
+        self.engine.precompile_component(bytes).map_err(|e| {
+            Failure::BadInput(format!(
+                "not a valid WebAssembly component: {}",
+                output::chain(&e)
+            ))
+        })
     }
 
     /// Links a component against the host's imports and checks its exports.
@@ -562,6 +603,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// compiler, whose messages for them are obscure.
 fn check_header(bytes: &[u8]) -> Result<(), Failure> {
     const MAGIC: &[u8] = b"\0asm";
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(Failure::BadInput(
+            "a native (ELF) file that is not a usable precompiled component: truncated, corrupt, or not made by `healthprobe compile`; recompile the .wasm".into(),
+        ));
+    }
     const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
         return Err(Failure::BadInput(

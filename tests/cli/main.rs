@@ -1272,3 +1272,51 @@ fn zombies_pile_up_with_a_shell_check_and_never_with_healthprobe() {
         "{timed}"
     );
 }
+
+// ---- precompiled components ----
+
+#[test]
+fn precompiled_component_runs_and_bad_ones_are_refused() {
+    let wasm = guest("hostile");
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("hostile.cwasm");
+    let out = healthprobe([
+        "compile".as_ref(),
+        wasm.as_os_str(),
+        "-o".as_ref(),
+        cwasm.as_os_str(),
+    ]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    healthprobe([
+        "run".as_ref(),
+        cwasm.as_os_str(),
+        "mode=echo".as_ref(),
+        "value=pre".as_ref(),
+    ])
+    .expect(0, "healthy: hostile: ", &["pre"]);
+
+    // Truncated: refused with a clear message, never a crash.
+    let bytes = std::fs::read(&cwasm).unwrap();
+    for len in [bytes.len() / 2, 64, 4] {
+        let (_d, cut) = temp_file("cut.cwasm", &bytes[..len]);
+        healthprobe(["run".as_ref(), cut.as_os_str(), "mode=echo".as_ref()]).expect_code(3);
+    }
+
+    // Compiled by an engine with other settings (no fuel, no epochs): wasmtime's
+    // compatibility check must refuse it.
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(false).epoch_interruption(false);
+    let other = wasmtime::Engine::new(&config).unwrap();
+    let foreign = other
+        .precompile_component(&std::fs::read(&wasm).unwrap())
+        .unwrap();
+    let (_d, path) = temp_file("foreign.cwasm", &foreign);
+    healthprobe(["run".as_ref(), path.as_os_str(), "mode=echo".as_ref()]).expect(
+        3,
+        "error: ",
+        &[
+            "cannot load the precompiled component",
+            "healthprobe compile",
+        ],
+    );
+}
