@@ -263,7 +263,7 @@ fn tcp_address_without_port_is_exit_3() {
 
 #[test]
 fn spinning_guest_times_out() {
-    let wasm = guest("hostile");
+    let wasm = support::guest_cwasm("hostile");
     healthprobe([
         "run".as_ref(),
         wasm.as_os_str(),
@@ -280,7 +280,7 @@ fn spinning_guest_times_out() {
 
 #[test]
 fn guest_blocked_in_a_host_sleep_times_out() {
-    let wasm = guest("hostile");
+    let wasm = support::guest_cwasm("hostile");
     healthprobe([
         "run".as_ref(),
         wasm.as_os_str(),
@@ -295,7 +295,7 @@ fn guest_blocked_in_a_host_sleep_times_out() {
 #[test]
 fn guest_blocked_reading_a_silent_socket_times_out() {
     let server = SilentServer::start();
-    let wasm = guest("hostile");
+    let wasm = support::guest_cwasm("hostile");
     let address = format!("address={}", server.addr);
     healthprobe([
         "run".as_ref(),
@@ -312,7 +312,7 @@ fn guest_blocked_reading_a_silent_socket_times_out() {
 #[test]
 fn guest_looping_over_host_http_calls_times_out() {
     let server = HttpServer::fixed(200, "ok");
-    let wasm = guest("hostile");
+    let wasm = support::guest_cwasm("hostile");
     let url = format!("url={}", server.url("/"));
     healthprobe([
         "run".as_ref(),
@@ -551,7 +551,7 @@ fn hostile(mode: &str, extra: &[&str]) -> support::Outcome {
 }
 
 fn hostile_env(mode: &str, extra: &[&str], env: &[(&str, &str)]) -> support::Outcome {
-    let wasm = guest("hostile");
+    let wasm = support::guest_cwasm("hostile");
     let mut args: Vec<std::ffi::OsString> =
         vec!["run".into(), wasm.into(), format!("mode={mode}").into()];
     args.extend(extra.iter().map(Into::into));
@@ -791,7 +791,7 @@ fn sha256_of(path: &std::path::Path) -> String {
 #[test]
 fn policy_file_carries_grants_caps_params_and_pin() {
     let server = SilentServer::start();
-    let wasm = guest("hostile");
+    let wasm = support::guest_cwasm("hostile");
     let digest = sha256_of(&wasm);
     let policy = format!(
         r#"

@@ -113,6 +113,28 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
+/// A test guest precompiled with `healthprobe compile`, for tests whose `--timeout` is
+/// short: compiling on every run costs a few hundred milliseconds on a busy machine, which
+/// would eat the budget being tested.
+pub fn guest_cwasm(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    assert_eq!(name, "hostile", "only the hostile guest is precompiled");
+    BUILT
+        .get_or_init(|| {
+            let wasm = guest(name);
+            let cwasm = wasm.with_extension("cwasm");
+            let out = healthprobe([
+                "compile".as_ref(),
+                wasm.as_os_str(),
+                "-o".as_ref(),
+                cwasm.as_os_str(),
+            ]);
+            assert_eq!(out.code, 0, "{out:#?}");
+            cwasm
+        })
+        .clone()
+}
+
 /// The example third-party probe (examples/third-party-probe), built on first use.
 pub fn third_party_probe() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
