@@ -97,3 +97,35 @@ impl ResourceLimiter for Limiter {
         MAX_MEMORIES
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_past_a_cap_is_a_typed_error_and_remembered() {
+        let mut l = Limiter::new(1 << 20);
+        assert!(l.memory_growing(0, 1 << 20, None).unwrap());
+        let e = l
+            .memory_growing(1 << 20, (1 << 20) + 65536, None)
+            .unwrap_err();
+        assert_eq!(
+            e.downcast_ref::<LimitExceeded>(),
+            Some(&LimitExceeded::Memory { limit: 1 << 20 })
+        );
+        assert_eq!(e.to_string(), "memory limit (1 MiB)");
+
+        let mut l = Limiter::new(1 << 20);
+        assert!(l.table_growing(0, MAX_TABLE_ELEMENTS, None).unwrap());
+        let e = l
+            .table_growing(10, MAX_TABLE_ELEMENTS + 1, None)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "table limit (100000 elements)");
+        assert_eq!(
+            l.exceeded(),
+            Some(LimitExceeded::Table {
+                limit: MAX_TABLE_ELEMENTS
+            })
+        );
+    }
+}
