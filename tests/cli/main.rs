@@ -1151,7 +1151,7 @@ fn resource_hygiene_worker() {
     )];
     let run = |i: usize| {
         let start = std::time::Instant::now();
-        let (args, config, want) = if i % 20 == 0 {
+        let (args, config, want) = if i.is_multiple_of(20) {
             (&hung_url, &slow, Verdict::Unhealthy)
         } else {
             (&ok_url, &fast, Verdict::Healthy)
