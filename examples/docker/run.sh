@@ -11,7 +11,7 @@
 # Environment:
 #   BASELINE=0        skip the busybox/wget baseline container
 #   SETTLE=30         seconds to wait after "unhealthy" before counting processes
-#   KEEP_WORK=1       keep the temporary directory (dockerd log, data root)
+#   KEEP_WORK=1       keep the whole temporary directory (on failure only its logs are kept)
 #   CARGO_TARGET_DIR  where cargo builds (default: the repository's target/)
 set -euo pipefail
 
@@ -94,8 +94,11 @@ cleanup() {
     # Anything dockerd left mounted below the work directory (network namespaces).
     awk -v w="$WORK" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r |
         while read -r m; do umount -l "$m"; done
-    if [[ $KEEP_WORK == 1 || $rc != 0 ]]; then
-        log "kept $WORK (dockerd.log is there)"
+    if [[ $KEEP_WORK == 1 ]]; then
+        log "kept $WORK"
+    elif [[ $rc != 0 ]]; then
+        rm -rf "$WORK/data" "$WORK/exec" "$WORK/context"
+        log "kept the logs in $WORK (dockerd.log, build-*.log)"
     else
         rm -rf "$WORK"
     fi
@@ -131,7 +134,7 @@ if [[ $BASELINE != 0 ]]; then
 fi
 for v in "${VARIANTS[@]}"; do
     file=Dockerfile
-    [[ $v == baseline ]] && file=Dockerfile.baseline
+    if [[ $v == baseline ]]; then file=Dockerfile.baseline; fi
     log "docker build -t healthprobe-example:$v -f $file"
     docker build -q -t "healthprobe-example:$v" -f "$CTX/$file" "$CTX" >/dev/null 2>"$WORK/build-$v.log" ||
         { cat "$WORK/build-$v.log" >&2; die "docker build ($v) failed"; }
@@ -222,7 +225,7 @@ for v in "${VARIANTS[@]}"; do
     wait_for "$c" unhealthy "$t1" 120
     T_UNHEALTHY[$v]=$WAITED
     log "  last health checks (docker inspect .State.Health.Log):"
-    docker inspect --format '{{range .State.Health.Log}}{{.Start.Format "15:04:05.000"}} exit={{.ExitCode}} {{json .Output}}{{println}}{{end}}' "$c" |
+    docker inspect --format '{{range .State.Health.Log}}{{.Start.Format "15:04:05.000"}} {{(.End.Sub .Start).Round 1000000}} exit={{.ExitCode}} {{json .Output}}{{println}}{{end}}' "$c" |
         grep . | tail -4 | cut -c1-150 | sed 's/^/    /'
 
     log "  waiting ${SETTLE} s with the service hung, then counting processes"
@@ -238,12 +241,17 @@ done
 
 echo
 log "summary (processes counted ${SETTLE} s after the container turned unhealthy)"
-printf '%-24s %-16s %-28s %-10s %-8s %-16s\n' container "time to healthy" "time to unhealthy after hang" processes zombies "children of PID 1"
+printf '%-24s %-16s %-28s %-10s %-8s %s\n' container "time to healthy" "time to unhealthy after hang" processes zombies "children of PID 1"
 for v in "${VARIANTS[@]}"; do
-    printf '%-24s %-16s %-28s %-10s %-8s %-16s\n' "hp-example-$v" "${T_HEALTHY[$v]} s" \
+    printf '%-24s %-16s %-28s %-10s %-8s %s\n' "hp-example-$v" "${T_HEALTHY[$v]} s" \
         "${T_UNHEALTHY[$v]} s" "${N_PROCS[$v]}" "${N_ZOMBIES[$v]}" "${N_ORPHANS[$v]}"
 done
 echo "(processes include a health check in flight at the moment of counting, if any)"
 if ((N_ZOMBIES[healthprobe] != 0)); then
     die "the healthprobe container has zombies"
 fi
+if [[ $BASELINE != 0 ]]; then
+    ((N_ZOMBIES[baseline] > 0)) ||
+        log "warning: the baseline container has no zombies (was SETTLE=$SETTLE s long enough?)"
+fi
+log "done"

@@ -1320,3 +1320,13 @@ fn precompiled_component_runs_and_bad_ones_are_refused() {
         ],
     );
 }
+
+#[test]
+fn a_table_past_the_cap_is_unhealthy() {
+    // big-table links its function table at index 200000; the limiter refuses the table
+    // when the instance is created, with a typed error reported as the cause.
+    let wasm = guest("big-table");
+    healthprobe(["run".as_ref(), wasm.as_os_str()])
+        .expect(1, "unhealthy: ", &["table limit (100000 elements)"])
+        .within(Duration::from_secs(5) + SLACK);
+}

@@ -11,6 +11,10 @@
 //! `GET /hang` (which it still answers, so that `docker exec … /fake-zipkin hang` returns),
 //! it keeps accepting connections and reading requests but never answers another one: a
 //! wedged service, as a JVM stuck in a long GC pause or a deadlock looks from outside.
+//! Like a server's idle timeout, it closes such a connection, still unanswered, after
+//! `FAKE_ZIPKIN_DROP_AFTER` seconds (default 10; `0` holds it until the client gives up):
+//! that is what lets a client without a timeout of its own (BusyBox wget in Debian's
+//! busybox-static, built without `-T`) exit.
 //!
 //! Run as a container's PID 1 it behaves like a JVM there: it never calls `wait`, and it
 //! leaves `SIGCHLD` at its default disposition (the Rust standard library does not touch
@@ -23,10 +27,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DEFAULT_PORT: u16 = 9411;
-const USAGE: &str = "usage: fake-zipkin [serve] [PORT] | fake-zipkin hang [PORT]  (PORT also from FAKE_ZIPKIN_PORT; default 9411)";
+const DEFAULT_DROP_AFTER_SECS: u64 = 10;
+const USAGE: &str = "usage: fake-zipkin [serve] [PORT] | fake-zipkin hang [PORT]
+  PORT also from FAKE_ZIPKIN_PORT (default 9411); once hung, unanswered connections are
+  closed after FAKE_ZIPKIN_DROP_AFTER seconds (default 10, 0 = never)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,7 +77,20 @@ fn port(rest: &[String]) -> Result<u16, String> {
     text.parse().map_err(|_| format!("not a port: {text:?}"))
 }
 
+fn drop_after() -> io::Result<Option<Duration>> {
+    let secs = match std::env::var("FAKE_ZIPKIN_DROP_AFTER") {
+        Ok(v) if !v.is_empty() => v.parse::<u64>().map_err(|_| {
+            io::Error::other(format!(
+                "FAKE_ZIPKIN_DROP_AFTER is not a number of seconds: {v:?}"
+            ))
+        })?,
+        _ => DEFAULT_DROP_AFTER_SECS,
+    };
+    Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
 fn serve(port: u16) -> io::Result<()> {
+    let drop_after = drop_after()?;
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     println!(
         "fake-zipkin: listening on http://127.0.0.1:{port} (pid {}); GET /health, GET /hang",
@@ -82,7 +102,7 @@ fn serve(port: u16) -> io::Result<()> {
             Ok(stream) => {
                 let hung = Arc::clone(&hung);
                 thread::spawn(move || {
-                    let _ = handle(stream, &hung);
+                    let _ = handle(stream, &hung, drop_after);
                 });
             }
             Err(e) => eprintln!("fake-zipkin: accept failed: {e}"),
@@ -92,7 +112,7 @@ fn serve(port: u16) -> io::Result<()> {
 }
 
 /// One request per connection (`Connection: close`), as health checkers send them.
-fn handle(stream: TcpStream, hung: &AtomicBool) -> io::Result<()> {
+fn handle(stream: TcpStream, hung: &AtomicBool, drop_after: Option<Duration>) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
@@ -107,7 +127,7 @@ fn handle(stream: TcpStream, hung: &AtomicBool) -> io::Result<()> {
         }
     }
     if hung.load(Ordering::SeqCst) {
-        return wedge(reader);
+        return wedge(reader, drop_after);
     }
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -134,12 +154,33 @@ fn handle(stream: TcpStream, hung: &AtomicBool) -> io::Result<()> {
 }
 
 /// Never answer: hold the connection open, discarding whatever arrives, until the client
-/// gives up and closes it.
-fn wedge(mut reader: BufReader<TcpStream>) -> io::Result<()> {
-    reader.get_ref().set_read_timeout(None)?;
+/// gives up and closes it, or until `drop_after` has passed (then close it unanswered).
+fn wedge(mut reader: BufReader<TcpStream>, drop_after: Option<Duration>) -> io::Result<()> {
+    let deadline = drop_after.map(|d| Instant::now() + d);
     let mut buf = [0u8; 1024];
-    while reader.read(&mut buf)? > 0 {}
-    Ok(())
+    loop {
+        let timeout = match deadline {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Ok(()),
+            },
+            None => None,
+        };
+        reader.get_ref().set_read_timeout(timeout)?;
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn respond(out: &mut TcpStream, status: &str, content_type: &str, body: &str) -> io::Result<()> {
@@ -162,12 +203,7 @@ fn hang(port: u16) -> io::Result<()> {
     let mut response = String::new();
     match stream.read_to_string(&mut response) {
         Ok(_) => {}
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
+        Err(e) if is_timeout(&e) => {
             return Err(io::Error::other(format!(
                 "no answer from {addr} within 5 s (already hanging?)"
             )));
