@@ -40,6 +40,13 @@ impl Outcome {
             "output over 4096 bytes: {}",
             self.stdout.len() + self.stderr.len()
         );
+        // No test gives a --timeout over the default 5 s: every run, whatever it does,
+        // must end by then plus the watchdog's margin and a generous allowance.
+        assert!(
+            self.elapsed < Duration::from_secs(7),
+            "ran {:?}: {self:#?}",
+            self.elapsed
+        );
         self
     }
 
