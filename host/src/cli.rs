@@ -38,7 +38,8 @@ pub enum Command {
 /// Arguments of `healthprobe run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A bundled probe name (`http`, `tcp`, …) or the path of a `.wasm` component.
+    /// A bundled probe name (`http`, `tcp`, …), the path of a `.wasm` component, or a
+    /// `.cwasm` made by `healthprobe compile`.
     #[arg(value_name = "PROBE")]
     pub probe: String,
 
@@ -127,7 +128,7 @@ pub struct OutputArgs {
 /// Arguments of `healthprobe inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A bundled probe name or the path of a `.wasm` component.
+    /// A bundled probe name, the path of a `.wasm` component, or a `.cwasm`.
     #[arg(value_name = "PROBE")]
     pub probe: String,
 
