@@ -9,13 +9,7 @@ use crate::runner::{self, ProbeSource, Runner};
 
 /// Compiles a component for this healthprobe's engine and writes the result.
 pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
-    let fail = |message: String| {
-        println!(
-            "{}",
-            output::error_line(&format!("{}: {message}", args.probe))
-        );
-        Ok(ExitCode::from(crate::EXIT_ERROR))
-    };
+    let fail = |message: String| super::bad_input(&args.probe, &message);
     let source = match ProbeSource::resolve(&args.probe) {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),

@@ -195,13 +195,7 @@ pub fn capabilities(component: &Component, runner: &Runner) -> (Vec<Capability>,
 
 /// Prints the inspection; exit 3 if the probe could not be run as it stands.
 pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
-    let fail = |message: String| {
-        println!(
-            "{}",
-            output::error_line(&format!("{}: {message}", args.probe))
-        );
-        Ok(ExitCode::from(crate::EXIT_ERROR))
-    };
+    let fail = |message: String| super::bad_input(&args.probe, &message);
     let source = match ProbeSource::resolve(&args.probe) {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),

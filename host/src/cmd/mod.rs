@@ -12,3 +12,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::Error> {
         .enable_time()
         .build()?)
 }
+
+/// Prints `error: PROBE: message` and returns exit status 3, for subcommands that stop
+/// before anything ran.
+pub(crate) fn bad_input(
+    probe: &str,
+    message: &str,
+) -> Result<std::process::ExitCode, crate::Error> {
+    println!(
+        "{}",
+        crate::output::error_line(&format!("{probe}: {message}"))
+    );
+    Ok(std::process::ExitCode::from(crate::EXIT_ERROR))
+}
