@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Benchmark: one health check by healthprobe against the tools it replaces, on the same
+# machine in the same run. Prints the medians, the peak RSS and the ratios to wget and curl.
+#
+#   bench/run.sh                      # builds target/release/healthprobe first
+#   HEALTHPROBE=path/to/healthprobe bench/run.sh
+#   RUNS=50 bench/run.sh
+#
+# Needs hyperfine, wget, curl, python3 and GNU time (installed with apt-get if missing).
+# Loopback only: it starts its own HTTP server on 127.0.0.1 and stops it at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-30}
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v wget >/dev/null || need+=(wget)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+[[ -x /usr/bin/time ]] || need+=(time)
+if ((${#need[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+if [[ -z ${HEALTHPROBE:-} ]]; then
+    cargo build --release --locked -p healthprobe >&2
+    HEALTHPROBE=target/release/healthprobe
+fi
+HP=$(realpath "$HEALTHPROBE")
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A tiny HTTP/1.1 server answering /health with {"status":"UP"}; it prints its port.
+python3 - >"$work/port" <<'PY' &
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b'{"status":"UP"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+server_pid=$!
+for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
+port=$(cat "$work/port")
+url="http://127.0.0.1:$port/health"
+
+"$HP" compile http -o "$work/http.cwasm" >/dev/null
+
+declare -a names cmds
+add() { names+=("$1"); cmds+=("$2"); }
+add "/bin/true" "/bin/true"
+add "wget -q -O-" "wget -q -O- $url"
+add "curl -sf" "curl -sf $url"
+add "healthprobe run http (bundled)" "$HP run http url=$url"
+add "healthprobe run http.cwasm" "$HP run $work/http.cwasm url=$url"
+add "healthprobe run tcp (bundled)" "$HP run tcp address=127.0.0.1:$port"
+
+args=()
+for i in "${!names[@]}"; do args+=(--command-name "${names[$i]}" "${cmds[$i]}"); done
+hyperfine --style basic --warmup 5 --runs "$RUNS" -N --export-json "$work/h.json" "${args[@]}" >&2
+
+rss() { # peak RSS in KiB, median of 5
+    for _ in 1 2 3 4 5; do
+        /usr/bin/time -f %M sh -c "exec $1 >/dev/null 2>&1" 2>&1 >/dev/null | tail -1
+    done | sort -n | sed -n 3p
+}
+
+python3 - "$work/h.json" "$(for c in "${cmds[@]}"; do rss "$c"; done | paste -sd,)" <<'PY'
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]
+rss = [int(x) for x in sys.argv[2].split(",")]
+med = {r["command"]: r["median"] * 1000 for r in res}
+wget, curl = med["wget -q -O-"], med["curl -sf"]
+print(f"{'command':34} {'median ms':>9} {'peak RSS':>9} {'x wget':>7} {'x curl':>7}")
+for r, kib in zip(res, rss):
+    m = r["median"] * 1000
+    print(f"{r['command']:34} {m:9.2f} {kib/1024:8.1f}M {m/wget:7.2f} {m/curl:7.2f}")
+PY
