@@ -171,6 +171,15 @@ fn bad_key(file: &str, key: &str, why: String) -> Failure {
     Failure::BadInput(format!("policy file {file}: {key}: {why}"))
 }
 
+/// The command line's list when it gave one, else the policy file's.
+fn cli_over_file<T: Clone>(cli: &[T], file: &Option<Vec<T>>) -> Vec<T> {
+    if cli.is_empty() {
+        file.clone().unwrap_or_default()
+    } else {
+        cli.to_vec()
+    }
+}
+
 fn sandbox(
     pf: &PolicyFile,
     grants: &GrantArgs,
@@ -199,13 +208,8 @@ fn sandbox(
             .map_err(|e| Failure::BadInput(e.to_string()))
     };
 
-    let dirs = if grants.allow_read.is_empty() {
-        pf.allow_read.clone().unwrap_or_default()
-    } else {
-        grants.allow_read.clone()
-    };
     let mut read = Vec::new();
-    for dir in dirs {
+    for dir in cli_over_file(&grants.allow_read, &pf.allow_read) {
         let full = std::fs::canonicalize(&dir)
             .ok()
             .filter(|p| p.is_dir())
@@ -218,13 +222,8 @@ fn sandbox(
         read.push(full);
     }
 
-    let vars = if grants.env.is_empty() {
-        pf.env.clone().unwrap_or_default()
-    } else {
-        grants.env.clone()
-    };
     let mut env = Vec::new();
-    for var in vars {
+    for var in cli_over_file(&grants.env, &pf.env) {
         let (name, value) = match var.split_once('=') {
             Some((n, v)) => (n.to_string(), v.to_string()),
             None => {

@@ -263,7 +263,7 @@ fn tcp_address_without_port_is_exit_3() {
 
 #[test]
 fn spinning_guest_times_out() {
-    let wasm = support::guest_cwasm("hostile");
+    let wasm = support::hostile_cwasm();
     healthprobe([
         "run".as_ref(),
         wasm.as_os_str(),
@@ -280,7 +280,7 @@ fn spinning_guest_times_out() {
 
 #[test]
 fn guest_blocked_in_a_host_sleep_times_out() {
-    let wasm = support::guest_cwasm("hostile");
+    let wasm = support::hostile_cwasm();
     healthprobe([
         "run".as_ref(),
         wasm.as_os_str(),
@@ -295,7 +295,7 @@ fn guest_blocked_in_a_host_sleep_times_out() {
 #[test]
 fn guest_blocked_reading_a_silent_socket_times_out() {
     let server = SilentServer::start();
-    let wasm = support::guest_cwasm("hostile");
+    let wasm = support::hostile_cwasm();
     let address = format!("address={}", server.addr);
     healthprobe([
         "run".as_ref(),
@@ -312,7 +312,7 @@ fn guest_blocked_reading_a_silent_socket_times_out() {
 #[test]
 fn guest_looping_over_host_http_calls_times_out() {
     let server = HttpServer::fixed(200, "ok");
-    let wasm = support::guest_cwasm("hostile");
+    let wasm = support::hostile_cwasm();
     let url = format!("url={}", server.url("/"));
     healthprobe([
         "run".as_ref(),
@@ -551,7 +551,7 @@ fn hostile(mode: &str, extra: &[&str]) -> support::Outcome {
 }
 
 fn hostile_env(mode: &str, extra: &[&str], env: &[(&str, &str)]) -> support::Outcome {
-    let wasm = support::guest_cwasm("hostile");
+    let wasm = support::hostile_cwasm();
     let mut args: Vec<std::ffi::OsString> =
         vec!["run".into(), wasm.into(), format!("mode={mode}").into()];
     args.extend(extra.iter().map(Into::into));
@@ -791,7 +791,7 @@ fn sha256_of(path: &std::path::Path) -> String {
 #[test]
 fn policy_file_carries_grants_caps_params_and_pin() {
     let server = SilentServer::start();
-    let wasm = support::guest_cwasm("hostile");
+    let wasm = support::hostile_cwasm();
     let digest = sha256_of(&wasm);
     let policy = format!(
         r#"
@@ -1278,15 +1278,8 @@ fn zombies_pile_up_with_a_shell_check_and_never_with_healthprobe() {
 #[test]
 fn precompiled_component_runs_and_bad_ones_are_refused() {
     let wasm = guest("hostile");
-    let dir = tempfile::tempdir().unwrap();
-    let cwasm = dir.path().join("hostile.cwasm");
-    let out = healthprobe([
-        "compile".as_ref(),
-        wasm.as_os_str(),
-        "-o".as_ref(),
-        cwasm.as_os_str(),
-    ]);
-    assert_eq!(out.code, 0, "{out:#?}");
+    // Made by `healthprobe compile` (which the helper asserts succeeded).
+    let cwasm = support::hostile_cwasm();
     healthprobe([
         "run".as_ref(),
         cwasm.as_os_str(),
@@ -1299,7 +1292,11 @@ fn precompiled_component_runs_and_bad_ones_are_refused() {
     let bytes = std::fs::read(&cwasm).unwrap();
     for len in [bytes.len() / 2, 64, 4] {
         let (_d, cut) = temp_file("cut.cwasm", &bytes[..len]);
-        healthprobe(["run".as_ref(), cut.as_os_str(), "mode=echo".as_ref()]).expect_code(3);
+        healthprobe(["run".as_ref(), cut.as_os_str(), "mode=echo".as_ref()]).expect(
+            3,
+            "error: ",
+            &["recompile"],
+        );
     }
 
     // Compiled by an engine with other settings (no fuel, no epochs): wasmtime's

@@ -120,15 +120,14 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// A test guest precompiled with `healthprobe compile`, for tests whose `--timeout` is
+/// The hostile guest precompiled with `healthprobe compile`, for tests whose `--timeout` is
 /// short: compiling on every run costs a few hundred milliseconds on a busy machine, which
 /// would eat the budget being tested.
-pub fn guest_cwasm(name: &str) -> PathBuf {
+pub fn hostile_cwasm() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    assert_eq!(name, "hostile", "only the hostile guest is precompiled");
     BUILT
         .get_or_init(|| {
-            let wasm = guest(name);
+            let wasm = guest("hostile");
             let cwasm = wasm.with_extension("cwasm");
             let out = healthprobe([
                 "compile".as_ref(),

@@ -25,7 +25,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
 
     let bad_input = |message: String| {
         let report = failure_report(&label, Verdict::Error, message, start);
-        reporter.emit(&report, format, quiet, false)
+        reporter.emit(&report, format, quiet, false, false)
     };
     let params: Vec<(String, String)> =
         match args.params.iter().map(|p| params::parse_pair(p)).collect() {
@@ -60,9 +60,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
                     output::duration(timeout)
                 );
                 let report = failure_report(&label, Verdict::Unhealthy, message, start);
-                if reporter.emit(&report, format, quiet, false).is_ok() {
-                    std::process::exit(1);
-                }
+                let _ = reporter.emit(&report, format, quiet, false, true);
             })?;
     }
 
@@ -80,7 +78,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     // waiting for them would undo the deadline.
     rt.shutdown_background();
     report.elapsed = start.elapsed();
-    reporter.emit(&report, format, quiet, args.output.verbose)
+    reporter.emit(&report, format, quiet, args.output.verbose, false)
 }
 
 fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant) -> Report {
@@ -104,29 +102,45 @@ struct Reporter {
 }
 
 impl Reporter {
+    /// `exit` ends the process with the verdict's status while the lock is still held:
+    /// that is how the watchdog reports, so main cannot print a second line between the
+    /// watchdog's line and its exit.
     fn emit(
         &self,
         report: &Report,
         format: Format,
         quiet: bool,
         verbose: bool,
+        exit: bool,
     ) -> Result<ExitCode, crate::Error> {
+        let code = report.verdict.exit_code();
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if *done {
             // Only the watchdog can get here, after main printed; main's code stands.
-            return Err(crate::Error::Io(std::io::Error::other("already reported")));
+            return Ok(ExitCode::from(code));
         }
         *done = true;
-        if !quiet {
-            let line = output::render(report, format);
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
-            if verbose {
-                let room = output::MAX_OUTPUT.saturating_sub(line.len() + 1);
-                eprint!("{}", output::render_guest_output(report, room));
-            }
+        let printed = if quiet {
+            Ok(())
+        } else {
+            print(report, format, verbose)
+        };
+        if exit {
+            std::process::exit(code.into());
         }
-        Ok(ExitCode::from(report.verdict.exit_code()))
+        printed?;
+        Ok(ExitCode::from(code))
     }
+}
+
+fn print(report: &Report, format: Format, verbose: bool) -> std::io::Result<()> {
+    let line = output::render(report, format);
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    if verbose {
+        let room = output::MAX_OUTPUT.saturating_sub(line.len() + 1);
+        eprint!("{}", output::render_guest_output(report, room));
+    }
+    Ok(())
 }
