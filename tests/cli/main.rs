@@ -3,6 +3,17 @@
 
 mod support;
 
+// The bundled service probes, each against the real server (tests/cli/servers.rs).
+mod dns;
+mod file;
+mod grpc;
+mod memcached;
+mod mysql;
+mod postgres;
+mod redis;
+mod servers;
+mod tcp_expect;
+
 use std::time::Duration;
 
 use support::{HttpServer, SilentServer, closed_port, guest, healthprobe, temp_file};

@@ -23,7 +23,7 @@ use std::io::{self, ErrorKind, Read, Write};
 // `core::net`, not `std::net`: the address types only, no sockets.
 use core::net::{IpAddr, SocketAddr};
 
-use crate::Budget;
+use crate::{Budget, CheckError, CheckResult};
 
 // The WASI backend on wasm32-wasip2, `std::net` elsewhere (for native tests).
 #[cfg(not(all(target_os = "wasi", target_env = "p2")))]
@@ -108,6 +108,33 @@ impl TcpError {
                 reason,
             },
             sys::Fail::Io(e) => TcpError::from_io(address, action, e),
+        }
+    }
+
+    /// A short name for the kind of failure, for a check's `error` detail:
+    /// `invalid-address`, `resolve`, `refused`, `unreachable`, `timeout`, `denied` or `io`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TcpError::InvalidAddress { .. } => "invalid-address",
+            TcpError::Resolve { .. } => "resolve",
+            TcpError::Refused { .. } => "refused",
+            TcpError::Unreachable { .. } => "unreachable",
+            TcpError::Timeout { .. } => "timeout",
+            TcpError::Denied { .. } => "denied",
+            TcpError::Io { .. } => "io",
+        }
+    }
+
+    /// The verdict for a check that failed with this error: an invalid address is the
+    /// operator's mistake in the `address` parameter; everything else means the
+    /// service is unhealthy, with the error as the message and its [`kind`](Self::kind)
+    /// as the `error` detail.
+    pub fn into_verdict(self) -> Result<CheckResult, CheckError> {
+        match self {
+            TcpError::InvalidAddress { reason, .. } => {
+                Err(CheckError::invalid_param("address", reason))
+            }
+            e => Ok(CheckResult::unhealthy(e.to_string()).detail("error", e.kind())),
         }
     }
 

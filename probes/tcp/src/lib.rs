@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use healthprobe_sdk::tcp::{self, TcpError};
+use healthprobe_sdk::tcp;
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 struct TcpProbe;
@@ -31,10 +31,7 @@ impl Probe for TcpProbe {
         let result = match outcome {
             Ok(conn) => CheckResult::healthy(format!("connected to {address} in {elapsed_ms} ms"))
                 .detail("peer", conn.peer_addr()),
-            Err(TcpError::InvalidAddress { reason, .. }) => {
-                return Err(CheckError::invalid_param("address", reason));
-            }
-            Err(e) => CheckResult::unhealthy(e.to_string()).detail("error", error_kind(&e)),
+            Err(e) => e.into_verdict()?,
         };
         Ok(result
             .detail("address", address)
@@ -43,19 +40,6 @@ impl Probe for TcpProbe {
 }
 
 healthprobe_sdk::export_probe!(TcpProbe);
-
-/// A short name for the `error` detail.
-fn error_kind(e: &TcpError) -> &'static str {
-    match e {
-        TcpError::InvalidAddress { .. } => "invalid-address",
-        TcpError::Resolve { .. } => "resolve",
-        TcpError::Refused { .. } => "refused",
-        TcpError::Unreachable { .. } => "unreachable",
-        TcpError::Timeout { .. } => "timeout",
-        TcpError::Denied { .. } => "denied",
-        TcpError::Io { .. } => "io",
-    }
-}
 
 #[cfg(test)]
 mod tests {

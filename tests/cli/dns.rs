@@ -1,0 +1,1 @@
+//! Integration tests of the `dns` probe (being written).

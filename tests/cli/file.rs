@@ -1,0 +1,1 @@
+//! Integration tests of the `file` probe (being written).

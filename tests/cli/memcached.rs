@@ -1,0 +1,1 @@
+//! Integration tests of the `memcached` probe (being written).

@@ -1,0 +1,1 @@
+//! Integration tests of the `mysql` probe (being written).

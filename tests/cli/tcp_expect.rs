@@ -1,0 +1,1 @@
+//! Integration tests of the `tcp_expect` probe (being written).
