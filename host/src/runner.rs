@@ -33,6 +33,10 @@ use crate::sandbox::Sandbox;
 use crate::state::{Activity, HostState};
 use crate::stdio::Capture;
 
+/// Time kept back from a probe's budget for it to report its own timeout (at most a
+/// tenth of the time left).
+const REPORT_MARGIN: Duration = Duration::from_millis(100);
+
 /// How often the epoch advances; also how often spinning wasm yields to the executor.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -356,7 +360,11 @@ impl Runner {
         *name = info.name.clone();
         params::validate(&info, args).map_err(Failure::BadInput)?;
         *stage = Stage::Checking;
-        let budget = shared.deadline.saturating_duration_since(Instant::now());
+        let left = shared.deadline.saturating_duration_since(Instant::now());
+        // The probe gets a little less than what is left, so a probe that bounds its waits
+        // by its budget reports its own, more precise timeout ("no reply to PING") before
+        // the host's deadline cuts it off with a generic one.
+        let budget = left.saturating_sub(REPORT_MARGIN.min(left / 10));
         let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
         match probe.call_check(&mut store, args, budget_ms).await {
             Ok(Ok(result)) => Ok(result),

@@ -1,1 +1,135 @@
-//! Integration tests of the `memcached` probe (being written).
+//! Integration tests of the `memcached` probe against the real `memcached`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::SLACK;
+use crate::servers::{Server, find_binary, free_port, in_path};
+use crate::support::{closed_port, healthprobe, precompiled};
+
+/// The login a test server started with `-Y` accepts.
+const USER: &str = "probe";
+const PASSWORD: &str = "s3cret";
+
+/// Starts `memcached` on a free port (TCP only, as root) with `args` after the usual ones;
+/// `None` (skip) when memcached is not installed.
+pub(crate) fn memcached(args: &[&str]) -> Option<Server> {
+    let bin = find_binary("memcached", &in_path("memcached"))?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-u", "root", "-U", "0", "-l", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .args(args);
+    Some(Server::start(cmd, dir, port, Signal::SIGTERM))
+}
+
+/// A server with text-protocol authentication (`-Y AUTHFILE`).
+fn memcached_with_auth() -> Option<Server> {
+    let auth = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(auth.path(), format!("{USER}:{PASSWORD}\n")).unwrap();
+    let path = auth.path().to_str().unwrap().to_string();
+    let server = memcached(&["-Y", &path])?;
+    // memcached reads the file at start-up; it may go now.
+    drop(auth);
+    Some(server)
+}
+
+fn address(server: &Server) -> String {
+    format!("address={}", server.address())
+}
+
+#[test]
+fn memcached_version_is_healthy() {
+    let Some(server) = memcached(&[]) else { return };
+    healthprobe(["run", "memcached", &address(&server)]).expect(
+        0,
+        "healthy: memcached: VERSION ",
+        &[&format!("from {}", server.address())],
+    );
+}
+
+#[test]
+fn memcached_refused_is_unhealthy() {
+    let addr = closed_port();
+    healthprobe(["run", "memcached", &format!("address={addr}")]).expect(
+        1,
+        "unhealthy: memcached: ",
+        &["refused", &addr.to_string()],
+    );
+}
+
+#[test]
+fn memcached_stopped_server_times_out_within_the_deadline() {
+    let Some(server) = memcached(&[]) else { return };
+    server.signal(Signal::SIGSTOP);
+    let probe = precompiled("memcached");
+    healthprobe([
+        "run".as_ref(),
+        probe.as_os_str(),
+        address(&server).as_ref(),
+        "--timeout".as_ref(),
+        "2s".as_ref(),
+    ])
+    .expect(1, "unhealthy: memcached: ", &["timeout", &server.address()])
+    .within(Duration::from_secs(2) + SLACK);
+}
+
+#[test]
+fn memcached_login_is_used_when_the_server_asks() {
+    let Some(server) = memcached_with_auth() else {
+        return;
+    };
+    healthprobe([
+        "run",
+        "memcached",
+        &address(&server),
+        &format!("username={USER}"),
+        &format!("password={PASSWORD}"),
+    ])
+    .expect(0, "healthy: memcached: VERSION ", &[]);
+}
+
+#[test]
+fn memcached_wrong_password_is_unhealthy_with_the_servers_words() {
+    let Some(server) = memcached_with_auth() else {
+        return;
+    };
+    healthprobe([
+        "run",
+        "memcached",
+        &address(&server),
+        &format!("username={USER}"),
+        "password=wrong",
+    ])
+    .expect(
+        1,
+        "unhealthy: memcached: ",
+        &["CLIENT_ERROR authentication failure"],
+    );
+}
+
+#[test]
+fn memcached_login_required_but_not_given_says_so() {
+    let Some(server) = memcached_with_auth() else {
+        return;
+    };
+    healthprobe(["run", "memcached", &address(&server)]).expect(
+        1,
+        "unhealthy: memcached: ",
+        &["CLIENT_ERROR unauthenticated", "username=", "password="],
+    );
+}
+
+#[test]
+fn memcached_username_without_password_is_exit_3() {
+    healthprobe([
+        "run",
+        "memcached",
+        "address=127.0.0.1:11211",
+        "username=probe",
+    ])
+    .expect(3, "error: memcached: ", &["password"]);
+}

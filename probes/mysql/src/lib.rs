@@ -1,17 +1,715 @@
-//! The bundled `mysql` probe (placeholder while it is being written).
+//! The bundled `mysql` probe (MySQL and MariaDB): reads the server's handshake and,
+//! given a user name, logs in and sends `COM_PING`.
 
-use healthprobe_sdk::{Budget, CheckError, CheckResult, Params, Probe, ProbeInfo};
+mod auth;
+mod protocol;
 
-struct Placeholder;
+use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
-impl Probe for Placeholder {
+use protocol::{Handshake, HandshakeError, ServerError};
+
+struct MysqlProbe;
+
+impl Probe for MysqlProbe {
     fn describe() -> ProbeInfo {
-        ProbeInfo::new("mysql", env!("CARGO_PKG_VERSION"), "Not written yet.")
+        ProbeInfo::new(
+            "mysql",
+            env!("CARGO_PKG_VERSION"),
+            "Checks a MySQL or MariaDB server: without username, that it sends its handshake \
+             (accepts connections); with username, that the login succeeds and COM_PING is \
+             answered. Supports mysql_native_password, caching_sha2_password and \
+             sha256_password over a plain connection (no TLS).",
+        )
+        .param(ParamSpec::required(
+            "address",
+            "Server as host:port, for example 127.0.0.1:3306.",
+        ))
+        .param(ParamSpec::optional(
+            "username",
+            "Log in as this user and send COM_PING, for example username=monitor. Without \
+             it only the handshake is read; MySQL counts such aborted connections, so give a \
+             user for frequent checks of a remote server.",
+        ))
+        .param(
+            ParamSpec::optional(
+                "password",
+                "Password of username, for example password=s3cret (empty: no password).",
+            )
+            .default(""),
+        )
+        .param(ParamSpec::optional(
+            "database",
+            "Default database to select at login, for example database=app; the login \
+             fails if it does not exist or the user may not use it.",
+        ))
     }
 
-    fn check(_params: &Params, _budget: Budget) -> Result<CheckResult, CheckError> {
-        Err(CheckError::invalid_config("not written yet"))
+    fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
+        let address = params.required_str("address")?.trim();
+        tcp::parse_address(address)
+            .map_err(|reason| CheckError::invalid_param("address", reason))?;
+        let username = params.str("username");
+        if username == Some("") {
+            return Err(CheckError::invalid_param(
+                "username",
+                "expected a user name such as monitor, got an empty value",
+            ));
+        }
+        for name in ["password", "database"] {
+            if params.contains(name) && username.is_none() {
+                return Err(CheckError::invalid_config(format!(
+                    "{name}= needs username= (without a user the probe does not log in)"
+                )));
+            }
+        }
+        let credentials = username.map(|user| Credentials {
+            username: user,
+            password: params.string_or("password", "").as_bytes(),
+            database: params.str("database").filter(|d| !d.is_empty()),
+        });
+
+        let outcome = match tcp::connect(address, &budget) {
+            Ok(conn) => run(&mut Session::new(conn), credentials.as_ref()),
+            Err(e) => Err(Failure::Tcp(e)),
+        };
+        let elapsed_ms = budget.elapsed().as_millis();
+        let result = match outcome {
+            Ok(report) => report.into_result(address, elapsed_ms),
+            Err(Failure::Tcp(e)) => e.into_verdict()?,
+            Err(failure) => failure.into_result(address, credentials.as_ref()),
+        };
+        Ok(result
+            .detail("address", address)
+            .detail("elapsed-ms", elapsed_ms))
     }
 }
 
-healthprobe_sdk::export_probe!(Placeholder);
+healthprobe_sdk::export_probe!(MysqlProbe);
+
+/// What to log in with.
+struct Credentials<'a> {
+    username: &'a str,
+    password: &'a [u8],
+    database: Option<&'a str>,
+}
+
+/// A byte stream to the server: the TCP connection, or a scripted peer in tests.
+trait Link {
+    /// Send all of `data`.
+    fn send(&mut self, data: &[u8]) -> Result<(), TcpError>;
+    /// Receive at most `max` bytes; empty when the peer closed the connection.
+    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError>;
+}
+
+impl Link for TcpConn {
+    fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
+        self.write_all(data)
+    }
+
+    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
+        self.read_some(max)
+    }
+}
+
+/// Why a check did not end healthy.
+#[derive(Debug)]
+enum Failure {
+    /// Connecting, reading or writing failed (refused, timeout, …).
+    Tcp(TcpError),
+    /// The server sent ERR instead of its handshake.
+    Refused(ServerError),
+    /// The server closed the connection; the text says during what.
+    Closed(&'static str),
+    /// The peer does not speak the MySQL protocol as expected.
+    Protocol(String),
+    /// The login failed with an ERR packet.
+    Login(ServerError, Box<Handshake>),
+    /// The server wants an authentication plugin the probe does not have.
+    Plugin(String, Box<Handshake>),
+    /// The login worked but COM_PING got an ERR.
+    Ping(ServerError, Box<Handshake>),
+}
+
+impl Failure {
+    fn into_result(self, address: &str, credentials: Option<&Credentials<'_>>) -> CheckResult {
+        let user = credentials.map_or("", |c| c.username);
+        match self {
+            Failure::Tcp(e) => CheckResult::unhealthy(e.to_string()).detail("error", e.kind()),
+            Failure::Refused(e) => error_result(
+                format!("{address} refused the connection: {e}"),
+                "server-error",
+                &e,
+            ),
+            Failure::Closed(when) => {
+                CheckResult::unhealthy(format!("{address} closed the connection {when}"))
+                    .detail("error", "closed")
+            }
+            Failure::Protocol(what) => {
+                CheckResult::unhealthy(format!("{address} is not a MySQL server: {what}"))
+                    .detail("error", "protocol")
+            }
+            Failure::Login(e, hs) => with_server(
+                error_result(
+                    format!("login as '{user}' to {address} failed: {e}"),
+                    "login",
+                    &e,
+                ),
+                &hs,
+            ),
+            Failure::Plugin(plugin, hs) => with_server(
+                CheckResult::unhealthy(format!(
+                    "{address} wants auth plugin '{plugin}' for '{user}', which the probe does \
+                     not support (it supports {}, {} and {})",
+                    auth::NATIVE,
+                    auth::CACHING_SHA2,
+                    auth::SHA256
+                ))
+                .detail("error", "auth-plugin")
+                .detail("auth-plugin", plugin),
+                &hs,
+            ),
+            Failure::Ping(e, hs) => with_server(
+                error_result(format!("COM_PING to {address} failed: {e}"), "ping", &e),
+                &hs,
+            ),
+        }
+    }
+}
+
+fn error_result(message: String, kind: &str, e: &ServerError) -> CheckResult {
+    let result = CheckResult::unhealthy(message)
+        .detail("error", kind)
+        .detail("error-code", e.code);
+    match &e.sqlstate {
+        Some(state) => result.detail("sqlstate", state),
+        None => result,
+    }
+}
+
+fn with_server(result: CheckResult, hs: &Handshake) -> CheckResult {
+    result
+        .detail("server-version", &hs.server_version)
+        .detail("connection-id", hs.connection_id)
+}
+
+/// What a healthy check found.
+#[derive(Debug)]
+struct Report {
+    handshake: Handshake,
+    /// The user logged in as and the plugin that worked, when the probe logged in.
+    login: Option<(String, String)>,
+}
+
+impl Report {
+    fn into_result(self, address: &str, elapsed_ms: u128) -> CheckResult {
+        let product = self.handshake.product();
+        let result = match &self.login {
+            None => CheckResult::healthy(format!(
+                "{product} at {address} accepting connections (handshake in {elapsed_ms} ms)"
+            )),
+            Some((user, plugin)) => CheckResult::healthy(format!(
+                "{product} at {address}: logged in as '{user}', COM_PING OK in {elapsed_ms} ms"
+            ))
+            .detail("auth-plugin", plugin),
+        };
+        with_server(result, &self.handshake)
+    }
+}
+
+/// A connection with packet framing and sequence ids.
+struct Session<L> {
+    link: L,
+    buf: Vec<u8>,
+    /// The sequence id of the next packet the probe sends.
+    seq: u8,
+}
+
+impl<L: Link> Session<L> {
+    fn new(link: L) -> Self {
+        Session {
+            link,
+            buf: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    /// Buffer at least `n` bytes; `when` names the step for a closed connection.
+    fn fill(&mut self, n: usize, when: &'static str) -> Result<(), Failure> {
+        while self.buf.len() < n {
+            let chunk = self.link.recv(8192).map_err(Failure::Tcp)?;
+            if chunk.is_empty() {
+                return Err(Failure::Closed(when));
+            }
+            self.buf.extend_from_slice(&chunk);
+        }
+        Ok(())
+    }
+
+    /// Read one packet's payload.
+    fn read_packet(&mut self, when: &'static str) -> Result<Vec<u8>, Failure> {
+        self.fill(4, when)?;
+        let header: [u8; 4] = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+        let (len, seq) = protocol::packet_header(header);
+        if len > protocol::MAX_PACKET {
+            return Err(Failure::Protocol(format!(
+                "a packet of {len} bytes (header {})",
+                hex_prefix(&header)
+            )));
+        }
+        self.fill(4 + len, when)?;
+        let payload = self.buf[4..4 + len].to_vec();
+        self.buf.drain(..4 + len);
+        self.seq = seq.wrapping_add(1);
+        Ok(payload)
+    }
+
+    fn write_packet(&mut self, payload: &[u8]) -> Result<(), Failure> {
+        let bytes = protocol::frame(self.seq, payload);
+        self.seq = self.seq.wrapping_add(1);
+        self.link.send(&bytes).map_err(Failure::Tcp)
+    }
+
+    /// Start a new command: sequence ids restart at 0.
+    fn command(&mut self, command: u8) -> Result<(), Failure> {
+        self.seq = 0;
+        self.write_packet(&[command])
+    }
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Read the handshake and, with credentials, log in and ping.
+fn run<L: Link>(
+    session: &mut Session<L>,
+    credentials: Option<&Credentials<'_>>,
+) -> Result<Report, Failure> {
+    let first = session.read_packet("before sending its handshake")?;
+    let handshake = match protocol::parse_handshake(&first) {
+        Ok(hs) => hs,
+        Err(HandshakeError::Server(e)) => return Err(Failure::Refused(e)),
+        Err(HandshakeError::Malformed(what)) => {
+            return Err(Failure::Protocol(format!(
+                "its first packet is {what} (starts {})",
+                hex_prefix(&first)
+            )));
+        }
+    };
+    let Some(credentials) = credentials else {
+        return Ok(Report {
+            handshake,
+            login: None,
+        });
+    };
+    let plugin = login(session, &handshake, credentials)?;
+    session.command(protocol::COM_PING)?;
+    let reply = session.read_packet("after COM_PING")?;
+    match reply.first() {
+        Some(0x00) => {}
+        Some(0xff) => {
+            let e = protocol::parse_err(&reply).map_err(Failure::Protocol)?;
+            return Err(Failure::Ping(e, Box::new(handshake)));
+        }
+        _ => {
+            return Err(Failure::Protocol(format!(
+                "it answered COM_PING with {}",
+                hex_prefix(&reply)
+            )));
+        }
+    }
+    // Best effort: a polite goodbye keeps "aborted connection" notes out of the server's
+    // log; the verdict is already known.
+    let _ = session.command(protocol::COM_QUIT);
+    Ok(Report {
+        handshake,
+        login: Some((credentials.username.to_string(), plugin)),
+    })
+}
+
+/// Rounds of AuthSwitch / AuthMoreData a login may take before the probe gives up
+/// (a real server needs at most three).
+const MAX_AUTH_ROUNDS: usize = 6;
+
+/// Send `HandshakeResponse41` and follow the server's authentication exchange until OK;
+/// returns the plugin that succeeded.
+fn login<L: Link>(
+    session: &mut Session<L>,
+    handshake: &Handshake,
+    credentials: &Credentials<'_>,
+) -> Result<String, Failure> {
+    let caps = handshake.capabilities;
+    if caps & protocol::CLIENT_PROTOCOL_41 == 0 || caps & protocol::CLIENT_SECURE_CONNECTION == 0 {
+        return Err(Failure::Plugin(
+            "mysql_old_password (a server without the 4.1 protocol)".to_string(),
+            Box::new(handshake.clone()),
+        ));
+    }
+    // Start with the server's default plugin if the probe has it; otherwise answer as
+    // mysql_native_password and let the server switch to what the user needs.
+    let mut plugin = handshake
+        .auth_plugin
+        .clone()
+        .filter(|p| auth::supported(p))
+        .unwrap_or_else(|| auth::NATIVE.to_string());
+    let mut nonce = handshake.auth_data.clone();
+    let password = credentials.password;
+    let response = auth::first_response(&plugin, password, &nonce);
+    let client_caps = protocol::client_capabilities(caps, credentials.database.is_some());
+    session.write_packet(&protocol::handshake_response(
+        client_caps,
+        &protocol::Login {
+            username: credentials.username,
+            auth_response: &response,
+            database: credentials.database,
+            auth_plugin: &plugin,
+        },
+    ))?;
+
+    let mut asked_for_key = false;
+    for _ in 0..MAX_AUTH_ROUNDS {
+        let packet = session.read_packet("during login")?;
+        match packet.first() {
+            Some(0x00) => return Ok(plugin),
+            Some(0xff) => {
+                let e = protocol::parse_err(&packet).map_err(Failure::Protocol)?;
+                return Err(Failure::Login(e, Box::new(handshake.clone())));
+            }
+            Some(0xfe) => {
+                let switch = protocol::parse_auth_switch(&packet);
+                if !auth::supported(&switch.plugin) {
+                    return Err(Failure::Plugin(switch.plugin, Box::new(handshake.clone())));
+                }
+                plugin = switch.plugin;
+                nonce = switch.data;
+                asked_for_key = false;
+                session.write_packet(&auth::first_response(&plugin, password, &nonce))?;
+            }
+            Some(0x01) => {
+                let data = &packet[1..];
+                let answer = if plugin == auth::CACHING_SHA2 && !asked_for_key {
+                    match data.first() {
+                        // The OK packet follows.
+                        Some(&auth::FAST_AUTH_OK) => continue,
+                        Some(&auth::FULL_AUTH_NEEDED) => {
+                            asked_for_key = true;
+                            vec![auth::REQUEST_PUBLIC_KEY_SHA2]
+                        }
+                        _ => {
+                            return Err(Failure::Protocol(format!(
+                                "unexpected caching_sha2_password data {}",
+                                hex_prefix(data)
+                            )));
+                        }
+                    }
+                } else if plugin == auth::CACHING_SHA2 || plugin == auth::SHA256 {
+                    // The server's RSA public key, in PEM.
+                    auth::encrypt_password(password, &nonce, data).map_err(Failure::Protocol)?
+                } else {
+                    return Err(Failure::Protocol(format!(
+                        "unexpected AuthMoreData for {plugin}"
+                    )));
+                };
+                session.write_packet(&answer)?;
+            }
+            _ => {
+                return Err(Failure::Protocol(format!(
+                    "unexpected packet during login: {}",
+                    hex_prefix(&packet)
+                )));
+            }
+        }
+    }
+    Err(Failure::Protocol(format!(
+        "login did not finish after {MAX_AUTH_ROUNDS} rounds"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    use healthprobe_sdk::Status;
+
+    /// A scripted server: `replies[i]` is sent after the probe's i-th write (the first
+    /// entry before any write); every packet the probe writes is recorded.
+    struct Script {
+        replies: VecDeque<Vec<u8>>,
+        pending: Vec<u8>,
+        written: Vec<Vec<u8>>,
+    }
+
+    impl Script {
+        fn new(replies: &[Vec<u8>]) -> Self {
+            let mut replies: VecDeque<Vec<u8>> = replies.iter().cloned().collect();
+            let pending = replies.pop_front().unwrap_or_default();
+            Script {
+                replies,
+                pending,
+                written: Vec::new(),
+            }
+        }
+    }
+
+    impl Link for Script {
+        fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
+            self.written.push(data.to_vec());
+            if let Some(next) = self.replies.pop_front() {
+                self.pending.extend(next);
+            }
+            Ok(())
+        }
+
+        fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
+            // Hand out a few bytes at a time to exercise reassembly.
+            let n = max.min(7).min(self.pending.len());
+            Ok(self.pending.drain(..n).collect())
+        }
+    }
+
+    fn pkt(seq: u8, payload: &[u8]) -> Vec<u8> {
+        protocol::frame(seq, payload)
+    }
+
+    const OK: &[u8] = b"\x00\x00\x00\x02\x00\x00\x00";
+
+    fn mysql8_handshake() -> Vec<u8> {
+        let mut p =
+            b"\x0a8.0.36\x00\x0b\x00\x00\x00abcdefgh\x00\xff\xff\xff\x02\x00\xff\xdf\x15".to_vec();
+        p.extend_from_slice(&[0; 10]);
+        p.extend_from_slice(b"ijklmnopqrst\x00caching_sha2_password\x00");
+        p
+    }
+
+    fn creds<'a>(password: &'a str) -> Credentials<'a> {
+        Credentials {
+            username: "probe",
+            password: password.as_bytes(),
+            database: None,
+        }
+    }
+
+    fn session(replies: &[Vec<u8>]) -> Session<Script> {
+        Session::new(Script::new(replies))
+    }
+
+    #[test]
+    fn handshake_only() {
+        let mut s = session(&[pkt(0, protocol::tests_support::MARIADB_HANDSHAKE)]);
+        let report = run(&mut s, None).unwrap();
+        let result = report.into_result("db:3306", 3);
+        assert_eq!(result.status, Status::Healthy);
+        assert_eq!(
+            result.message,
+            "MariaDB 10.11.19 at db:3306 accepting connections (handshake in 3 ms)"
+        );
+        assert!(s.link.written.is_empty());
+    }
+
+    #[test]
+    fn native_login_and_ping() {
+        let mut s = session(&[
+            pkt(0, protocol::tests_support::MARIADB_HANDSHAKE),
+            pkt(2, OK),
+            pkt(1, OK),
+        ]);
+        let report = run(&mut s, Some(&creds("secret"))).unwrap();
+        assert_eq!(
+            report.login,
+            Some(("probe".to_string(), auth::NATIVE.to_string()))
+        );
+        let w = &s.link.written;
+        assert_eq!(w.len(), 3, "response, COM_PING, COM_QUIT");
+        assert_eq!(w[0][3], 1, "the response is packet 1");
+        let nonce = b"s,}UpS.)%z\\;Sq\\[2&fR";
+        let scramble = auth::scramble_native(b"secret", nonce);
+        assert!(
+            w[0].windows(21)
+                .any(|x| x[0] == 20 && x[1..] == scramble[..])
+        );
+        assert_eq!(w[1], vec![1, 0, 0, 0, protocol::COM_PING]);
+        assert_eq!(w[2], vec![1, 0, 0, 0, protocol::COM_QUIT]);
+    }
+
+    #[test]
+    fn wrong_password() {
+        let err =
+            b"\xff\x15\x04#28000Access denied for user 'probe'@'localhost' (using password: YES)";
+        let mut s = session(&[
+            pkt(0, protocol::tests_support::MARIADB_HANDSHAKE),
+            pkt(2, err),
+        ]);
+        let failure = run(&mut s, Some(&creds("nope"))).unwrap_err();
+        let result = failure.into_result("db:3306", Some(&creds("nope")));
+        assert_eq!(result.status, Status::Unhealthy);
+        assert_eq!(
+            result.message,
+            "login as 'probe' to db:3306 failed: 1045 (28000) Access denied for user \
+             'probe'@'localhost' (using password: YES)"
+        );
+        assert_eq!(result.get_detail("error-code"), Some("1045"));
+    }
+
+    #[test]
+    fn switch_to_an_unsupported_plugin() {
+        let switch = b"\xfeclient_ed25519\x00ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+        let mut s = session(&[
+            pkt(0, protocol::tests_support::MARIADB_HANDSHAKE),
+            pkt(2, switch),
+        ]);
+        let failure = run(&mut s, Some(&creds("x"))).unwrap_err();
+        let result = failure.into_result("db:3306", Some(&creds("x")));
+        assert!(
+            result.message.contains("auth plugin 'client_ed25519'"),
+            "{}",
+            result.message
+        );
+        assert_eq!(result.get_detail("auth-plugin"), Some("client_ed25519"));
+    }
+
+    #[test]
+    fn switch_to_native() {
+        let switch = b"\xfemysql_native_password\x00ABCDEFGHIJKLMNOPQRST\x00";
+        let mut s = session(&[
+            pkt(0, &mysql8_handshake()),
+            pkt(2, switch),
+            pkt(4, OK),
+            pkt(1, OK),
+        ]);
+        let report = run(&mut s, Some(&creds("secret"))).unwrap();
+        assert_eq!(report.login.unwrap().1, auth::NATIVE);
+        let w = &s.link.written;
+        assert_eq!(w[1][3], 3);
+        assert_eq!(
+            &w[1][4..],
+            auth::scramble_native(b"secret", b"ABCDEFGHIJKLMNOPQRST")
+        );
+    }
+
+    #[test]
+    fn caching_sha2_fast_auth() {
+        let mut s = session(&[
+            pkt(0, &mysql8_handshake()),
+            [pkt(2, b"\x01\x03"), pkt(3, OK)].concat(),
+            pkt(1, OK),
+        ]);
+        let report = run(&mut s, Some(&creds("secret"))).unwrap();
+        assert_eq!(report.login.unwrap().1, auth::CACHING_SHA2);
+        let scramble = auth::scramble_sha2(b"secret", b"abcdefghijklmnopqrst");
+        let w = &s.link.written;
+        assert!(
+            w[0].windows(33)
+                .any(|x| x[0] == 32 && x[1..] == scramble[..])
+        );
+        assert!(w[0].ends_with(b"caching_sha2_password\0"));
+    }
+
+    #[test]
+    fn caching_sha2_full_auth_with_the_servers_public_key() {
+        use rsa::pkcs8::DecodePrivateKey;
+        let key_packet = [b"\x01".as_slice(), auth::tests::TEST_PUBLIC_KEY.as_bytes()].concat();
+        let mut s = session(&[
+            pkt(0, &mysql8_handshake()),
+            pkt(2, b"\x01\x04"),
+            pkt(4, &key_packet),
+            pkt(6, OK),
+            pkt(1, OK),
+        ]);
+        run(&mut s, Some(&creds("secret"))).unwrap();
+        let w = &s.link.written;
+        assert_eq!(w[1], vec![1, 0, 0, 3, auth::REQUEST_PUBLIC_KEY_SHA2]);
+        assert_eq!(w[2][3], 5);
+        let key = rsa::PrivateKey::from_pkcs8_pem(auth::tests::TEST_PRIVATE_KEY).unwrap();
+        let plain = key.oaep_decrypt::<sha1::Sha1>(&w[2][4..]).unwrap();
+        let nonce = b"abcdefghijklmnopqrst";
+        let unmasked: Vec<u8> = plain
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ nonce[i % nonce.len()])
+            .collect();
+        assert_eq!(unmasked, b"secret\0");
+    }
+
+    #[test]
+    fn too_many_connections() {
+        let mut s = session(&[pkt(0, b"\xff\x10\x04#08004Too many connections")]);
+        let result = run(&mut s, None).unwrap_err().into_result("db:3306", None);
+        assert_eq!(
+            result.message,
+            "db:3306 refused the connection: 1040 (08004) Too many connections"
+        );
+        assert_eq!(result.get_detail("sqlstate"), Some("08004"));
+    }
+
+    #[test]
+    fn closed_or_foreign_peers() {
+        let mut s = session(&[]);
+        let result = run(&mut s, None).unwrap_err().into_result("db:3306", None);
+        assert_eq!(
+            result.message,
+            "db:3306 closed the connection before sending its handshake"
+        );
+
+        let mut s = session(&[b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".to_vec()]);
+        let result = run(&mut s, None).unwrap_err().into_result("db:22", None);
+        assert!(
+            result.message.starts_with("db:22 is not a MySQL server: "),
+            "{}",
+            result.message
+        );
+    }
+
+    #[test]
+    fn ping_error() {
+        let err = b"\xff\x1d\x04#08S01Server shutdown in progress";
+        let mut s = session(&[
+            pkt(0, protocol::tests_support::MARIADB_HANDSHAKE),
+            pkt(2, OK),
+            pkt(1, err),
+        ]);
+        let result = run(&mut s, Some(&creds("secret")))
+            .unwrap_err()
+            .into_result("db:3306", None);
+        assert_eq!(
+            result.message,
+            "COM_PING to db:3306 failed: 1053 (08S01) Server shutdown in progress"
+        );
+    }
+
+    fn check(pairs: &[(&str, &str)]) -> Result<CheckResult, CheckError> {
+        MysqlProbe::check(
+            &Params::from_pairs(pairs.iter().copied()),
+            Budget::new(2_000),
+        )
+    }
+
+    #[test]
+    fn bad_parameters() {
+        match check(&[("address", "localhost")]) {
+            Err(CheckError::InvalidParam(p)) => assert_eq!(p.name, "address"),
+            other => panic!("{other:?}"),
+        }
+        match check(&[("address", "127.0.0.1:3306"), ("username", "")]) {
+            Err(CheckError::InvalidParam(p)) => assert_eq!(p.name, "username"),
+            other => panic!("{other:?}"),
+        }
+        match check(&[("address", "127.0.0.1:3306"), ("password", "x")]) {
+            Err(CheckError::InvalidConfig(m)) => assert!(m.contains("username"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn describe_documents_every_parameter() {
+        let info = MysqlProbe::describe();
+        let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["address", "username", "password", "database"]);
+        assert!(
+            info.params
+                .iter()
+                .all(|p| p.description.contains("for example"))
+        );
+    }
+}

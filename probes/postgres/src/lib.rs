@@ -1,17 +1,543 @@
-//! The bundled `postgres` probe (placeholder while it is being written).
+//! The bundled `postgres` probe.
+//!
+//! Without `password` or `query` it works like `pg_isready`: it sends a
+//! StartupMessage and judges the first answer, and a server that asks for
+//! credentials (or refuses them) is accepting connections. With either, it
+//! logs in (cleartext, MD5 or SCRAM-SHA-256, checking the server's SCRAM
+//! signature) and runs `query` with the simple query protocol.
 
-use healthprobe_sdk::{Budget, CheckError, CheckResult, Params, Probe, ProbeInfo};
+mod scram;
+mod wire;
 
-struct Placeholder;
+use std::time::Instant;
 
-impl Probe for Placeholder {
+use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
+
+use wire::{Message, NotPostgres, ServerError};
+
+/// The query run after a login when none is given.
+const DEFAULT_QUERY: &str = "SELECT 1";
+/// The user when none is given.
+const DEFAULT_USER: &str = "postgres";
+/// The longest query text or value quoted in a message.
+const QUOTE_CHARS: usize = 60;
+
+struct PostgresProbe;
+
+impl Probe for PostgresProbe {
     fn describe() -> ProbeInfo {
-        ProbeInfo::new("postgres", env!("CARGO_PKG_VERSION"), "Not written yet.")
+        ProbeInfo::new(
+            "postgres",
+            env!("CARGO_PKG_VERSION"),
+            "Checks a PostgreSQL server. By default like pg_isready: healthy when the server \
+             answers a connection attempt, even by asking for a password, and unhealthy while \
+             it is starting up, shutting down, in recovery or out of connection slots. With \
+             password or query it logs in (cleartext, MD5 or SCRAM-SHA-256) and runs the query. \
+             Plain TCP only: TLS (sslmode) is not supported.",
+        )
+        .param(ParamSpec::required(
+            "address",
+            "PostgreSQL server as host:port, for example 127.0.0.1:5432.",
+        ))
+        .param(
+            ParamSpec::optional(
+                "username",
+                "Role to connect as, for example username=monitor.",
+            )
+            .default(DEFAULT_USER),
+        )
+        // No `.default(..)`: the default is not a fixed value but the user name.
+        .param(ParamSpec::optional(
+            "database",
+            "Database to connect to, for example database=app; the default is the user name.",
+        ))
+        .param(ParamSpec::optional(
+            "password",
+            "Password for a full login (cleartext, MD5 or SCRAM-SHA-256, as the server asks), \
+             for example password=s3cret; then query is run too.",
+        ))
+        .param(
+            ParamSpec::optional(
+                "query",
+                "SQL run after the login with the simple query protocol; an error is unhealthy. \
+                 Giving it logs in even without a password (for trust setups), \
+                 for example query=SELECT count(*) FROM pg_stat_activity.",
+            )
+            .default(DEFAULT_QUERY),
+        )
     }
 
-    fn check(_params: &Params, _budget: Budget) -> Result<CheckResult, CheckError> {
-        Err(CheckError::invalid_config("not written yet"))
+    fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
+        let config = Config::from_params(params)?;
+        let start = Instant::now();
+        let mut session_info = Info::default();
+        let outcome = run(&config, &budget, &mut session_info);
+        let elapsed_ms = start.elapsed().as_millis();
+        let result = verdict(&config, outcome, session_info.auth.as_deref(), elapsed_ms)?;
+        let mut result = result
+            .detail("address", &config.address)
+            .detail("username", &config.user)
+            .detail("database", &config.database)
+            .detail("elapsed-ms", elapsed_ms);
+        if let Some(auth) = session_info.auth {
+            result = result.detail("auth", auth);
+        }
+        if let Some(version) = session_info.server_version {
+            result = result.detail("server-version", version);
+        }
+        Ok(result)
     }
 }
 
-healthprobe_sdk::export_probe!(Placeholder);
+healthprobe_sdk::export_probe!(PostgresProbe);
+
+/// The parameters, checked.
+#[derive(Debug)]
+struct Config {
+    address: String,
+    user: String,
+    database: String,
+    password: Option<String>,
+    /// The query to run after logging in; `None` is the pg_isready mode.
+    query: Option<String>,
+}
+
+impl Config {
+    fn from_params(params: &Params) -> Result<Config, CheckError> {
+        let address = params.required_str("address")?.trim().to_string();
+        tcp::parse_address(&address)
+            .map_err(|reason| CheckError::invalid_param("address", reason))?;
+        let text = |name: &str, example: &str| -> Result<Option<String>, CheckError> {
+            params.parse(name, |v| {
+                if v.is_empty() {
+                    Err(format!(
+                        "is empty; give a value such as {name}={example}, or leave it out"
+                    ))
+                } else if v.contains('\0') {
+                    Err("must not contain a NUL character".to_string())
+                } else {
+                    Ok(v.to_string())
+                }
+            })
+        };
+        let user = text("username", "monitor")?.unwrap_or_else(|| DEFAULT_USER.to_string());
+        let database = text("database", "app")?.unwrap_or_else(|| user.clone());
+        // Not trimmed: a password may begin or end with a space.
+        let password = params.str("password").map(str::to_string);
+        match &password {
+            Some(p) if p.is_empty() => {
+                return Err(CheckError::invalid_param(
+                    "password",
+                    "is empty; leave it out for the pg_isready check, or give query= to log in without one",
+                ));
+            }
+            Some(p) if p.contains('\0') => {
+                return Err(CheckError::invalid_param(
+                    "password",
+                    "must not contain a NUL character",
+                ));
+            }
+            _ => {}
+        }
+        let query = text("query", "'SELECT 1'")?
+            .or_else(|| password.as_ref().map(|_| DEFAULT_QUERY.to_string()));
+        Ok(Config {
+            address,
+            user,
+            database,
+            password,
+            query,
+        })
+    }
+
+    fn logs_in(&self) -> bool {
+        self.query.is_some()
+    }
+}
+
+/// What the session learnt on the way, for the details.
+#[derive(Debug, Default)]
+struct Info {
+    auth: Option<String>,
+    server_version: Option<String>,
+}
+
+/// What the server said, when it said something.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// pg_isready mode: the server answers. `refused` is the login error it sent
+    /// (a wrong user or database still means it accepts connections).
+    Accepting { refused: Option<ServerError> },
+    /// The server refuses connections for now (starting up, shutting down, full).
+    NotAccepting(ServerError),
+    /// An ErrorResponse during the login.
+    LoginFailed(ServerError),
+    /// The server asks for a password and none was given.
+    NeedsPassword(String),
+    /// The server asks for a method the probe does not speak.
+    Unsupported(String),
+    /// The SCRAM exchange went wrong on the client's side of it.
+    ScramFailed(String),
+    /// The query failed.
+    QueryFailed(ServerError),
+    /// The query ran: rows (when it returns rows), command tag and first value.
+    Queried {
+        rows: Option<u64>,
+        tag: String,
+        first: Option<String>,
+    },
+    /// A valid message that makes no sense at this point.
+    Unexpected { during: &'static str, what: String },
+}
+
+/// Why no usable answer arrived, with what was being waited for.
+#[derive(Debug)]
+enum Fail {
+    /// With what was going on, such as `no reply to PING`.
+    Tcp(TcpError, Option<String>),
+    NotPostgres(NotPostgres, &'static str),
+    Closed(&'static str),
+}
+
+/// A connection with the bytes read but not yet decoded.
+struct Session {
+    conn: TcpConn,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    fn send(&mut self, data: &[u8], during: &'static str) -> Result<(), Fail> {
+        self.conn
+            .write_all(data)
+            .map_err(|e| Fail::Tcp(e, Some(format!("sending {during}"))))
+    }
+
+    /// The next backend message, reading as much as it needs within the budget.
+    fn next(&mut self, during: &'static str) -> Result<Message, Fail> {
+        loop {
+            if let Some((message, used)) =
+                wire::parse(&self.buf).map_err(|e| Fail::NotPostgres(e, during))?
+            {
+                self.buf.drain(..used);
+                return Ok(message);
+            }
+            let chunk = self
+                .conn
+                .read_some(64 * 1024)
+                .map_err(|e| Fail::Tcp(e, Some(format!("no reply to {during}"))))?;
+            if chunk.is_empty() {
+                return Err(Fail::Closed(during));
+            }
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+}
+
+/// The SQLSTATE classes that mean "not accepting connections now": 57 (operator
+/// intervention: starting up, shutting down, recovery) and 53 (insufficient
+/// resources: too many connections, out of memory or disk).
+fn refuses_connections(e: &ServerError) -> bool {
+    matches!(e.class(), "57" | "53")
+}
+
+const STARTUP: &str = "the startup message";
+const AUTH: &str = "the login";
+const QUERY: &str = "the query";
+
+fn run(config: &Config, budget: &Budget, info: &mut Info) -> Result<Outcome, Fail> {
+    let conn = tcp::connect(&config.address, budget).map_err(|e| Fail::Tcp(e, None))?;
+    let mut session = Session {
+        conn,
+        buf: Vec::new(),
+    };
+    session.send(&wire::startup(&config.user, &config.database), STARTUP)?;
+
+    let mut during = STARTUP;
+    let mut scram: Option<scram::Scram> = None;
+    let mut awaiting: Option<scram::AwaitingFinal> = None;
+    let mut scram_verified = false;
+    loop {
+        let message = session.next(during)?;
+        match message.tag {
+            b'R' => {
+                let Some((code, data)) = wire::auth_request(&message.body) else {
+                    return Ok(unexpected(during, "a truncated authentication request"));
+                };
+                match code {
+                    0 => {
+                        if scram.is_some() && !scram_verified {
+                            return Ok(Outcome::ScramFailed(
+                                "the server accepted the login without proving it knows the password (no SCRAM signature)".into(),
+                            ));
+                        }
+                        info.auth.get_or_insert_with(|| "trust".to_string());
+                        during = AUTH;
+                    }
+                    11 => {
+                        let Some(state) = &scram else {
+                            return Ok(unexpected(during, "a SASL continuation before SASL"));
+                        };
+                        let (client_final, next) = match state.client_final(data) {
+                            Ok(done) => done,
+                            Err(e) => return Ok(Outcome::ScramFailed(e.0)),
+                        };
+                        session.send(&wire::sasl_response(client_final.as_bytes()), AUTH)?;
+                        awaiting = Some(next);
+                    }
+                    12 => {
+                        let Some(state) = &awaiting else {
+                            return Ok(unexpected(during, "a SASL final message out of turn"));
+                        };
+                        if let Err(e) = state.verify(data) {
+                            return Ok(Outcome::ScramFailed(e.0));
+                        }
+                        scram_verified = true;
+                    }
+                    _ => {
+                        let method = method_name(code, data);
+                        info.auth = Some(method.clone());
+                        if !config.logs_in() {
+                            // Closing without an answer is what libpq does when it has no
+                            // password, and the server logs nothing for it.
+                            return Ok(Outcome::Accepting { refused: None });
+                        }
+                        let Some(password) = &config.password else {
+                            return Ok(Outcome::NeedsPassword(method));
+                        };
+                        during = AUTH;
+                        match code {
+                            3 => session.send(&wire::password(password), AUTH)?,
+                            5 => {
+                                let Some(salt) = data.get(..4) else {
+                                    return Ok(unexpected(during, "an MD5 request without salt"));
+                                };
+                                let salt = [salt[0], salt[1], salt[2], salt[3]];
+                                let hashed = scram::md5_password(&config.user, password, salt);
+                                session.send(&wire::password(&hashed), AUTH)?;
+                            }
+                            10 if wire::sasl_mechanisms(data)
+                                .iter()
+                                .any(|m| m == scram::MECHANISM) =>
+                            {
+                                let state = match scram::Scram::new(password) {
+                                    Ok(state) => state,
+                                    Err(e) => return Ok(Outcome::ScramFailed(e.0)),
+                                };
+                                session.send(
+                                    &wire::sasl_initial(
+                                        scram::MECHANISM,
+                                        state.client_first().as_bytes(),
+                                    ),
+                                    AUTH,
+                                )?;
+                                scram = Some(state);
+                            }
+                            _ => return Ok(Outcome::Unsupported(method)),
+                        }
+                    }
+                }
+            }
+            b'E' => {
+                let error = ServerError::parse(&message.body);
+                return Ok(if refuses_connections(&error) {
+                    Outcome::NotAccepting(error)
+                } else if config.logs_in() {
+                    Outcome::LoginFailed(error)
+                } else {
+                    Outcome::Accepting {
+                        refused: Some(error),
+                    }
+                });
+            }
+            b'S' => {
+                let (name, value) = wire::parameter_status(&message.body);
+                if name == "server_version" {
+                    info.server_version = Some(value);
+                }
+            }
+            // BackendKeyData, NoticeResponse, NegotiateProtocolVersion: nothing to judge.
+            b'K' | b'N' | b'v' => {}
+            b'Z' => break,
+            other => {
+                return Ok(unexpected(
+                    during,
+                    &format!("a '{}' message", other as char),
+                ));
+            }
+        }
+    }
+
+    let Some(query) = &config.query else {
+        // Trust authentication: logged in, which is more than pg_isready asks.
+        let _ = session.send(&wire::terminate(), AUTH);
+        return Ok(Outcome::Accepting { refused: None });
+    };
+    session.send(&wire::query(query), QUERY)?;
+    let (mut rows, mut tag, mut first) = (None::<u64>, String::new(), None);
+    let outcome = loop {
+        let message = session.next(QUERY)?;
+        match message.tag {
+            b'T' => {
+                rows.get_or_insert(0);
+            }
+            b'D' => {
+                let count = rows.get_or_insert(0);
+                if *count == 0 {
+                    first = wire::first_value(&message.body).map(|v| quote(&v));
+                }
+                *count += 1;
+            }
+            b'C' => tag = wire::take_cstring(&message.body).0,
+            b'I' => tag = "empty query".to_string(),
+            b'E' => break Outcome::QueryFailed(ServerError::parse(&message.body)),
+            b'N' | b'S' => {}
+            b'Z' => break Outcome::Queried { rows, tag, first },
+            other => break unexpected(QUERY, &format!("a '{}' message", other as char)),
+        }
+    };
+    // The session is over either way; a failed goodbye changes nothing.
+    let _ = session.send(&wire::terminate(), QUERY);
+    Ok(outcome)
+}
+
+fn unexpected(during: &'static str, what: &str) -> Outcome {
+    Outcome::Unexpected {
+        during,
+        what: what.to_string(),
+    }
+}
+
+/// The operator's name for an authentication request.
+fn method_name(code: i32, data: &[u8]) -> String {
+    if code == 10 {
+        let mechanisms = wire::sasl_mechanisms(data);
+        if mechanisms.is_empty() {
+            "SASL".to_string()
+        } else {
+            format!("SASL {}", mechanisms.join(", "))
+        }
+    } else if wire::auth_name(code) == "an unknown" {
+        format!("an unknown method (code {code})")
+    } else {
+        wire::auth_name(code).to_string()
+    }
+}
+
+/// `text` on one line, shortened for a message.
+fn quote(bytes: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > QUOTE_CHARS {
+        format!("{}…", text.chars().take(QUOTE_CHARS).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// The check's result for an outcome; `Err` only for an invalid address.
+fn verdict(
+    config: &Config,
+    outcome: Result<Outcome, Fail>,
+    auth: Option<&str>,
+    elapsed_ms: u128,
+) -> Result<CheckResult, CheckError> {
+    let address = &config.address;
+    let server_error = |result: CheckResult, e: &ServerError| {
+        let mut result = result
+            .detail("error", "server")
+            .detail("sqlstate", &e.code)
+            .detail("severity", &e.severity);
+        if let Some(detail) = &e.detail {
+            result = result.detail("server-detail", detail);
+        }
+        if let Some(hint) = &e.hint {
+            result = result.detail("hint", hint);
+        }
+        result
+    };
+    Ok(match outcome {
+        Ok(Outcome::Accepting { refused: None }) => {
+            let how = match auth {
+                Some("trust") | None => "logged in without a password".to_string(),
+                Some(method) => format!("asked for {method} authentication"),
+            };
+            CheckResult::healthy(format!(
+                "{address} is accepting connections ({how}) in {elapsed_ms} ms"
+            ))
+        }
+        Ok(Outcome::Accepting { refused: Some(e) }) => server_error(
+            CheckResult::healthy(format!(
+                "{address} is accepting connections (refused this login: {e}) in {elapsed_ms} ms"
+            )),
+            &e,
+        ),
+        Ok(Outcome::NotAccepting(e)) => server_error(
+            CheckResult::unhealthy(format!("{address} is not accepting connections: {e}")),
+            &e,
+        ),
+        Ok(Outcome::LoginFailed(e)) => server_error(
+            CheckResult::unhealthy(format!("login to {address} failed: {e}")),
+            &e,
+        ),
+        Ok(Outcome::QueryFailed(e)) => {
+            server_error(CheckResult::unhealthy(format!("query failed: {e}")), &e)
+        }
+        Ok(Outcome::NeedsPassword(method)) => CheckResult::unhealthy(format!(
+            "{address} asks for a password ({method}) but no password= was given"
+        ))
+        .detail("error", "needs-password"),
+        Ok(Outcome::Unsupported(method)) => CheckResult::unhealthy(format!(
+            "{address} asks for {method} authentication, which the postgres probe does not support \
+             (it speaks cleartext, MD5 and SCRAM-SHA-256 without channel binding)"
+        ))
+        .detail("error", "unsupported-auth"),
+        Ok(Outcome::ScramFailed(why)) => {
+            CheckResult::unhealthy(format!("SCRAM login to {address} failed: {why}"))
+                .detail("error", "scram")
+        }
+        Ok(Outcome::Queried { rows, tag, first }) => {
+            let query = quote(config.query.as_deref().unwrap_or_default().as_bytes());
+            let mut message = match rows {
+                Some(1) => format!("{query} returned 1 row in {elapsed_ms} ms"),
+                Some(n) => format!("{query} returned {n} rows in {elapsed_ms} ms"),
+                None if tag.eq_ignore_ascii_case(&query) => {
+                    format!("{query} completed in {elapsed_ms} ms")
+                }
+                None => format!("{query} completed ({tag}) in {elapsed_ms} ms"),
+            };
+            if let Some(value) = &first {
+                message.push_str(&format!(", first value: {value}"));
+            }
+            let mut result = CheckResult::healthy(message).detail("command", tag);
+            if let Some(rows) = rows {
+                result = result.detail("rows", rows);
+            }
+            result
+        }
+        Ok(Outcome::Unexpected { during, what }) => {
+            CheckResult::unhealthy(format!("{address} sent {what} during {during}"))
+                .detail("error", "protocol")
+        }
+        Err(Fail::Tcp(e, during)) => {
+            let mut result = e.into_verdict()?;
+            if let Some(during) = during {
+                result.message.push_str(&format!(" ({during})"));
+            }
+            result
+        }
+        Err(Fail::NotPostgres(e, during)) => {
+            CheckResult::unhealthy(format!("{address} answered {during} with {e}"))
+                .detail("error", "protocol")
+        }
+        Err(Fail::Closed(during)) => {
+            CheckResult::unhealthy(format!("{address} closed the connection during {during}"))
+                .detail("error", "closed")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

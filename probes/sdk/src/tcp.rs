@@ -71,7 +71,7 @@ pub enum TcpError {
     Denied {
         /// The address as given.
         address: String,
-        /// What was refused: `connecting`, `reading` or `writing`.
+        /// What was refused: `resolving`, `connecting`, `reading` or `writing`.
         action: &'static str,
     },
     /// Any other I/O failure.
@@ -219,6 +219,52 @@ pub fn parse_address(address: &str) -> Result<(&str, u16), String> {
 /// as long as it takes; [`connect`] bounds it by the budget instead.
 pub fn resolve(address: &str) -> Result<Vec<SocketAddr>, TcpError> {
     lookup(address, None)
+}
+
+/// Look up the addresses of `host` (a name, or an IP address taken as it is),
+/// waiting at most until `budget` runs out.
+///
+/// The host's network policy applies: by default only loopback names such as
+/// `localhost` may be looked up, and a refused lookup is [`TcpError::Denied`]
+/// (action `resolving`). Errors name `host` as their address. Addresses come in
+/// the resolver's order, without duplicates.
+pub fn resolve_host(host: &str, budget: &Budget) -> Result<Vec<IpAddr>, TcpError> {
+    let host = host.trim();
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(TcpError::InvalidAddress {
+            address: host.to_string(),
+            reason: format!("expected a host name such as localhost, got '{host}'"),
+        });
+    }
+    // `[::1]` as in an address, or a bare IP: no lookup needed.
+    let literal = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    if budget.is_exhausted() {
+        return Err(TcpError::Timeout {
+            address: host.to_string(),
+            action: "resolving",
+        });
+    }
+    let addrs = sys::resolve(host, 0, Some(budget))
+        .map_err(|e| TcpError::from_sys(host, "resolving", e))?;
+    let mut ips: Vec<IpAddr> = Vec::with_capacity(addrs.len());
+    for ip in addrs.iter().map(SocketAddr::ip) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if ips.is_empty() {
+        return Err(TcpError::Resolve {
+            address: host.to_string(),
+            reason: "no addresses found".to_string(),
+        });
+    }
+    Ok(ips)
 }
 
 /// [`resolve`], waiting at most until `budget` runs out if one is given.
@@ -426,6 +472,38 @@ mod tests {
             resolve("[::1]:80").unwrap(),
             vec![SocketAddr::from((core::net::Ipv6Addr::LOCALHOST, 80))]
         );
+    }
+
+    #[test]
+    fn resolve_host_literals_and_bad_names() {
+        let budget = Budget::new(5_000);
+        assert_eq!(
+            resolve_host("127.0.0.1", &budget).unwrap(),
+            vec![IpAddr::from([127, 0, 0, 1])]
+        );
+        assert_eq!(
+            resolve_host("[::1]", &budget).unwrap(),
+            vec![IpAddr::from(core::net::Ipv6Addr::LOCALHOST)]
+        );
+        for bad in ["", "  ", "a b"] {
+            assert!(
+                matches!(
+                    resolve_host(bad, &budget),
+                    Err(TcpError::InvalidAddress { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let err = resolve_host("localhost", &Budget::new(0)).unwrap_err();
+        assert_eq!(err.to_string(), "timeout resolving localhost");
+    }
+
+    #[cfg(not(target_os = "wasi"))]
+    #[test]
+    fn resolve_host_localhost_native() {
+        let ips = resolve_host("localhost", &Budget::new(5_000)).unwrap();
+        assert!(ips.iter().all(IpAddr::is_loopback), "{ips:?}");
+        assert!(!ips.is_empty());
     }
 
     #[test]

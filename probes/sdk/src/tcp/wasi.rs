@@ -59,7 +59,10 @@ impl Fail {
             ErrorCode::TemporaryResolverFailure => "temporary failure in name resolution",
             ErrorCode::PermanentResolverFailure => "name resolution failed",
             ErrorCode::InvalidArgument => "not a valid host name",
-            ErrorCode::AccessDenied => "name lookup denied",
+            // A policy refusal, not a resolver failure: it becomes `TcpError::Denied`.
+            ErrorCode::AccessDenied => {
+                return Fail::Io(io::Error::new(ErrorKind::PermissionDenied, code.name()));
+            }
             other => other.name(),
         };
         Fail::Resolve(reason.to_string())
