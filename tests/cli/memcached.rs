@@ -37,14 +37,10 @@ fn memcached_with_auth() -> Option<Server> {
     Some(server)
 }
 
-fn address(server: &Server) -> String {
-    format!("address={}", server.address())
-}
-
 #[test]
 fn memcached_version_is_healthy() {
     let Some(server) = memcached(&[]) else { return };
-    healthprobe(["run", "memcached", &address(&server)]).expect(
+    healthprobe(["run", "memcached", &server.address_param()]).expect(
         0,
         "healthy: memcached: VERSION ",
         &[&format!("from {}", server.address())],
@@ -69,7 +65,7 @@ fn memcached_stopped_server_times_out_within_the_deadline() {
     healthprobe([
         "run".as_ref(),
         probe.as_os_str(),
-        address(&server).as_ref(),
+        server.address_param().as_ref(),
         "--timeout".as_ref(),
         "2s".as_ref(),
     ])
@@ -85,7 +81,7 @@ fn memcached_login_is_used_when_the_server_asks() {
     healthprobe([
         "run",
         "memcached",
-        &address(&server),
+        &server.address_param(),
         &format!("username={USER}"),
         &format!("password={PASSWORD}"),
     ])
@@ -100,7 +96,7 @@ fn memcached_wrong_password_is_unhealthy_with_the_servers_words() {
     healthprobe([
         "run",
         "memcached",
-        &address(&server),
+        &server.address_param(),
         &format!("username={USER}"),
         "password=wrong",
     ])
@@ -116,7 +112,7 @@ fn memcached_login_required_but_not_given_says_so() {
     let Some(server) = memcached_with_auth() else {
         return;
     };
-    healthprobe(["run", "memcached", &address(&server)]).expect(
+    healthprobe(["run", "memcached", &server.address_param()]).expect(
         1,
         "unhealthy: memcached: ",
         &["CLIENT_ERROR unauthenticated", "username=", "password="],

@@ -174,14 +174,10 @@ fn first_reply_byte(addr: SocketAddr) -> Option<u8> {
     Some(byte[0])
 }
 
-fn address(server: &Server) -> String {
-    format!("address={}", server.address())
-}
-
 #[test]
 fn postgres_isready_mode_is_healthy() {
     let Some(server) = postgres() else { return };
-    healthprobe(["run", "postgres", &address(&server)]).expect(
+    healthprobe(["run", "postgres", &server.address_param()]).expect(
         0,
         "healthy: postgres: ",
         &[
@@ -190,7 +186,7 @@ fn postgres_isready_mode_is_healthy() {
         ],
     );
     // A user that does not exist still means the server accepts connections.
-    healthprobe(["run", "postgres", &address(&server), "username=ghost"]).expect(
+    healthprobe(["run", "postgres", &server.address_param(), "username=ghost"]).expect(
         0,
         "healthy: postgres: ",
         &["is accepting connections"],
@@ -203,7 +199,7 @@ fn postgres_scram_login_runs_the_query() {
     healthprobe([
         "run",
         "postgres",
-        &address(&server),
+        &server.address_param(),
         "username=probe",
         "password=probe-secret",
         "database=postgres",
@@ -217,7 +213,7 @@ fn postgres_scram_login_runs_the_query() {
     healthprobe([
         "run",
         "postgres",
-        &address(&server),
+        &server.address_param(),
         &format!("password={SUPERUSER_PASSWORD}"),
         "query=SELECT current_user",
     ])
@@ -234,7 +230,7 @@ fn postgres_md5_and_cleartext_logins_are_healthy() {
         let out = healthprobe([
             "run",
             "postgres",
-            &address(&server),
+            &server.address_param(),
             &format!("username={user}"),
             &format!("password={password}"),
             "database=postgres",
@@ -262,7 +258,7 @@ fn postgres_wrong_password_is_unhealthy_with_the_server_message() {
         healthprobe([
             "run",
             "postgres",
-            &address(&server),
+            &server.address_param(),
             &format!("username={user}"),
             "password=wrong",
             "database=postgres",
@@ -283,7 +279,7 @@ fn postgres_bad_query_is_unhealthy_with_the_sql_error() {
     healthprobe([
         "run",
         "postgres",
-        &address(&server),
+        &server.address_param(),
         &format!("password={SUPERUSER_PASSWORD}"),
         "query=SELECT * FROM no_such_table",
     ])
@@ -314,7 +310,7 @@ fn postgres_stopped_postmaster_times_out_within_the_deadline() {
         let mut args = vec![
             "run".to_string(),
             "postgres".to_string(),
-            address(&server),
+            server.address_param(),
             "--timeout".to_string(),
             "2s".to_string(),
         ];

@@ -56,14 +56,10 @@ fn command(conn: &mut TcpStream, args: &[&str]) -> String {
     String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
 }
 
-fn address(server: &Server) -> String {
-    format!("address={}", server.address())
-}
-
 #[test]
 fn redis_pong_is_healthy() {
     let Some(server) = redis("", &[]) else { return };
-    healthprobe(["run", "redis", &address(&server)]).expect(
+    healthprobe(["run", "redis", &server.address_param()]).expect(
         0,
         "healthy: redis: ",
         &[&format!("PONG from {}", server.address())],
@@ -78,7 +74,7 @@ fn redis_password_is_healthy() {
     healthprobe([
         "run",
         "redis",
-        &address(&server),
+        &server.address_param(),
         &format!("password={PASSWORD}"),
         "role=master",
     ])
@@ -93,7 +89,7 @@ fn redis_acl_user_is_healthy_and_role_falls_back_to_info() {
     healthprobe([
         "run",
         "redis",
-        &address(&server),
+        &server.address_param(),
         &format!("username={ACL_USER}"),
         &format!("password={ACL_PASSWORD}"),
         "role=master",
@@ -110,7 +106,7 @@ fn redis_wrong_password_is_unhealthy_with_wrongpass() {
         let mut args = vec![
             "run".to_string(),
             "redis".to_string(),
-            address(&server),
+            server.address_param(),
             "password=wrong".to_string(),
         ];
         args.extend(user.map(|u| format!("username={u}")));
@@ -130,7 +126,7 @@ fn redis_missing_password_is_unhealthy_with_noauth() {
     let Some(server) = redis_with_auth() else {
         return;
     };
-    healthprobe(["run", "redis", &address(&server)]).expect(
+    healthprobe(["run", "redis", &server.address_param()]).expect(
         1,
         "unhealthy: redis: ",
         &["PING", "NOAUTH Authentication required."],
@@ -140,7 +136,7 @@ fn redis_missing_password_is_unhealthy_with_noauth() {
 #[test]
 fn redis_master_is_not_a_replica() {
     let Some(server) = redis("", &[]) else { return };
-    healthprobe(["run", "redis", &address(&server), "role=replica"]).expect(
+    healthprobe(["run", "redis", &server.address_param(), "role=replica"]).expect(
         1,
         "unhealthy: redis: ",
         &["role is master, expected replica"],
@@ -156,12 +152,12 @@ fn redis_replica_has_the_replica_role() {
     ) else {
         return;
     };
-    healthprobe(["run", "redis", &address(&replica), "role=replica"]).expect(
+    healthprobe(["run", "redis", &replica.address_param(), "role=replica"]).expect(
         0,
         "healthy: redis: ",
         &["PONG from", "role replica"],
     );
-    healthprobe(["run", "redis", &address(&replica), "role=master"]).expect(
+    healthprobe(["run", "redis", &replica.address_param(), "role=master"]).expect(
         1,
         "unhealthy: redis: ",
         &["role is replica, expected master"],
@@ -196,7 +192,7 @@ fn redis_paused_server_times_out_within_the_deadline() {
     healthprobe([
         "run",
         "redis",
-        &address(&server),
+        &server.address_param(),
         &format!("password={PASSWORD}"),
         "--timeout",
         "2s",

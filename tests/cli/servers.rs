@@ -86,6 +86,11 @@ impl Server {
         self.addr.to_string()
     }
 
+    /// `address=127.0.0.1:PORT`, the probes' parameter.
+    pub fn address_param(&self) -> String {
+        format!("address={}", self.addr)
+    }
+
     fn wait_ready(&mut self, limit: Duration) {
         let start = Instant::now();
         loop {

@@ -247,7 +247,7 @@ fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
             one_line(hex)
         )
     };
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(expected());
     }
     digits
