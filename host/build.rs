@@ -8,6 +8,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::Digest as _;
+
+// The engine settings of the binary itself, so the precompiled probes load into it.
+#[path = "src/engine.rs"]
+mod engine;
+
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest.parent().expect("host/ has a parent").to_path_buf();
@@ -19,6 +25,7 @@ fn main() {
         .join("probes");
 
     watch(&root.join("wit"));
+    watch(&manifest.join("src/engine.rs"));
     watch(&probes.join("Cargo.toml"));
     watch(&probes.join("Cargo.lock"));
     let mut crates = Vec::new();
@@ -85,20 +92,39 @@ fn main() {
         }
     }
     list.sort();
+    embed(&list);
+}
+
+/// Precompiles each probe for the target's baseline CPU with the engine settings the
+/// binary uses (`src/engine.rs`), and writes `OUT_DIR/bundled.rs` embedding the results:
+/// a bundled probe is never compiled at run time.
+fn embed(list: &[(String, PathBuf)]) {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let target = env::var("TARGET").expect("set by cargo");
+    let config = engine::config(Some(&target))
+        .unwrap_or_else(|e| panic!("wasmtime cannot compile for {target}: {e}"));
+    let engine = wasmtime::Engine::new(&config).expect("build the precompiling engine");
     let mut code = String::from(
         "/// The probes compiled into this binary, by name.\npub static BUNDLED: &[Bundled] = &[\n",
     );
-    for (name, file) in &list {
+    for (name, file) in list {
+        let wasm = std::fs::read(file).expect("read a built probe");
+        let cwasm = engine
+            .precompile_component(&wasm)
+            .unwrap_or_else(|e| panic!("precompiling the bundled probe {name}: {e:?}"));
+        let out = out_dir.join(format!("{name}.cwasm"));
+        std::fs::write(&out, &cwasm).expect("write a precompiled probe");
+        let sha256 = format!("{:x}", sha2::Sha256::digest(&wasm));
         writeln!(
             code,
-            "    Bundled {{ name: {name:?}, wasm: include_bytes!({:?}) }},",
-            file.display().to_string()
+            "    Bundled {{ name: {name:?}, precompiled: include_bytes!({:?}), sha256: {sha256:?}, wasm_size: {} }},",
+            out.display().to_string(),
+            wasm.len()
         )
         .unwrap();
     }
     code.push_str("];\n");
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("bundled.rs");
-    std::fs::write(out, code).expect("write bundled.rs");
+    std::fs::write(out_dir.join("bundled.rs"), code).expect("write bundled.rs");
 }
 
 /// Installs the `wasm32-wasip2` standard library with rustup when it is missing, so that a

@@ -1,12 +1,17 @@
-//! Probes compiled into the binary, so `healthprobe run http …` needs no file.
+//! Probes compiled into the binary, so `healthprobe run http …` needs no file, and
+//! precompiled when the binary was built (`build.rs`), so it needs no compiler either.
 
 /// One bundled probe.
 #[derive(Debug)]
 pub struct Bundled {
     /// The name used on the command line.
     pub name: &'static str,
-    /// The component's bytes.
-    pub wasm: &'static [u8],
+    /// The component precompiled for this binary's engine and target (a `.cwasm`).
+    pub precompiled: &'static [u8],
+    /// SHA-256 (hex) of the component as built, before precompiling.
+    pub sha256: &'static str,
+    /// Size in bytes of the component as built.
+    pub wasm_size: usize,
 }
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));

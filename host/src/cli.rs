@@ -63,7 +63,24 @@ pub struct RunArgs {
     pub policy: Option<PathBuf>,
 
     #[command(flatten)]
+    pub cache: CacheArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Where a `.wasm` probe's compiled code is kept between runs (bundled probes and
+/// `.cwasm` files need no compiling).
+#[derive(Debug, Args, Default)]
+pub struct CacheArgs {
+    /// Keep compiled `.wasm` probes in DIR [default: the platform cache directory, such as
+    /// ~/.cache/healthprobe]; if it cannot be written, the probe is compiled in memory.
+    #[arg(long, value_name = "DIR", env = "HEALTHPROBE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile `.wasm` probes in memory every time, without the cache.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// Caps on a run. Each overrides the policy file, which overrides the default.

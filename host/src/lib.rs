@@ -5,8 +5,11 @@
 
 pub mod bindings;
 pub mod bundled;
+#[cfg(feature = "compiler")]
+pub mod cache;
 pub mod cli;
 pub mod cmd;
+pub mod engine;
 mod http;
 pub mod limits;
 mod lookup;

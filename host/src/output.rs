@@ -81,6 +81,9 @@ pub fn render_guest_output(report: &Report, room: usize) -> String {
     if let Some(digest) = &report.sha256 {
         out.push_str(&format!("sha256: {digest}\n"));
     }
+    if let Some(code) = &report.code {
+        out.push_str(&format!("code: {code}\n"));
+    }
     out.push_str(&format!("elapsed: {} ms\n", report.elapsed.as_millis()));
     excerpt(&out, room)
 }
@@ -209,6 +212,7 @@ mod tests {
             stdout: (vec![], 0),
             stderr: (vec![], 0),
             sha256: None,
+            code: None,
         };
         for f in [Format::Text, Format::Json] {
             let out = render(&report, f);

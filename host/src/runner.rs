@@ -21,17 +21,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Precompiled, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Precompiled, Store, Trap, UpdateDeadline};
 
 use crate::bindings::healthprobe::probe::types::{CheckError, ProbeInfo, Status};
 use crate::bindings::{Probe, ProbePre};
 use crate::bundled;
+#[cfg(feature = "compiler")]
+use crate::cache;
 use crate::limits::{LimitExceeded, Limiter};
 use crate::output;
 use crate::params;
 use crate::sandbox::Sandbox;
 use crate::state::{Activity, HostState};
 use crate::stdio::Capture;
+
+/// Why a runtime-only build refuses a `.wasm`.
+#[cfg(not(feature = "compiler"))]
+const NO_COMPILER: &str = "this healthprobe is runtime-only (built without the compiler): it runs bundled probes and .cwasm files; precompile the component with `healthprobe compile` from a full build";
 
 /// Time kept back from a probe's budget for it to report its own timeout (at most a
 /// tenth of the time left).
@@ -188,6 +194,8 @@ pub struct Report {
     pub stderr: (Vec<u8>, u64),
     /// SHA-256 of the component that ran, once it was read.
     pub sha256: Option<String>,
+    /// How its code was obtained: precompiled, from the compile cache, or compiled.
+    pub code: Option<String>,
 }
 
 /// A compiled engine and linker, reusable across runs.
@@ -197,18 +205,17 @@ pub struct Runner {
     /// Linked probes by content hash: a long-lived runner (a library user, a future `serve`
     /// mode) compiles each probe once. Content-keyed, so a changed file is recompiled.
     linked: Mutex<HashMap<String, ProbePre<HostState>>>,
+    /// Where compiled `.wasm` files are kept between runs.
+    #[cfg(feature = "compiler")]
+    cache: Option<cache::Cache>,
 }
 
 impl Runner {
     /// Builds the engine (fuel and epoch interruption on) and the linker with WASI 0.2 and
     /// the `http` import, and starts the epoch ticker.
     pub fn new() -> Result<Self, Failure> {
-        let mut config = Config::new();
-        config
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .wasm_component_model(true);
-        let engine = Engine::new(&config)
+        let engine = crate::engine::config(None)
+            .and_then(|config| Engine::new(&config))
             .map_err(|e| Failure::BadInput(format!("cannot start the WebAssembly engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -231,7 +238,16 @@ impl Runner {
             engine,
             linker: Arc::new(linker),
             linked: Mutex::default(),
+            #[cfg(feature = "compiler")]
+            cache: None,
         })
+    }
+
+    /// Keeps compiled `.wasm` components in `cache` (none by default).
+    #[cfg(feature = "compiler")]
+    pub fn with_cache(mut self, cache: Option<cache::Cache>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Loads, validates and runs the probe once, ending by `start + limits.timeout` (plus
@@ -250,6 +266,7 @@ impl Runner {
             sandbox: config.sandbox.clone(),
             sha256: config.sha256.clone(),
             sha256_seen: Mutex::default(),
+            code_seen: Mutex::default(),
             stdout: Capture::new(limits.capture_bytes),
             stderr: Capture::new(limits.capture_bytes),
             activity: Activity::default(),
@@ -277,6 +294,7 @@ impl Runner {
             stdout: shared.stdout.contents(),
             stderr: shared.stderr.contents(),
             sha256: None,
+            code: None,
         };
         match outcome {
             Ok(result) => {
@@ -314,6 +332,7 @@ impl Runner {
             report.details.push(("denied".into(), denial.resource()));
         }
         report.sha256 = shared.sha256_seen.lock().ok().and_then(|s| s.clone());
+        report.code = shared.code_seen.lock().ok().and_then(|s| s.clone());
         report
     }
 
@@ -379,14 +398,14 @@ impl Runner {
         }
     }
 
-    /// Reads, verifies, compiles and links the component; `seen` receives its sha256.
+    /// Reads, verifies, compiles (or loads precompiled) and links the component; `shared`
+    /// receives its sha256 and how its code was obtained.
     async fn load(
         &self,
         source: &ProbeSource,
         shared: Option<&Shared>,
     ) -> Result<ProbePre<HostState>, Failure> {
-        let bytes = read(source)?;
-        let digest = sha256_hex(&bytes);
+        let (code, digest) = identify(source)?;
         if let Some(shared) = shared {
             if let Some(expected) = &shared.sha256
                 && !expected.eq_ignore_ascii_case(&digest)
@@ -400,7 +419,10 @@ impl Runner {
         if let Some(pre) = self.cached(&digest) {
             return Ok(pre);
         }
-        let component = self.compile(bytes).await?;
+        let (component, how) = self.component(code, &digest).await?;
+        if let Some(shared) = shared {
+            *shared.code_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
+        }
         let pre = self.link(&component)?;
         let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
         // A bound, so a runner fed ever-changing files cannot grow without limit.
@@ -416,12 +438,98 @@ impl Runner {
         linked.get(digest).cloned()
     }
 
-    /// Compiles a component (checking its header first).
-    pub(crate) async fn compile(&self, bytes: Cow<'static, [u8]>) -> Result<Component, Failure> {
-        if let Some(kind) = Engine::detect_precompiled(&bytes) {
-            return self.deserialize(kind, &bytes);
+    /// The compiled component for `code` (whose SHA-256 is `digest`), and how it was
+    /// obtained, for `--verbose`.
+    pub(crate) async fn component(
+        &self,
+        code: Code,
+        digest: &str,
+    ) -> Result<(Component, String), Failure> {
+        match code {
+            Code::Bundled(b) => {
+                // SAFETY: the bytes were made by `build.rs` with this binary's engine
+                // settings (src/engine.rs); wasmtime still checks them.
+                #[allow(unsafe_code)]
+                let component = unsafe { Component::deserialize(&self.engine, b.precompiled) };
+                let component = component.map_err(|e| {
+                    Failure::BadInput(format!(
+                        "the bundled probe {} does not load into this engine: {}; this healthprobe was built wrongly, rebuild it",
+                        b.name,
+                        output::chain(&e)
+                    ))
+                })?;
+                Ok((component, "precompiled when healthprobe was built".into()))
+            }
+            Code::File(bytes) => {
+                if let Some(kind) = Engine::detect_precompiled(&bytes) {
+                    let component = self.deserialize(kind, &bytes)?;
+                    return Ok((component, "precompiled file (healthprobe compile)".into()));
+                }
+                check_header(&bytes)?;
+                self.compile_cached(bytes, digest).await
+            }
         }
-        check_header(&bytes)?;
+    }
+
+    /// Compiles a component through the compile cache, if there is one.
+    #[cfg(feature = "compiler")]
+    async fn compile_cached(
+        &self,
+        bytes: Cow<'static, [u8]>,
+        digest: &str,
+    ) -> Result<(Component, String), Failure> {
+        let Some(cache) = &self.cache else {
+            let component = self.compile(bytes).await?;
+            return Ok((
+                component,
+                cache::Outcome::Unavailable("disabled".into()).to_string(),
+            ));
+        };
+        let entry = cache.entry(digest, &self.engine);
+        let mut replaced = false;
+        match cache::Cache::load(&entry) {
+            Ok(Some(precompiled)) => {
+                // SAFETY: the entry is intact (its checksum matches) and was written by
+                // `store` below from this engine's compiler; wasmtime still checks its
+                // header, version and settings.
+                #[allow(unsafe_code)]
+                match unsafe { Component::deserialize(&self.engine, &precompiled) } {
+                    Ok(c) => return Ok((c, cache::Outcome::Hit(entry).to_string())),
+                    Err(_) => replaced = true,
+                }
+            }
+            Ok(None) => {}
+            Err(cache::Corrupt) => replaced = true,
+        }
+        let component = self.compile(bytes).await?;
+        let outcome = match component
+            .serialize()
+            .map_err(|e| e.to_string())
+            .and_then(|code| cache.store(&entry, &code).map_err(|e| output::io_error(&e)))
+        {
+            Ok(()) if replaced => cache::Outcome::Replaced(entry),
+            Ok(()) => cache::Outcome::Stored(entry),
+            Err(why) => cache::Outcome::Unavailable(format!(
+                "cannot write to {}: {why}",
+                cache.dir().display()
+            )),
+        };
+        Ok((component, outcome.to_string()))
+    }
+
+    /// Without a compiler, a component must come precompiled.
+    #[cfg(not(feature = "compiler"))]
+    async fn compile_cached(
+        &self,
+        _bytes: Cow<'static, [u8]>,
+        _digest: &str,
+    ) -> Result<(Component, String), Failure> {
+        Err(Failure::BadInput(NO_COMPILER.into()))
+    }
+
+    /// Compiles a component with Cranelift.
+    #[cfg(feature = "compiler")]
+    async fn compile(&self, bytes: Cow<'static, [u8]>) -> Result<Component, Failure> {
         // Cranelift cannot be interrupted; it runs on the blocking pool so that the caller's
         // deadline still ends the run (the thread finishes in the background, or the
         // process exits).
@@ -459,20 +567,32 @@ impl Runner {
         })
     }
 
-    /// Compiles a component ahead of time for this engine (`healthprobe compile`).
-    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, Failure> {
+    /// Compiles a component ahead of time for this engine (`healthprobe compile`); a
+    /// bundled probe is already compiled.
+    pub fn precompile(&self, code: &Code) -> Result<Cow<'static, [u8]>, Failure> {
+        let bytes = match code {
+            Code::Bundled(b) => return Ok(b.precompiled.into()),
+            Code::File(bytes) => bytes,
+        };
         if Engine::detect_precompiled(bytes).is_some() {
             return Err(Failure::BadInput(
                 "already precompiled; give the .wasm component".into(),
             ));
         }
         check_header(bytes)?;
-        self.engine.precompile_component(bytes).map_err(|e| {
-            Failure::BadInput(format!(
-                "not a valid WebAssembly component: {}",
-                output::chain(&e)
-            ))
-        })
+        #[cfg(feature = "compiler")]
+        return self
+            .engine
+            .precompile_component(bytes)
+            .map(Cow::Owned)
+            .map_err(|e| {
+                Failure::BadInput(format!(
+                    "not a valid WebAssembly component: {}",
+                    output::chain(&e)
+                ))
+            });
+        #[cfg(not(feature = "compiler"))]
+        Err(Failure::BadInput(NO_COMPILER.into()))
     }
 
     /// Links a component against the host's imports and checks its exports.
@@ -507,6 +627,7 @@ impl Runner {
             sandbox: Sandbox::nothing(),
             sha256: None,
             sha256_seen: Mutex::default(),
+            code_seen: Mutex::default(),
             stdout: Capture::new(0),
             stderr: Capture::new(0),
             activity: Activity::default(),
@@ -561,6 +682,8 @@ struct Shared {
     sha256: Option<String>,
     /// The digest of what was loaded, once it was read.
     sha256_seen: Mutex<Option<String>>,
+    /// How the code was obtained (precompiled, cached, compiled), once it was.
+    code_seen: Mutex<Option<String>>,
     stdout: Capture,
     stderr: Capture,
     activity: Activity,
@@ -586,18 +709,40 @@ impl Stage {
     }
 }
 
-/// The component's bytes, from the binary or from its file.
-pub(crate) fn read(source: &ProbeSource) -> Result<Cow<'static, [u8]>, Failure> {
+/// A probe's code: precompiled in the binary, or the bytes of a file (a component or a
+/// `.cwasm`).
+#[derive(Debug)]
+pub enum Code {
+    /// A bundled probe.
+    Bundled(&'static bundled::Bundled),
+    /// The file's bytes.
+    File(Cow<'static, [u8]>),
+}
+
+impl Code {
+    /// The size of the component as given (for a bundled probe, before precompiling).
+    pub fn size(&self) -> usize {
+        match self {
+            Code::Bundled(b) => b.wasm_size,
+            Code::File(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// The probe's code and its SHA-256 (for a bundled probe, of the component as built).
+pub(crate) fn identify(source: &ProbeSource) -> Result<(Code, String), Failure> {
     Ok(match source {
-        ProbeSource::Bundled(b) => b.wasm.into(),
-        ProbeSource::File(path) => std::fs::read(path)
-            .map_err(|e| {
+        ProbeSource::Bundled(b) => (Code::Bundled(b), b.sha256.to_string()),
+        ProbeSource::File(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
                 Failure::BadInput(format!(
                     "cannot read the probe file: {}; check the path",
                     output::io_error(&e)
                 ))
-            })?
-            .into(),
+            })?;
+            let digest = sha256_hex(&bytes);
+            (Code::File(bytes.into()), digest)
+        }
     })
 }
 

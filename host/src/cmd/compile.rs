@@ -14,12 +14,12 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
     };
-    let bytes = match runner::read(&source) {
-        Ok(b) => b,
+    let code = match runner::identify(&source) {
+        Ok((code, _)) => code,
         Err(f) => return fail(f.to_string()),
     };
     let runner = Runner::new()?;
-    let compiled = match runner.precompile(&bytes) {
+    let compiled = match runner.precompile(&code) {
         Ok(c) => c,
         Err(f) => return fail(f.to_string()),
     };
@@ -41,7 +41,7 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
     println!(
         "compiled {} ({} bytes) to {} ({} bytes); run it with `healthprobe run {}`",
         source.label(),
-        bytes.len(),
+        code.size(),
         out.display(),
         compiled.len(),
         out.display()

@@ -206,17 +206,16 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
     };
-    let bytes = match runner::read(&source) {
-        Ok(b) => b,
+    let (code, sha256) = match runner::identify(&source) {
+        Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
-    let size = bytes.len();
-    let sha256 = runner::sha256_hex(&bytes);
+    let size = code.size();
     let runner = Runner::new()?;
     let rt = super::runtime()?;
     let limits = Limits::default();
     let inspected = rt.block_on(async {
-        let component = runner.compile(bytes).await?;
+        let (component, _) = runner.component(code, &sha256).await?;
         let (caps, unknown) = capabilities(&component, &runner);
         let info = match runner.link(&component) {
             Ok(pre) => Some(runner.describe_linked(&pre, &limits).await),

@@ -72,6 +72,8 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
     };
+    #[cfg(feature = "compiler")]
+    let runner = runner.with_cache(compile_cache(&args.cache));
     let rt = super::runtime()?;
     let mut report = rt.block_on(runner.run(start, &source, &settings.params, &config));
     // Blocking-pool threads may still sit in a host call that outlived the deadline;
@@ -79,6 +81,19 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     rt.shutdown_background();
     report.elapsed = start.elapsed();
     reporter.emit(&report, format, quiet, args.output.verbose, false)
+}
+
+/// The compile cache the options ask for: `--no-cache`, else `--cache-dir` (or its
+/// environment variable; empty counts as unset), else the platform's cache directory.
+#[cfg(feature = "compiler")]
+fn compile_cache(args: &crate::cli::CacheArgs) -> Option<crate::cache::Cache> {
+    if args.no_cache {
+        return None;
+    }
+    match &args.cache_dir {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(crate::cache::Cache::new(dir.clone())),
+        _ => crate::cache::Cache::platform(),
+    }
 }
 
 fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant) -> Report {
@@ -91,6 +106,7 @@ fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant
         stdout: (Vec::new(), 0),
         stderr: (Vec::new(), 0),
         sha256: None,
+        code: None,
     }
 }
 
