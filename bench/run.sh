@@ -2,12 +2,13 @@
 # Benchmark: one health check by healthprobe against the tools it replaces, on the same
 # machine in the same run. Prints the medians, the peak RSS and the ratios to wget and curl.
 #
-#   bench/run.sh                      # builds target/release/healthprobe first
+#   bench/run.sh                      # builds the static (musl) release binary first
 #   HEALTHPROBE=path/to/healthprobe bench/run.sh
 #   RUNS=50 bench/run.sh
 #
-# Needs hyperfine, wget, curl, python3 and GNU time (installed with apt-get if missing).
-# Loopback only: it starts its own HTTP server on 127.0.0.1 and stops it at exit.
+# Needs hyperfine, wget, curl, python3, GNU time, redis-server and redis-cli (installed
+# with apt-get if missing). Loopback only: it starts its own HTTP server and Redis on
+# 127.0.0.1 and stops them at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,20 +19,28 @@ command -v wget >/dev/null || need+=(wget)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 [[ -x /usr/bin/time ]] || need+=(time)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
 if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
 if [[ -z ${HEALTHPROBE:-} ]]; then
-    cargo build --release --locked -p healthprobe >&2
-    HEALTHPROBE=target/release/healthprobe
+    rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
+        rustup target add x86_64-unknown-linux-musl >&2
+    cargo build --release --locked -p healthprobe --target x86_64-unknown-linux-musl >&2
+    HEALTHPROBE=target/x86_64-unknown-linux-musl/release/healthprobe
 fi
 HP=$(realpath "$HEALTHPROBE")
+# The bundled http probe as a user's .wasm file (built by host/build.rs).
+WASM=$(realpath target/probes/wasm32-wasip2/release/probe_http.wasm)
 
 work=$(mktemp -d)
 server_pid=
+redis_pid=
 cleanup() {
     [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
+    [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,16 +70,26 @@ for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
 port=$(cat "$work/port")
 url="http://127.0.0.1:$port/health"
 
-"$HP" compile http -o "$work/http.cwasm" >/dev/null
+redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+    >"$work/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+"$HP" compile "$WASM" -o "$work/http.cwasm" >/dev/null
 
 declare -a names cmds
 add() { names+=("$1"); cmds+=("$2"); }
 add "/bin/true" "/bin/true"
 add "wget -q -O-" "wget -q -O- $url"
 add "curl -sf" "curl -sf $url"
-add "healthprobe run http (bundled)" "$HP run http url=$url"
-add "healthprobe run http.cwasm" "$HP run $work/http.cwasm url=$url"
-add "healthprobe run tcp (bundled)" "$HP run tcp address=127.0.0.1:$port"
+add "healthprobe run http" "$HP run http url=$url"
+add "healthprobe run tcp" "$HP run tcp address=127.0.0.1:$port"
+add "redis-cli ping" "redis-cli -p $redis_port ping"
+add "healthprobe run redis" "$HP run redis address=127.0.0.1:$redis_port"
+add "http.wasm, first run (compiles)" "$HP run $WASM url=$url --no-cache"
+add "http.wasm, from the cache" "$HP run $WASM url=$url --cache-dir $work/cache"
+add "http.cwasm" "$HP run $work/http.cwasm url=$url"
 
 args=()
 for i in "${!names[@]}"; do args+=(--command-name "${names[$i]}" "${cmds[$i]}"); done
@@ -92,4 +111,8 @@ print(f"{'command':34} {'median ms':>9} {'peak RSS':>9} {'x wget':>7} {'x curl':
 for r, kib in zip(res, rss):
     m = r["median"] * 1000
     print(f"{r['command']:34} {m:9.2f} {kib/1024:8.1f}M {m/wget:7.2f} {m/curl:7.2f}")
+cached, cwasm = med["http.wasm, from the cache"], med["http.cwasm"]
+print(f"cache / cwasm: {cached / cwasm:.2f}; redis: healthprobe / redis-cli: "
+      f"{med['healthprobe run redis'] / med['redis-cli ping']:.2f}")
 PY
+ls -l "$HP" | awk '{printf "binary: %s, %.1f MB\n", $NF, $5 / 1e6}'

@@ -73,9 +73,10 @@ pub struct RunArgs {
 /// `.cwasm` files need no compiling).
 #[derive(Debug, Args, Default)]
 pub struct CacheArgs {
-    /// Keep compiled `.wasm` probes in DIR [default: the platform cache directory, such as
-    /// ~/.cache/healthprobe]; if it cannot be written, the probe is compiled in memory.
-    #[arg(long, value_name = "DIR", env = "HEALTHPROBE_CACHE_DIR")]
+    /// Keep compiled `.wasm` probes in DIR [default: $HEALTHPROBE_CACHE_DIR, else the
+    /// platform cache directory, such as ~/.cache/healthprobe]; if it cannot be written,
+    /// the probe is compiled in memory.
+    #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
     /// Compile `.wasm` probes in memory every time, without the cache.

@@ -10,6 +10,7 @@ mod grpc;
 mod memcached;
 mod mysql;
 mod postgres;
+mod precompiled;
 mod redis;
 mod servers;
 mod tcp_expect;

@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 
 use crate::SLACK;
 use crate::servers::{Server, find_binary, free_port, in_path};
-use crate::support::{closed_port, healthprobe, precompiled};
+use crate::support::{closed_port, healthprobe};
 
 /// The login a test server started with `-Y` accepts.
 const USER: &str = "probe";
@@ -61,13 +61,12 @@ fn memcached_refused_is_unhealthy() {
 fn memcached_stopped_server_times_out_within_the_deadline() {
     let Some(server) = memcached(&[]) else { return };
     server.signal(Signal::SIGSTOP);
-    let probe = precompiled("memcached");
     healthprobe([
-        "run".as_ref(),
-        probe.as_os_str(),
-        server.address_param().as_ref(),
-        "--timeout".as_ref(),
-        "2s".as_ref(),
+        "run",
+        "memcached",
+        &server.address_param(),
+        "--timeout",
+        "2s",
     ])
     .expect(1, "unhealthy: memcached: ", &["timeout", &server.address()])
     .within(Duration::from_secs(2) + SLACK);

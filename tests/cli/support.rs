@@ -1,11 +1,10 @@
 //! Test support: running the real binary, building the test guests, loopback servers.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -88,6 +87,13 @@ where
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
         .args(args)
+        // The compile cache goes to a directory of the test run, not the user's home,
+        // unless a test sets its own.
+        .env_remove("HEALTHPROBE_CACHE_DIR")
+        .env(
+            "XDG_CACHE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+        )
         .envs(env.iter().copied())
         .env_remove("http_proxy")
         .env_remove("HTTP_PROXY")
@@ -138,34 +144,6 @@ pub fn hostile_cwasm() -> PathBuf {
             ]);
             assert_eq!(out.code, 0, "{out:#?}");
             cwasm
-        })
-        .clone()
-}
-
-/// The bundled probe `name` precompiled with `healthprobe compile` (once per test run),
-/// for tests whose `--timeout` is short: compiling a component on every run takes from a
-/// few hundred milliseconds to over a second on a busy machine (the `tcp` probe carries a
-/// regex engine), which would eat the budget under test and let the host's deadline cut
-/// the probe off before it can say what it was waiting for.
-pub fn precompiled(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    built
-        .entry(name.to_string())
-        .or_insert_with(|| {
-            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("{name}-{}.cwasm", std::process::id()));
-            let result = healthprobe([
-                "compile".as_ref(),
-                name.as_ref(),
-                "-o".as_ref(),
-                out.as_os_str(),
-            ]);
-            assert_eq!(result.code, 0, "{result:#?}");
-            out
         })
         .clone()
 }

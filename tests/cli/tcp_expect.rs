@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::SLACK;
 use crate::memcached::memcached;
 use crate::redis::redis;
-use crate::support::{SilentServer, closed_port, healthprobe, precompiled};
+use crate::support::{SilentServer, closed_port, healthprobe};
 
 /// A one-connection server that sends `banner`, then, for each `(request, reply)`,
 /// waits for `request` and sends `reply`; then closes.
@@ -136,14 +136,13 @@ fn tcp_steps_run_in_command_line_order() {
 #[test]
 fn tcp_silent_server_times_out_naming_the_pattern() {
     let server = SilentServer::start();
-    let tcp = precompiled("tcp");
     healthprobe([
-        "run".as_ref(),
-        tcp.as_os_str(),
-        format!("address={}", server.addr).as_ref(),
-        "expect=^220".as_ref(),
-        "--timeout".as_ref(),
-        "2s".as_ref(),
+        "run",
+        "tcp",
+        &format!("address={}", server.addr),
+        "expect=^220",
+        "--timeout",
+        "2s",
     ])
     .expect(
         1,

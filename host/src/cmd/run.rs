@@ -83,16 +83,20 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     reporter.emit(&report, format, quiet, args.output.verbose, false)
 }
 
-/// The compile cache the options ask for: `--no-cache`, else `--cache-dir` (or its
-/// environment variable; empty counts as unset), else the platform's cache directory.
+/// The compile cache the options ask for: `--no-cache`, else `--cache-dir`, else the
+/// environment variable (empty counts as unset), else the platform's cache directory.
 #[cfg(feature = "compiler")]
 fn compile_cache(args: &crate::cli::CacheArgs) -> Option<crate::cache::Cache> {
+    use crate::cache::{Cache, ENV};
     if args.no_cache {
         return None;
     }
-    match &args.cache_dir {
-        Some(dir) if !dir.as_os_str().is_empty() => Some(crate::cache::Cache::new(dir.clone())),
-        _ => crate::cache::Cache::platform(),
+    let from_env = std::env::var_os(ENV)
+        .filter(|v| !v.is_empty())
+        .map(Into::into);
+    match args.cache_dir.clone().or(from_env) {
+        Some(dir) => Some(Cache::new(dir)),
+        None => Cache::platform(),
     }
 }
 

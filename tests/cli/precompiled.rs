@@ -1,0 +1,305 @@
+//! Where a probe's native code comes from: bundled probes precompiled at build time, the
+//! compile cache for `.wasm` files, and the runtime-only build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use healthprobe::cache::Cache;
+
+use crate::support::{Outcome, closed_port, guest, healthprobe, healthprobe_env, temp_file};
+
+/// `healthprobe run GUEST mode=echo value=VALUE --verbose` plus `extra`, with `env`.
+fn echo(wasm: &Path, value: &str, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut args = vec![
+        "run".to_string(),
+        wasm.display().to_string(),
+        "mode=echo".into(),
+        format!("value={value}"),
+        "--verbose".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = healthprobe_env(&args, env);
+    out.expect(0, "healthy: hostile: ", &[value]);
+    out
+}
+
+/// The cache files in `dir`.
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(d) => d.flatten().map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn bundled_probes_run_code_precompiled_at_build_time() {
+    let addr = closed_port();
+    let out = healthprobe(["run", "tcp", &format!("address={addr}"), "--verbose"]);
+    out.expect(1, "unhealthy: tcp: ", &["refused"]);
+    assert!(
+        out.stderr
+            .contains("code: precompiled when healthprobe was built"),
+        "{out:#?}"
+    );
+
+    // `compile` of a bundled probe writes out the embedded code, which runs as a file.
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("tcp.cwasm");
+    healthprobe([
+        "compile".as_ref(),
+        "tcp".as_ref(),
+        "-o".as_ref(),
+        cwasm.as_os_str(),
+    ])
+    .expect(0, "compiled tcp ", &[]);
+    let out = healthprobe([
+        "run".as_ref(),
+        cwasm.as_os_str(),
+        format!("address={addr}").as_ref(),
+        "--verbose".as_ref(),
+    ]);
+    out.expect(1, "unhealthy: tcp: ", &["refused"]);
+    assert!(out.stderr.contains("code: precompiled file"), "{out:#?}");
+}
+
+#[test]
+fn a_wasm_file_is_compiled_once_then_loaded_from_the_cache() {
+    let wasm = guest("hostile");
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let flag = ["--cache-dir", cache_dir.to_str().unwrap()];
+
+    let first = echo(&wasm, "one", &flag, &[]);
+    assert!(
+        first
+            .stderr
+            .contains("compiled, stored in the compile cache"),
+        "{first:#?}"
+    );
+    let stored = entries(&cache_dir);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+
+    let second = echo(&wasm, "two", &flag, &[]);
+    assert!(
+        second.stderr.contains("loaded from the compile cache"),
+        "{second:#?}"
+    );
+
+    // A damaged entry (one byte flipped, then cut short) is never loaded: the run
+    // compiles again, replaces it, and the next run hits the cache again.
+    let entry = &stored[0];
+    let mut bytes = std::fs::read(entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    for damaged in [&bytes[..], &bytes[..100]] {
+        std::fs::write(entry, damaged).unwrap();
+        let out = echo(&wasm, "again", &flag, &[]);
+        assert!(
+            out.stderr
+                .contains("replaced an unusable compile cache entry"),
+            "{out:#?}"
+        );
+        let hit = echo(&wasm, "hit", &flag, &[]);
+        assert!(
+            hit.stderr.contains("loaded from the compile cache"),
+            "{hit:#?}"
+        );
+    }
+    assert_eq!(entries(&cache_dir).len(), 1);
+
+    // --no-cache compiles in memory and leaves the cache alone.
+    let out = echo(&wasm, "none", &["--no-cache"], &[]);
+    assert!(out.stderr.contains("compiled in memory"), "{out:#?}");
+}
+
+#[test]
+fn an_intact_cache_entry_for_another_engine_is_replaced() {
+    let wasm = guest("hostile");
+    let bytes = std::fs::read(&wasm).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Where healthprobe looks for this component, holding code from an engine without
+    // fuel or epochs, with a valid checksum: only wasmtime's own check can refuse it.
+    let engine = wasmtime::Engine::new(&healthprobe::engine::config(None).unwrap()).unwrap();
+    let cache = Cache::new(dir.path().to_path_buf());
+    let entry = cache.entry(&healthprobe::runner::sha256_hex(&bytes), &engine);
+    let other = wasmtime::Engine::new(
+        wasmtime::Config::new()
+            .consume_fuel(false)
+            .epoch_interruption(false),
+    )
+    .unwrap();
+    cache
+        .store(&entry, &other.precompile_component(&bytes).unwrap())
+        .unwrap();
+
+    let out = echo(
+        &wasm,
+        "fresh",
+        &["--cache-dir", dir.path().to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.stderr
+            .contains("replaced an unusable compile cache entry"),
+        "{out:#?}"
+    );
+    let hit = echo(
+        &wasm,
+        "hit",
+        &["--cache-dir", dir.path().to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        hit.stderr.contains("loaded from the compile cache"),
+        "{hit:#?}"
+    );
+}
+
+#[test]
+fn the_cache_directory_comes_from_the_environment_then_the_platform() {
+    let wasm = guest("hostile");
+    let dir = tempfile::tempdir().unwrap();
+    let from_env = dir.path().join("env");
+    echo(
+        &wasm,
+        "env",
+        &[],
+        &[("HEALTHPROBE_CACHE_DIR", from_env.to_str().unwrap())],
+    );
+    assert_eq!(entries(&from_env).len(), 1);
+
+    // Unset (empty) variable: the platform's cache directory, under XDG_CACHE_HOME.
+    let xdg = dir.path().join("xdg");
+    echo(
+        &wasm,
+        "xdg",
+        &[],
+        &[
+            ("HEALTHPROBE_CACHE_DIR", ""),
+            ("XDG_CACHE_HOME", xdg.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(entries(&xdg.join("healthprobe")).len(), 1);
+}
+
+#[test]
+fn an_unwritable_cache_compiles_in_memory_and_says_nothing() {
+    let wasm = guest("hostile");
+    // A directory under a regular file can never be created, even by root (for whom a
+    // read-only mode bit would not stop the write).
+    let (_d, file) = temp_file("not-a-dir", b"x");
+    let cache_dir = file.join("cache");
+    let args = [
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=echo".as_ref(),
+        "value=quiet".as_ref(),
+        "--cache-dir".as_ref(),
+        cache_dir.as_os_str(),
+    ];
+    let out = healthprobe(args);
+    out.expect(0, "healthy: hostile: quiet", &[]);
+    assert_eq!(out.stderr, "", "nothing alarming: {out:#?}");
+    let out = echo(
+        &wasm,
+        "why",
+        &["--cache-dir", cache_dir.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.stderr
+            .contains("compiled in memory (no compile cache: cannot write to"),
+        "{out:#?}"
+    );
+}
+
+/// The runtime-only build (`--no-default-features`: no Cranelift), built on first use in
+/// its own target directory.
+fn runtime_only() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            let target = root.join("target").join("runtime-only");
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--locked",
+                    "--no-default-features",
+                    "--bin",
+                    "healthprobe",
+                ])
+                .arg("--manifest-path")
+                .arg(root.join("host/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_BUILD_TARGET")
+                .status()
+                .expect("run cargo to build the runtime-only healthprobe");
+            assert!(
+                status.success(),
+                "building the runtime-only healthprobe failed"
+            );
+            target.join("debug").join("healthprobe")
+        })
+        .clone()
+}
+
+fn run_runtime_only(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(runtime_only()).args(args).output().unwrap()
+}
+
+#[test]
+fn the_runtime_only_build_runs_bundled_and_precompiled_probes_and_refuses_wasm() {
+    let addr = closed_port();
+    let param = format!("address={addr}");
+    let out = run_runtime_only(&["run".as_ref(), "tcp".as_ref(), param.as_ref()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("unhealthy: tcp: connection to"),
+        "{out:?}"
+    );
+
+    // A .cwasm from the full build loads: the engines' settings agree.
+    let wasm = guest("hostile");
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("hostile.cwasm");
+    healthprobe([
+        "compile".as_ref(),
+        wasm.as_os_str(),
+        "-o".as_ref(),
+        cwasm.as_os_str(),
+    ])
+    .expect(0, "compiled ", &[]);
+    let out = run_runtime_only(&[
+        "run".as_ref(),
+        cwasm.as_os_str(),
+        "mode=echo".as_ref(),
+        "value=rt".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "healthy: hostile: rt\n"
+    );
+
+    // A .wasm needs the compiler: exit 3 saying what to do.
+    for args in [
+        vec!["run".as_ref(), wasm.as_os_str(), "mode=echo".as_ref()],
+        vec!["compile".as_ref(), wasm.as_os_str()],
+    ] {
+        let out = run_runtime_only(&args);
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("error: ")
+                && stdout.contains("runtime-only")
+                && stdout.contains("healthprobe compile"),
+            "{out:?}"
+        );
+    }
+}
