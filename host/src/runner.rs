@@ -447,17 +447,18 @@ impl Runner {
     ) -> Result<(Component, String), Failure> {
         match code {
             Code::Bundled(b) => {
+                let broken = |why: String| {
+                    Failure::BadInput(format!(
+                        "the bundled probe {} does not load into this engine: {why}; this healthprobe was built wrongly, rebuild it",
+                        b.name
+                    ))
+                };
+                let code = b.precompiled().map_err(broken)?;
                 // SAFETY: the bytes were made by `build.rs` with this binary's engine
                 // settings (src/engine.rs); wasmtime still checks them.
                 #[allow(unsafe_code)]
-                let component = unsafe { Component::deserialize(&self.engine, b.precompiled) };
-                let component = component.map_err(|e| {
-                    Failure::BadInput(format!(
-                        "the bundled probe {} does not load into this engine: {}; this healthprobe was built wrongly, rebuild it",
-                        b.name,
-                        output::chain(&e)
-                    ))
-                })?;
+                let component = unsafe { Component::deserialize(&self.engine, &code) };
+                let component = component.map_err(|e| broken(output::chain(&e)))?;
                 Ok((component, "precompiled when healthprobe was built".into()))
             }
             Code::File(bytes) => {
@@ -571,7 +572,11 @@ impl Runner {
     /// bundled probe is already compiled.
     pub fn precompile(&self, code: &Code) -> Result<Cow<'static, [u8]>, Failure> {
         let bytes = match code {
-            Code::Bundled(b) => return Ok(b.precompiled.into()),
+            Code::Bundled(b) => {
+                return b.precompiled().map(Cow::Owned).map_err(|why| {
+                    Failure::BadInput(format!("the bundled probe {} is corrupt: {why}", b.name))
+                });
+            }
             Code::File(bytes) => bytes,
         };
         if Engine::detect_precompiled(bytes).is_some() {
