@@ -1,10 +1,5 @@
 use std::process::ExitCode;
 
-// See Cargo.toml: musl's own allocator is slow for wasmtime's allocation pattern.
-#[cfg(target_env = "musl")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     match healthprobe::cli::run() {
         Ok(code) => code,
