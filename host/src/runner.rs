@@ -215,6 +215,13 @@ impl Runner {
     /// the `http` import, and starts the epoch ticker.
     pub fn new() -> Result<Self, Failure> {
         let engine = crate::engine::config(None)
+            .map(|mut config| {
+                // A probe given as a .wasm is compiled on its first run, and its code is
+                // mostly host calls: compiling fast matters more than optimising.
+                #[cfg(feature = "compiler")]
+                config.cranelift_opt_level(wasmtime::OptLevel::None);
+                config
+            })
             .and_then(|config| Engine::new(&config))
             .map_err(|e| Failure::BadInput(format!("cannot start the WebAssembly engine: {e}")))?;
         let mut linker = Linker::new(&engine);
