@@ -623,8 +623,9 @@ impl Runner {
         })
     }
 
-    /// The engine, for inspecting a compiled component's imports.
-    pub(crate) fn engine(&self) -> &Engine {
+    /// The engine: for inspecting a compiled component's imports, and for finding its
+    /// compile cache entries.
+    pub fn engine(&self) -> &Engine {
         &self.engine
     }
 

@@ -120,9 +120,9 @@ fn an_intact_cache_entry_for_another_engine_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     // Where healthprobe looks for this component, holding code from an engine without
     // fuel or epochs, with a valid checksum: only wasmtime's own check can refuse it.
-    let engine = wasmtime::Engine::new(&healthprobe::engine::config(None).unwrap()).unwrap();
+    let runner = healthprobe::runner::Runner::new().unwrap();
     let cache = Cache::new(dir.path().to_path_buf());
-    let entry = cache.entry(&healthprobe::runner::sha256_hex(&bytes), &engine);
+    let entry = cache.entry(&healthprobe::runner::sha256_hex(&bytes), runner.engine());
     let other = wasmtime::Engine::new(
         wasmtime::Config::new()
             .consume_fuel(false)
