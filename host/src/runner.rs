@@ -214,16 +214,16 @@ impl Runner {
     /// Builds the engine (fuel and epoch interruption on) and the linker with WASI 0.2 and
     /// the `http` import, and starts the epoch ticker.
     pub fn new() -> Result<Self, Failure> {
-        let engine = crate::engine::config(None)
-            .map(|mut config| {
-                // A probe given as a .wasm is compiled on its first run, and its code is
-                // mostly host calls: compiling fast matters more than optimising.
-                #[cfg(feature = "compiler")]
-                config.cranelift_opt_level(wasmtime::OptLevel::None);
-                config
-            })
-            .and_then(|config| Engine::new(&config))
-            .map_err(|e| Failure::BadInput(format!("cannot start the WebAssembly engine: {e}")))?;
+        let start_failed = |e: wasmtime::Error| {
+            Failure::BadInput(format!("cannot start the WebAssembly engine: {e}"))
+        };
+        #[allow(unused_mut, reason = "mutated only with the compiler")]
+        let mut config = crate::engine::config(None).map_err(start_failed)?;
+        // A probe given as a .wasm is compiled on its first run, and its code is mostly
+        // host calls: compiling fast matters more than optimising.
+        #[cfg(feature = "compiler")]
+        config.cranelift_opt_level(wasmtime::OptLevel::None);
+        let engine = Engine::new(&config).map_err(start_failed)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| Probe::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
