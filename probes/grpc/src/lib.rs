@@ -4,7 +4,7 @@
 mod h2;
 mod health;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::tcp::{self, Link, TcpError};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 use prost::Message;
 
@@ -141,24 +141,6 @@ const STREAM: u32 = 1;
 
 /// Most response body bytes the probe keeps: a health response is a few bytes.
 const MAX_BODY: usize = 64 * 1024;
-
-/// A byte stream to the server: the TCP connection, or a scripted peer in tests.
-trait Link {
-    /// Send all of `data`.
-    fn send(&mut self, data: &[u8]) -> Result<(), TcpError>;
-    /// Receive at most `max` bytes; empty when the peer closed the connection.
-    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError>;
-}
-
-impl Link for TcpConn {
-    fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
-        self.write_all(data)
-    }
-
-    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
-        self.read_some(max)
-    }
-}
 
 /// Why the call gave no usable answer.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 mod auth;
 mod protocol;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::tcp::{self, Link, TcpError};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use protocol::{Handshake, HandshakeError, ServerError};
@@ -92,24 +92,6 @@ struct Credentials<'a> {
     username: &'a str,
     password: &'a [u8],
     database: Option<&'a str>,
-}
-
-/// A byte stream to the server: the TCP connection, or a scripted peer in tests.
-trait Link {
-    /// Send all of `data`.
-    fn send(&mut self, data: &[u8]) -> Result<(), TcpError>;
-    /// Receive at most `max` bytes; empty when the peer closed the connection.
-    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError>;
-}
-
-impl Link for TcpConn {
-    fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
-        self.write_all(data)
-    }
-
-    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
-        self.read_some(max)
-    }
 }
 
 /// Why a check did not end healthy.

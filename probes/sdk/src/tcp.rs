@@ -404,6 +404,25 @@ impl TcpConn {
     }
 }
 
+/// A byte link a protocol is spoken over: a [`TcpConn`] in a probe, a scripted peer in
+/// a unit test of the protocol.
+pub trait Link {
+    /// Send all of `data`.
+    fn send(&mut self, data: &[u8]) -> Result<(), TcpError>;
+    /// Receive at most `max` bytes; empty when the peer closed the connection.
+    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError>;
+}
+
+impl Link for TcpConn {
+    fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
+        self.write_all(data)
+    }
+
+    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
+        self.read_some(max)
+    }
+}
+
 /// The byte stream of a connection, for protocols the [`TcpConn`] helpers do
 /// not cover.
 ///
