@@ -246,7 +246,16 @@ impl Resolver for PolicyResolver {
         {
             return Err(ureq::Error::ConnectionFailed);
         }
-        let all = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let all = match literal(uri) {
+            // ureq's resolver spawns a thread for every lookup with a timeout, even for an
+            // address that needs no lookup: a measurable share of a whole health check.
+            Some(addr) => {
+                let mut one = self.empty();
+                one.push(addr);
+                one
+            }
+            None => DefaultResolver::default().resolve(uri, config, timeout)?,
+        };
         let mut allowed = self.empty();
         for addr in all
             .iter()
@@ -264,5 +273,53 @@ impl Resolver for PolicyResolver {
             return Err(ureq::Error::ConnectionFailed);
         }
         Ok(allowed)
+    }
+}
+
+/// The address of a URL whose host is an IP literal, with the port it names or its
+/// scheme's default.
+fn literal(uri: &http::Uri) -> Option<SocketAddr> {
+    let ip = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let port = uri.port_u16().or(match uri.scheme_str()? {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn literal_of(url: &str) -> Option<SocketAddr> {
+        literal(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn ip_literals_need_no_lookup() {
+        assert_eq!(
+            literal_of("http://127.0.0.1:8080/health"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            literal_of("http://10.0.0.1/"),
+            Some("10.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(
+            literal_of("https://[::1]/x"),
+            Some("[::1]:443".parse().unwrap())
+        );
+        assert_eq!(
+            literal_of("http://[fe80::1]:9/"),
+            Some("[fe80::1]:9".parse().unwrap())
+        );
+        assert_eq!(literal_of("http://localhost:8080/"), None);
+        assert_eq!(literal_of("http://example.com/"), None);
     }
 }

@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -198,10 +198,19 @@ pub struct Report {
     pub code: Option<String>,
 }
 
-/// A compiled engine and linker, reusable across runs.
+/// Loads and runs probes; reusable across runs.
 pub struct Runner {
-    engine: Engine,
-    linker: Arc<Linker<HostState>>,
+    /// Runs precompiled code: the bundled probes (compiled by `build.rs` with the settings
+    /// of `src/engine.rs`) and `.cwasm` files; with the compiler, it also makes `.cwasm`
+    /// files (optimising Cranelift). Made on first use, like `jit`.
+    aot: OnceLock<Backend>,
+    /// Compiles and runs `.wasm` files at run time with Winch, wasmtime's baseline
+    /// compiler: about three times faster to compile than Cranelift, and a probe spends
+    /// its time in host calls, not in its own code. Winch code loads only into an engine
+    /// that uses Winch, hence a second engine (and compile cache entries of its own).
+    #[cfg(feature = "compiler")]
+    jit: OnceLock<Backend>,
+    clock: Clock,
     /// Linked probes by content hash: a long-lived runner (a library user, a future `serve`
     /// mode) compiles each probe once. Content-keyed, so a changed file is recompiled.
     linked: Mutex<HashMap<String, ProbePre<HostState>>>,
@@ -210,44 +219,139 @@ pub struct Runner {
     cache: Option<cache::Cache>,
 }
 
-impl Runner {
-    /// Builds the engine (fuel and epoch interruption on) and the linker with WASI 0.2 and
-    /// the `http` import, and starts the epoch ticker.
-    pub fn new() -> Result<Self, Failure> {
-        let start_failed = |e: wasmtime::Error| {
-            Failure::BadInput(format!("cannot start the WebAssembly engine: {e}"))
-        };
-        #[allow(unused_mut, reason = "mutated only with the compiler")]
-        let mut config = crate::engine::config(None).map_err(start_failed)?;
-        // A probe given as a .wasm is compiled on its first run, and its code is mostly
-        // host calls: compiling fast matters more than optimising.
-        #[cfg(feature = "compiler")]
-        config.cranelift_opt_level(wasmtime::OptLevel::None);
-        let engine = Engine::new(&config).map_err(start_failed)?;
+/// An engine and the linker of the host's imports for it.
+struct Backend {
+    engine: Engine,
+    linker: Linker<HostState>,
+}
+
+impl Backend {
+    /// Builds the engine and a linker with WASI 0.2 and the `http` import, and has the
+    /// clock advance the engine's epoch.
+    fn new(config: wasmtime::Result<wasmtime::Config>, clock: &Clock) -> Result<Self, Failure> {
+        let engine = config
+            .and_then(|c| Engine::new(&c))
+            .map_err(|e| Failure::BadInput(format!("cannot start the WebAssembly engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| Probe::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
             .and_then(|()| crate::lookup::add_to_linker(&mut linker))
             .map_err(|e| Failure::BadInput(format!("cannot set up the host functions: {e}")))?;
-        // The ticker holds only a weak reference, so it ends by itself with the engine.
-        let weak = engine.weak();
+        clock.tick(engine.clone());
+        Ok(Self { engine, linker })
+    }
+}
+
+/// The runner's one background thread: it advances the epoch of every engine each
+/// [`EPOCH_TICK`] and fires the watchdog. One thread for both, because a health check
+/// is a whole process and each thread costs it a measurable share of its run time.
+struct Clock(Arc<Mutex<ClockState>>);
+
+/// What the clock thread serves.
+#[derive(Default)]
+struct ClockState {
+    engines: Vec<Engine>,
+    watchdog: Option<(Instant, Box<dyn FnOnce() + Send>)>,
+}
+
+impl Clock {
+    /// Starts the thread; it holds only a weak reference, so it ends by itself once the
+    /// runner is dropped.
+    fn start() -> Result<Self, Failure> {
+        let state = Arc::new(Mutex::new(ClockState::default()));
+        let weak = Arc::downgrade(&state);
         std::thread::Builder::new()
-            .name("epoch-ticker".into())
+            .name("clock".into())
             .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
+                while let Some(state) = weak.upgrade() {
+                    let fire = {
+                        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                        for engine in &s.engines {
+                            engine.increment_epoch();
+                        }
+                        match s.watchdog {
+                            Some((at, _)) if Instant::now() >= at => s.watchdog.take(),
+                            _ => None,
+                        }
+                    };
+                    drop(state);
+                    if let Some((_, bark)) = fire {
+                        bark();
+                    }
                     std::thread::sleep(EPOCH_TICK);
                 }
             })
-            .map_err(|e| Failure::BadInput(format!("cannot start the epoch ticker: {e}")))?;
+            .map_err(|e| Failure::BadInput(format!("cannot start the clock thread: {e}")))?;
+        Ok(Self(state))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tick(&self, engine: Engine) {
+        self.state().engines.push(engine);
+    }
+}
+
+/// The backend in `cell`, made by `make` on first use. Two threads racing here both make
+/// one; the loser's is dropped (its engine only keeps being ticked).
+fn backend(
+    cell: &OnceLock<Backend>,
+    make: impl FnOnce() -> Result<Backend, Failure>,
+) -> Result<&Backend, Failure> {
+    if let Some(b) = cell.get() {
+        return Ok(b);
+    }
+    let made = make()?;
+    Ok(cell.get_or_init(|| made))
+}
+
+impl Runner {
+    /// A runner with no engine yet (each is made on first use) and its clock thread
+    /// started.
+    pub fn new() -> Result<Self, Failure> {
         Ok(Self {
-            engine,
-            linker: Arc::new(linker),
+            aot: OnceLock::new(),
+            #[cfg(feature = "compiler")]
+            jit: OnceLock::new(),
+            clock: Clock::start()?,
             linked: Mutex::default(),
             #[cfg(feature = "compiler")]
             cache: None,
         })
+    }
+
+    /// Calls `bark` (once, on the clock thread) if the runner is still around at `at`:
+    /// the last line of defence for code that blocks a thread and ignores cancellation.
+    pub fn watchdog(&self, at: Instant, bark: impl FnOnce() + Send + 'static) {
+        self.clock.state().watchdog = Some((at, Box::new(bark)));
+    }
+
+    /// The engine for precompiled code.
+    fn aot(&self) -> Result<&Backend, Failure> {
+        backend(&self.aot, || {
+            Backend::new(crate::engine::config(None), &self.clock)
+        })
+    }
+
+    /// The engine that compiles `.wasm` files at run time.
+    #[cfg(feature = "compiler")]
+    fn jit(&self) -> Result<&Backend, Failure> {
+        backend(&self.jit, || {
+            let config = crate::engine::config(None).map(|mut c| {
+                c.strategy(wasmtime::Strategy::Winch);
+                c
+            });
+            Backend::new(config, &self.clock)
+        })
+    }
+
+    /// The engine that compiles `.wasm` files at run time; its settings key the compile
+    /// cache.
+    #[cfg(feature = "compiler")]
+    pub fn wasm_engine(&self) -> Result<&Engine, Failure> {
+        Ok(&self.jit()?.engine)
     }
 
     /// Keeps compiled `.wasm` components in `cache` (none by default).
@@ -373,7 +477,7 @@ impl Runner {
     ) -> Result<crate::bindings::healthprobe::probe::types::CheckResult, Failure> {
         let pre = self.load(source, Some(shared)).await?;
         *stage = Stage::Instantiating;
-        let mut store = self.store(limits, shared)?;
+        let mut store = Self::store(&pre, limits, shared)?;
         let probe = pre
             .instantiate_async(&mut store)
             .await
@@ -464,7 +568,7 @@ impl Runner {
                 // SAFETY: the bytes were made by `build.rs` with this binary's engine
                 // settings (src/engine.rs); wasmtime still checks them.
                 #[allow(unsafe_code)]
-                let component = unsafe { Component::deserialize(&self.engine, &code) };
+                let component = unsafe { Component::deserialize(&self.aot()?.engine, &code) };
                 let component = component.map_err(|e| broken(output::chain(&e)))?;
                 Ok((component, "precompiled when healthprobe was built".into()))
             }
@@ -493,7 +597,8 @@ impl Runner {
                 cache::Outcome::Unavailable("disabled".into()).to_string(),
             ));
         };
-        let entry = cache.entry(digest, &self.engine);
+        let engine = &self.jit()?.engine;
+        let entry = cache.entry(digest, engine);
         let mut replaced = false;
         match cache::Cache::load(&entry) {
             Ok(Some(precompiled)) => {
@@ -501,7 +606,7 @@ impl Runner {
                 // `store` below from this engine's compiler; wasmtime still checks its
                 // header, version and settings.
                 #[allow(unsafe_code)]
-                match unsafe { Component::deserialize(&self.engine, &precompiled) } {
+                match unsafe { Component::deserialize(engine, &precompiled) } {
                     Ok(c) => return Ok((c, cache::Outcome::Hit(entry).to_string())),
                     Err(_) => replaced = true,
                 }
@@ -541,7 +646,7 @@ impl Runner {
         // Cranelift cannot be interrupted; it runs on the blocking pool so that the caller's
         // deadline still ends the run (the thread finishes in the background, or the
         // process exits).
-        let engine = self.engine.clone();
+        let engine = self.jit()?.engine.clone();
         tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await
             .map_err(|e| Failure::Trap(format!("compiler thread failed: {e}")))?
@@ -566,7 +671,7 @@ impl Runner {
         // crafted native code could get past those checks, which is why the README says to
         // run only .cwasm files you compiled (and to pin them with --sha256).
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(&self.engine, bytes) };
+        let component = unsafe { Component::deserialize(&self.aot()?.engine, bytes) };
         component.map_err(|e| {
             Failure::BadInput(format!(
                 "cannot load the precompiled component: {}; recompile the .wasm with `healthprobe compile` from this healthprobe",
@@ -594,6 +699,7 @@ impl Runner {
         check_header(bytes)?;
         #[cfg(feature = "compiler")]
         return self
+            .aot()?
             .engine
             .precompile_component(bytes)
             .map(Cow::Owned)
@@ -609,7 +715,12 @@ impl Runner {
 
     /// Links a component against the host's imports and checks its exports.
     pub(crate) fn link(&self, component: &Component) -> Result<ProbePre<HostState>, Failure> {
-        let pre = self.linker.instantiate_pre(component).map_err(|e| {
+        let backend = [self.aot.get(), self.jit_if_made()]
+            .into_iter()
+            .flatten()
+            .find(|b| Engine::same(&b.engine, component.engine()))
+            .ok_or_else(|| Failure::Trap("the component is from another runner's engine".into()))?;
+        let pre = backend.linker.instantiate_pre(component).map_err(|e| {
             Failure::BadInput(format!(
                 "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2; see `healthprobe inspect`",
                 output::chain(&e)
@@ -623,10 +734,12 @@ impl Runner {
         })
     }
 
-    /// The engine: for inspecting a compiled component's imports, and for finding its
-    /// compile cache entries.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The `.wasm` engine, if it was made.
+    fn jit_if_made(&self) -> Option<&Backend> {
+        #[cfg(feature = "compiler")]
+        return self.jit.get();
+        #[cfg(not(feature = "compiler"))]
+        None
     }
 
     /// Instantiates a linked probe with no grants at all and calls `describe`.
@@ -645,7 +758,7 @@ impl Runner {
             stderr: Capture::new(0),
             activity: Activity::default(),
         };
-        let mut store = self.store(limits, &shared)?;
+        let mut store = Self::store(pre, limits, &shared)?;
         let probe = pre
             .instantiate_async(&mut store)
             .await
@@ -656,7 +769,11 @@ impl Runner {
             .map_err(|e| classify(e, &store, limits))
     }
 
-    fn store(&self, limits: &Limits, shared: &Shared) -> Result<Store<HostState>, Failure> {
+    fn store(
+        pre: &ProbePre<HostState>,
+        limits: &Limits,
+        shared: &Shared,
+    ) -> Result<Store<HostState>, Failure> {
         let wasi = shared.sandbox.wasi_ctx(&shared.stdout, &shared.stderr)?;
         let state = HostState {
             wasi,
@@ -667,7 +784,7 @@ impl Runner {
             run_timeout: limits.timeout,
             activity: shared.activity.clone(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store
             .set_fuel(limits.fuel)

@@ -122,7 +122,10 @@ fn an_intact_cache_entry_for_another_engine_is_replaced() {
     // fuel or epochs, with a valid checksum: only wasmtime's own check can refuse it.
     let runner = healthprobe::runner::Runner::new().unwrap();
     let cache = Cache::new(dir.path().to_path_buf());
-    let entry = cache.entry(&healthprobe::runner::sha256_hex(&bytes), runner.engine());
+    let entry = cache.entry(
+        &healthprobe::runner::sha256_hex(&bytes),
+        runner.wasm_engine().unwrap(),
+    );
     let other = wasmtime::Engine::new(
         wasmtime::Config::new()
             .consume_fuel(false)

@@ -179,10 +179,10 @@ impl Capability {
 
 /// The capabilities a component's imports ask for, and the imports healthprobe does not
 /// provide at all.
-pub fn capabilities(component: &Component, runner: &Runner) -> (Vec<Capability>, Vec<String>) {
+pub fn capabilities(component: &Component) -> (Vec<Capability>, Vec<String>) {
     let mut caps = Vec::new();
     let mut unknown = Vec::new();
-    for (name, _) in component.component_type().imports(runner.engine()) {
+    for (name, _) in component.component_type().imports(component.engine()) {
         match Capability::of_import(name) {
             Some(Ok(c)) if !caps.contains(&c) => caps.push(c),
             Some(Err(())) => unknown.push(name.to_string()),
@@ -216,7 +216,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     let limits = Limits::default();
     let inspected = rt.block_on(async {
         let (component, _) = runner.component(code, &sha256).await?;
-        let (caps, unknown) = capabilities(&component, &runner);
+        let (caps, unknown) = capabilities(&component);
         let info = match runner.link(&component) {
             Ok(pre) => Some(runner.describe_linked(&pre, &limits).await),
             Err(f) => Some(Err(f)),

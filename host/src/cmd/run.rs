@@ -46,24 +46,6 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(failure) => return bad_input(failure.to_string()),
     };
-    // The last line of defence: whatever is stuck, the process reports and exits.
-    {
-        let reporter = reporter.clone();
-        let label = source.label();
-        let timeout = settings.limits.timeout;
-        std::thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || {
-                std::thread::sleep(timeout + WATCHDOG_MARGIN);
-                let message = format!(
-                    "timeout after {} (a host call did not stop in time; ended by the watchdog)",
-                    output::duration(timeout)
-                );
-                let report = failure_report(&label, Verdict::Unhealthy, message, start);
-                let _ = reporter.emit(&report, format, quiet, false, true);
-            })?;
-    }
-
     let config = match settings.run_config(&args.grants) {
         Ok(c) => c,
         Err(failure) => return bad_input(failure.to_string()),
@@ -72,6 +54,20 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
     };
+    // The last line of defence: whatever is stuck, the process reports and exits.
+    {
+        let reporter = reporter.clone();
+        let label = source.label();
+        let timeout = settings.limits.timeout;
+        runner.watchdog(start + timeout + WATCHDOG_MARGIN, move || {
+            let message = format!(
+                "timeout after {} (a host call did not stop in time; ended by the watchdog)",
+                output::duration(timeout)
+            );
+            let report = failure_report(&label, Verdict::Unhealthy, message, start);
+            let _ = reporter.emit(&report, format, quiet, false, true);
+        });
+    }
     #[cfg(feature = "compiler")]
     let runner = runner.with_cache(compile_cache(&args.cache));
     let rt = super::runtime()?;
