@@ -104,8 +104,10 @@ fn embed(list: &[(String, PathBuf)]) {
     let config = engine::config(Some(&target))
         .unwrap_or_else(|e| panic!("wasmtime cannot compile for {target}: {e}"));
     let engine = wasmtime::Engine::new(&config).expect("build the precompiling engine");
-    let mut code = String::from(
-        "/// The probes compiled into this binary, by name.\npub static BUNDLED: &[Bundled] = &[\n",
+    // An array, not a slice: a static may hold the `OnceLock`s only by value.
+    let mut code = format!(
+        "/// The probes compiled into this binary, by name.\npub static BUNDLED: [Bundled; {}] = [\n",
+        list.len()
     );
     for (name, file) in list {
         let wasm = std::fs::read(file).expect("read a built probe");
@@ -120,7 +122,7 @@ fn embed(list: &[(String, PathBuf)]) {
         let sha256 = format!("{:x}", sha2::Sha256::digest(&wasm));
         writeln!(
             code,
-            "    Bundled {{ name: {name:?}, precompiled: include_bytes!({:?}), sha256: {sha256:?}, wasm_size: {} }},",
+            "    Bundled {{ name: {name:?}, precompiled: include_bytes!({:?}), sha256: {sha256:?}, wasm_size: {}, loaded: std::sync::OnceLock::new() }},",
             out.display().to_string(),
             wasm.len()
         )

@@ -23,6 +23,9 @@ use crate::state::HostState;
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Largest response header block accepted.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// ureq's buffer for the request head (its default, 128 KiB, is zeroed on every request:
+/// a health check paid for it in page faults).
+const REQUEST_BUFFER_BYTES: usize = 16 * 1024;
 /// Redirects followed when the guest asks for it.
 const MAX_REDIRECTS: u32 = 5;
 
@@ -113,6 +116,9 @@ fn blocking_send(
         })
         .max_redirects_will_error(req.follow_redirects)
         .max_response_header_size(MAX_HEADER_BYTES)
+        // The response head must fit in the input buffer.
+        .input_buffer_size(MAX_HEADER_BYTES)
+        .output_buffer_size(REQUEST_BUFFER_BYTES)
         .user_agent(concat!("healthprobe/", env!("CARGO_PKG_VERSION")))
         .tls_config(
             TlsConfig::builder()
@@ -216,6 +222,10 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
         }
         E::BadUri(e) => Error::Invalid(format!("invalid URL '{url}': {e}")),
         E::Http(e) => Error::Invalid(format!("invalid request to {url}: {e}")),
+        E::Protocol(ureq_proto::Error::OutputOverflow) => Error::Invalid(format!(
+            "the request to {url} is too large: its method, URL and headers exceed {}",
+            crate::output::size(REQUEST_BUFFER_BYTES as u64)
+        )),
         E::Protocol(e) => Error::Protocol(format!("{url} broke the HTTP protocol: {e}")),
         E::Decompress(_, e) => Error::Protocol(format!("cannot decompress the body of {url}: {e}")),
         other => Error::Protocol(format!("request to {url} failed: {other}")),

@@ -331,7 +331,12 @@ impl Runner {
     /// The engine for precompiled code.
     fn aot(&self) -> Result<&Backend, Failure> {
         backend(&self.aot, || {
-            Backend::new(crate::engine::config(None), &self.clock)
+            let config = crate::engine::config(None).map(|mut c| {
+                #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+                c.with_custom_code_memory(Some(Arc::new(bundled::InPlace)));
+                c
+            });
+            Backend::new(config, &self.clock)
         })
     }
 
@@ -564,11 +569,18 @@ impl Runner {
                         b.name
                     ))
                 };
-                let code = b.precompiled().map_err(broken)?;
+                let engine = &self.aot()?.engine;
                 // SAFETY: the bytes were made by `build.rs` with this binary's engine
-                // settings (src/engine.rs); wasmtime still checks them.
+                // settings (src/engine.rs); wasmtime still checks them. In place, they
+                // live for the process and nothing writes to them (`Bundled::in_place`).
+                #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
                 #[allow(unsafe_code)]
-                let component = unsafe { Component::deserialize(&self.aot()?.engine, &code) };
+                let component =
+                    unsafe { Component::deserialize_raw(engine, b.in_place().map_err(broken)?) };
+                #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+                #[allow(unsafe_code)]
+                let component =
+                    unsafe { Component::deserialize(engine, b.precompiled().map_err(broken)?) };
                 let component = component.map_err(|e| broken(output::chain(&e)))?;
                 Ok((component, "precompiled when healthprobe was built".into()))
             }

@@ -13,7 +13,7 @@ pub fn execute(args: ListArgs) -> Result<ExitCode, crate::Error> {
     let rt = super::runtime()?;
     let limits = Limits::default();
     let mut infos = Vec::new();
-    for b in bundled::BUNDLED {
+    for b in &bundled::BUNDLED {
         let info = rt.block_on(runner.describe(&ProbeSource::Bundled(b), &limits))?;
         infos.push(info);
     }
