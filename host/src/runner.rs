@@ -201,8 +201,8 @@ pub struct Report {
 /// Loads and runs probes; reusable across runs.
 pub struct Runner {
     /// Runs precompiled code: the bundled probes (compiled by `build.rs` with the settings
-    /// of `src/engine.rs`) and `.cwasm` files; with the compiler, it also makes `.cwasm`
-    /// files (optimising Cranelift). Made on first use, like `jit`.
+    /// of `src/engine.rs`) and `.cwasm` files (made by [`Runner::precompile`] with the
+    /// same settings). Made on first use, like `jit`.
     aot: OnceLock<Backend>,
     /// Compiles and runs `.wasm` files at run time with Winch, wasmtime's baseline
     /// compiler: about three times faster to compile than Cranelift, and a probe spends
@@ -334,6 +334,10 @@ impl Runner {
             let config = crate::engine::config(None).map(|mut c| {
                 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
                 c.with_custom_code_memory(Some(Arc::new(bundled::InPlace)));
+                // It only loads code: setting up Cranelift would cost every run time and
+                // memory for nothing (`precompile` makes its own compiling engine).
+                #[cfg(feature = "compiler")]
+                c.enable_compiler(false);
                 c
             });
             Backend::new(config, &self.clock)
@@ -710,9 +714,9 @@ impl Runner {
         }
         check_header(bytes)?;
         #[cfg(feature = "compiler")]
-        return self
-            .aot()?
-            .engine
+        return crate::engine::config(None)
+            .and_then(|c| Engine::new(&c))
+            .map_err(|e| Failure::BadInput(format!("cannot start the compiler: {e}")))?
             .precompile_component(bytes)
             .map(Cow::Owned)
             .map_err(|e| {
