@@ -101,6 +101,8 @@ fn main() {
 fn embed(list: &[(String, PathBuf)]) {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let target = env::var("TARGET").expect("set by cargo");
+    // For the run-time compiler too (runner.rs), which then skips probing this CPU.
+    println!("cargo:rustc-env=HEALTHPROBE_TARGET={target}");
     let config = engine::config(Some(&target))
         .unwrap_or_else(|e| panic!("wasmtime cannot compile for {target}: {e}"));
     let engine = wasmtime::Engine::new(&config).expect("build the precompiling engine");

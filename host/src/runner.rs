@@ -348,7 +348,7 @@ impl Runner {
     #[cfg(feature = "compiler")]
     fn jit(&self) -> Result<&Backend, Failure> {
         backend(&self.jit, || {
-            let config = crate::engine::config(None).map(|mut c| {
+            let config = crate::engine::config(Some(env!("HEALTHPROBE_TARGET"))).map(|mut c| {
                 c.strategy(wasmtime::Strategy::Winch);
                 c
             });

@@ -113,6 +113,31 @@ fn http_sends_repeatable_headers() {
 }
 
 #[test]
+fn http_request_head_over_the_limit_is_named_and_one_under_it_is_sent() {
+    let server = HttpServer::start(|req| {
+        let len = req
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("X-Big"))
+            .map_or(0, |h| h.value.as_str().len());
+        (200, vec![], len.to_string())
+    });
+    let url = format!("url={}", server.url("/"));
+    let big = |n: usize| format!("header=X-Big: {}", "a".repeat(n));
+    // 10 KB fits the 16 KiB request buffer.
+    healthprobe(["run", "http", &url, &big(10_000), "expect-body=10000"]).expect(
+        0,
+        "healthy: http: ",
+        &[],
+    );
+    healthprobe(["run", "http", &url, &big(20_000)]).expect(
+        1,
+        "unhealthy: http: ",
+        &["request to", "is too large", "exceed 16.0 KiB"],
+    );
+}
+
+#[test]
 fn http_connection_refused_is_unhealthy() {
     let addr = closed_port();
     healthprobe(["run", "http", &format!("url=http://{addr}/health")]).expect(
