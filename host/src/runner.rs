@@ -1,7 +1,7 @@
 //! Loading and running one probe under a deadline: the library API behind `run` and `list`.
 //!
 //! Three layers bound a run, because no single one covers everything:
-//! 1. **Epoch interruption** (a ticker thread bumps the engine epoch every
+//! 1. **Epoch interruption** (the clock thread bumps the engines' epochs every
 //!    [`EPOCH_TICK`]): wasm that spins never reaches a host call, so only a check compiled
 //!    into the wasm code itself can stop it. Each tick yields to the async executor, and
 //!    past the deadline the tick traps with `Trap::Interrupt`.
@@ -9,10 +9,10 @@
 //!    calls (a WASI socket read, an HTTP request). Every export is called with `*_async` and
 //!    the whole load-instantiate-describe-check sequence is one future that is dropped at
 //!    the deadline, cancelling whatever host call it is parked in.
-//! 3. **The process watchdog** in the CLI ([`crate::cmd::run`]): for code that blocks a
-//!    thread and ignores cancellation (Cranelift compiling a huge component, a resolver
-//!    stuck in the C library), it prints the timeout and exits at the deadline plus a
-//!    small margin.
+//! 3. **The watchdog** the CLI sets ([`Runner::watchdog`], [`crate::cmd::run`]), also run
+//!    by the clock thread: for code that blocks a thread and ignores cancellation (a
+//!    compiler working on a huge component, a resolver stuck in the C library), it prints
+//!    the timeout and exits at the deadline plus a small margin.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
