@@ -8,9 +8,8 @@ use std::sync::OnceLock;
 pub struct Bundled {
     /// The name used on the command line.
     pub name: &'static str,
-    /// The component precompiled for this binary's engine and target (a `.cwasm`),
-    /// LZ4-compressed with its size prepended.
-    pub precompiled: &'static [u8],
+    /// The component precompiled for this binary's engine and target (a `.cwasm`).
+    pub precompiled: Stored,
     /// SHA-256 (hex) of the component as built, before precompiling.
     pub sha256: &'static str,
     /// Size in bytes of the component as built.
@@ -18,6 +17,20 @@ pub struct Bundled {
     /// Where [`Bundled::in_place`] decompressed the code (address, length), once it did.
     pub(crate) loaded: OnceLock<Result<(usize, usize), String>>,
 }
+
+/// How a bundled probe's precompiled code is kept in the binary.
+#[derive(Debug)]
+pub enum Stored {
+    /// As is, page-aligned: it runs where it lies.
+    Raw(&'static [u8]),
+    /// LZ4-compressed with its size prepended.
+    Lz4(&'static [u8]),
+}
+
+/// Page alignment for [`Stored::Raw`] code: wasmtime makes the text section of an image
+/// executable in place, and page protections apply to whole pages.
+#[repr(C, align(4096))]
+pub struct PageAligned<T: ?Sized>(pub T);
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
@@ -34,21 +47,31 @@ pub fn names() -> Vec<&'static str> {
 impl Bundled {
     /// The precompiled code, decompressed.
     pub fn precompiled(&self) -> Result<Vec<u8>, String> {
-        lz4_flex::decompress_size_prepended(self.precompiled).map_err(|e| e.to_string())
+        match self.precompiled {
+            Stored::Raw(code) => Ok(code.to_vec()),
+            Stored::Lz4(lz4) => lz4_flex::decompress_size_prepended(lz4).map_err(|e| e.to_string()),
+        }
     }
 
-    /// The precompiled code, decompressed once per process into page-aligned memory of its
-    /// own that is never freed or written again, for [`wasmtime::component::Component::deserialize_raw`]
-    /// with [`InPlace`]: the engine then runs the code where it lies instead of copying
-    /// it, which saves a whole health check a tenth of its page faults.
+    /// The precompiled code in page-aligned memory that is never freed or written again,
+    /// for [`wasmtime::component::Component::deserialize_raw`] with [`InPlace`]: the engine
+    /// then runs the code where it lies instead of copying it, which saves a whole health
+    /// check a tenth of its page faults. [`Stored::Raw`] code lies in the binary;
+    /// [`Stored::Lz4`] code is decompressed once per process into a mapping of its own.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     pub(crate) fn in_place(&self) -> Result<std::ptr::NonNull<[u8]>, String> {
+        let lz4 = match self.precompiled {
+            // Read-only data of the binary: wasmtime only reads it, and `InPlace` turns
+            // the pages of its text section from read-only to read-and-execute.
+            Stored::Raw(code) => return Ok(std::ptr::NonNull::from(code)),
+            Stored::Lz4(lz4) => lz4,
+        };
         let &(addr, len) = self
             .loaded
             .get_or_init(|| {
                 use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous};
-                let (len, compressed) = lz4_flex::block::uncompressed_size(self.precompiled)
-                    .map_err(|e| e.to_string())?;
+                let (len, compressed) =
+                    lz4_flex::block::uncompressed_size(lz4).map_err(|e| e.to_string())?;
                 // SAFETY: a fresh private anonymous mapping, aliased by nothing. POPULATE
                 // maps all its pages in one go rather than one page fault at a time.
                 #[allow(unsafe_code)]
