@@ -205,7 +205,7 @@ pub struct Runner {
     /// same settings). Made on first use, like `jit`.
     aot: OnceLock<Backend>,
     /// Compiles and runs `.wasm` files at run time with Winch, wasmtime's baseline
-    /// compiler: about three times faster to compile than Cranelift, and a probe spends
+    /// compiler: about four times faster to compile than Cranelift, and a probe spends
     /// its time in host calls, not in its own code. Winch code loads only into an engine
     /// that uses Winch, hence a second engine (and compile cache entries of its own).
     #[cfg(feature = "compiler")]

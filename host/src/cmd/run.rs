@@ -46,10 +46,6 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(failure) => return bad_input(failure.to_string()),
     };
-    let config = match settings.run_config(&args.grants) {
-        Ok(c) => c,
-        Err(failure) => return bad_input(failure.to_string()),
-    };
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
@@ -68,6 +64,11 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
             let _ = reporter.emit(&report, format, quiet, false, true);
         });
     }
+    // After the watchdog: the grants' host names are resolved here.
+    let config = match settings.run_config(&args.grants) {
+        Ok(c) => c,
+        Err(failure) => return bad_input(failure.to_string()),
+    };
     #[cfg(feature = "compiler")]
     let runner = runner.with_cache(compile_cache(&args.cache));
     let rt = super::runtime()?;
