@@ -127,15 +127,15 @@ fn embed(list: &[(String, PathBuf)]) {
             // Page-aligned in the binary, so the code runs where it lies (bundled.rs).
             let out = out_dir.join(format!("{name}.cwasm"));
             std::fs::write(&out, &cwasm).expect("write a precompiled probe");
+            let ident = name.to_uppercase();
             writeln!(
                 statics,
-                "static {}: &PageAligned<[u8; {}]> = &PageAligned(*include_bytes!({:?}));",
-                name.to_uppercase(),
+                "static {ident}: &PageAligned<[u8; {}]> = &PageAligned(*include_bytes!({:?}));",
                 cwasm.len(),
                 out.display().to_string()
             )
             .unwrap();
-            format!("Stored::Raw(&{}.0)", name.to_uppercase())
+            format!("Stored::Raw(&{ident}.0)")
         } else {
             // Native code is bulky (two to three times the .wasm); LZ4 halves it for a
             // fraction of a millisecond at load time.

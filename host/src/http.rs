@@ -307,29 +307,19 @@ fn literal(uri: &http::Uri) -> Option<SocketAddr> {
 mod tests {
     use super::*;
 
-    fn literal_of(url: &str) -> Option<SocketAddr> {
-        literal(&url.parse().unwrap())
-    }
-
     #[test]
     fn ip_literals_need_no_lookup() {
-        assert_eq!(
-            literal_of("http://127.0.0.1:8080/health"),
-            Some("127.0.0.1:8080".parse().unwrap())
-        );
-        assert_eq!(
-            literal_of("http://10.0.0.1/"),
-            Some("10.0.0.1:80".parse().unwrap())
-        );
-        assert_eq!(
-            literal_of("https://[::1]/x"),
-            Some("[::1]:443".parse().unwrap())
-        );
-        assert_eq!(
-            literal_of("http://[fe80::1]:9/"),
-            Some("[fe80::1]:9".parse().unwrap())
-        );
-        assert_eq!(literal_of("http://localhost:8080/"), None);
-        assert_eq!(literal_of("http://example.com/"), None);
+        let cases = [
+            ("http://127.0.0.1:8080/health", Some("127.0.0.1:8080")),
+            ("http://10.0.0.1/", Some("10.0.0.1:80")),
+            ("https://[::1]/x", Some("[::1]:443")),
+            ("http://[fe80::1]:9/", Some("[fe80::1]:9")),
+            ("http://localhost:8080/", None),
+            ("http://example.com/", None),
+        ];
+        for (url, expected) in cases {
+            let expected = expected.map(|a| a.parse::<SocketAddr>().unwrap());
+            assert_eq!(literal(&url.parse().unwrap()), expected, "{url}");
+        }
     }
 }
