@@ -42,6 +42,7 @@ fn main() {
     }
 
     ensure_wasm_target();
+    link_order(&manifest);
 
     // A clean environment: the outer build's RUSTFLAGS, TARGET, clippy wrapper, coverage
     // flags and so on are for the native host, not for the wasm guests.
@@ -93,6 +94,29 @@ fn main() {
     }
     list.sort();
     embed(&list);
+}
+
+/// Hands lld the functions a health check runs (`link-order.txt`, made by
+/// `scripts/link-order`), which it places together: the kernel maps a binary's code 64 KiB
+/// around each page a process touches, so scattered code made 4 MB of it resident for a
+/// check that runs under 1 MB. Other linkers lack the option and get nothing; lld skips
+/// names it does not find, so a file from another toolchain only costs memory.
+fn link_order(manifest: &Path) {
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    let Some(linker) = env::var_os("RUSTC_LINKER") else {
+        return;
+    };
+    let name = Path::new(&linker).file_name().unwrap_or_default();
+    if name != "rust-lld" && name != "ld.lld" {
+        return;
+    }
+    let order = manifest.join("link-order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    println!(
+        "cargo:rustc-link-arg-bins=--symbol-ordering-file={}",
+        order.display()
+    );
+    println!("cargo:rustc-link-arg-bins=--no-warn-symbol-ordering");
 }
 
 /// The probes stored uncompressed: the checks run most often (an HTTP endpoint, an open
