@@ -1,6 +1,7 @@
 //! Probes compiled into the binary, so `healthprobe run http …` needs no file, and
 //! precompiled when the binary was built (`build.rs`), so it needs no compiler either.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// One bundled probe.
@@ -45,11 +46,13 @@ pub fn names() -> Vec<&'static str> {
 }
 
 impl Bundled {
-    /// The precompiled code, decompressed.
-    pub fn precompiled(&self) -> Result<Vec<u8>, String> {
+    /// The precompiled code: borrowed from the binary when stored as is, else decompressed.
+    pub fn precompiled(&self) -> Result<Cow<'static, [u8]>, String> {
         match self.precompiled {
-            Stored::Raw(code) => Ok(code.to_vec()),
-            Stored::Lz4(lz4) => lz4_flex::decompress_size_prepended(lz4).map_err(|e| e.to_string()),
+            Stored::Raw(code) => Ok(Cow::Borrowed(code)),
+            Stored::Lz4(lz4) => lz4_flex::decompress_size_prepended(lz4)
+                .map(Cow::Owned)
+                .map_err(|e| e.to_string()),
         }
     }
 

@@ -708,7 +708,7 @@ impl Runner {
     pub fn precompile(&self, code: &Code) -> Result<Cow<'static, [u8]>, Failure> {
         let bytes = match code {
             Code::Bundled(b) => {
-                return b.precompiled().map(Cow::Owned).map_err(|why| {
+                return b.precompiled().map_err(|why| {
                     Failure::BadInput(format!("the bundled probe {} is corrupt: {why}", b.name))
                 });
             }
