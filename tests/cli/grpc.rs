@@ -13,7 +13,7 @@ use std::process::Command;
 
 use nix::sys::signal::Signal;
 
-use crate::servers::{Server, find_binary, free_port, in_path};
+use crate::servers::{Server, find_binary, in_path, server_dir};
 use crate::support::{SilentServer, closed_port, healthprobe};
 
 /// Generous bound on top of `--timeout`: these machines are shared and noisy.
@@ -220,14 +220,16 @@ fn grpc_http1_server_is_unhealthy_saying_so() {
     let Some(python) = find_binary("python3", &in_path("python3")) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut cmd = Command::new(python);
-    cmd.args(["-m", "http.server", "--bind", "127.0.0.1"])
-        .arg("--directory")
-        .arg(dir.path())
-        .arg(port.to_string());
-    let server = Server::start(cmd, dir, port, Signal::SIGTERM);
+    let dir = server_dir();
+    let root = dir.path().to_path_buf();
+    let server = Server::start(dir, Signal::SIGTERM, |port| {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg("--directory")
+            .arg(&root)
+            .arg(port.to_string());
+        cmd
+    });
     healthprobe(["run", "grpc", &format!("address={}", server.address())]).expect(
         1,
         "unhealthy: grpc: ",

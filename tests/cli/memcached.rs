@@ -6,7 +6,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::SLACK;
-use crate::servers::{Server, find_binary, free_port, in_path};
+use crate::servers::{Server, find_binary, in_path, server_dir};
 use crate::support::{closed_port, healthprobe};
 
 /// The login a test server started with `-Y` accepts.
@@ -16,25 +16,27 @@ const PASSWORD: &str = "s3cret";
 /// Starts `memcached` on a free port (TCP only, as root) with `args` after the usual ones;
 /// `None` (skip) when memcached is not installed.
 pub(crate) fn memcached(args: &[&str]) -> Option<Server> {
-    let bin = find_binary("memcached", &in_path("memcached"))?;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut cmd = Command::new(bin);
-    cmd.args(["-u", "root", "-U", "0", "-l", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args(args);
-    Some(Server::start(cmd, dir, port, Signal::SIGTERM))
+    memcached_in(server_dir(), args)
 }
 
-/// A server with text-protocol authentication (`-Y AUTHFILE`).
+fn memcached_in(dir: tempfile::TempDir, args: &[&str]) -> Option<Server> {
+    let bin = find_binary("memcached", &in_path("memcached"))?;
+    Some(Server::start(dir, Signal::SIGTERM, |port| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-u", "root", "-U", "0", "-l", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(args);
+        cmd
+    }))
+}
+
+/// A server with text-protocol authentication (`-Y AUTHFILE`, in the server's directory).
 fn memcached_with_auth() -> Option<Server> {
-    let auth = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(auth.path(), format!("{USER}:{PASSWORD}\n")).unwrap();
-    let path = auth.path().to_str().unwrap().to_string();
-    let server = memcached(&["-Y", &path])?;
-    // memcached reads the file at start-up; it may go now.
-    drop(auth);
-    Some(server)
+    let dir = server_dir();
+    let auth = dir.path().join("auth");
+    std::fs::write(&auth, format!("{USER}:{PASSWORD}\n")).unwrap();
+    let auth = auth.to_str().unwrap().to_string();
+    memcached_in(dir, &["-Y", &auth])
 }
 
 #[test]
@@ -60,7 +62,7 @@ fn memcached_refused_is_unhealthy() {
 #[test]
 fn memcached_stopped_server_times_out_within_the_deadline() {
     let Some(server) = memcached(&[]) else { return };
-    server.signal(Signal::SIGSTOP);
+    server.pause();
     healthprobe([
         "run",
         "memcached",

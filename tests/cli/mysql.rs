@@ -2,13 +2,14 @@
 //! test: `mariadb-install-db` takes about a second here, and a shared server would
 //! outlive the test process (statics are never dropped).
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::servers::{Server, find_binary, free_port, in_path};
+use crate::servers::{Server, find_binary, in_dir, in_path, server_dir};
 use crate::support::{closed_port, healthprobe};
 
 /// Generous bound on top of `--timeout`: these machines are shared and noisy.
@@ -27,32 +28,41 @@ impl MariaDb {
         let mariadbd = find_binary("MariaDB server (mariadb-server)", &in_path("mariadbd"))?;
         let install = find_binary("mariadb-install-db", &in_path("mariadb-install-db"))?;
         let client = find_binary("MariaDB client", &in_path("mariadb"))?;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = server_dir();
         let data = dir.path().join("data");
-        let out = Command::new(install)
+        // Every path the server writes stays in `dir`: parallel bootstraps that shared
+        // /tmp for their temporary tables once deleted each other's files.
+        let paths = [
+            format!("--datadir={}", data.display()),
+            format!("--tmpdir={}", dir.path().join("tmp").display()),
+            format!("--socket={}", dir.path().join("sock").display()),
+            format!("--pid-file={}", dir.path().join("mariadbd.pid").display()),
+        ];
+        let out = in_dir(Command::new(install), dir.path())
             .args(["--no-defaults", "--user=root"])
-            .arg(format!("--datadir={}", data.display()))
+            .args(&paths)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "mariadb-install-db failed: {}",
+            "mariadb-install-db failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let mut cmd = Command::new(mariadbd);
-        cmd.args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--port={port}"))
-            .arg(format!("--socket={}", dir.path().join("sock").display()))
-            // Small and quick: these servers live for one test.
-            .args([
-                "--innodb-buffer-pool-size=16M",
-                "--skip-log-bin",
-                "--performance-schema=OFF",
-            ])
-            .args(extra);
-        let server = Server::start(cmd, dir, port, Signal::SIGTERM);
+        let server = Server::start(dir, Signal::SIGTERM, |port| {
+            let mut cmd = Command::new(&mariadbd);
+            cmd.args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
+                .args(&paths)
+                .arg(format!("--port={port}"))
+                // Small and quick: these servers live for one test.
+                .args([
+                    "--innodb-buffer-pool-size=16M",
+                    "--skip-log-bin",
+                    "--performance-schema=OFF",
+                ])
+                .args(extra);
+            cmd
+        });
         let db = MariaDb { server, client };
         // root logs in over the socket (unix_socket auth); 127.0.0.1 resolves to localhost.
         db.sql(
@@ -73,7 +83,7 @@ impl MariaDb {
 
     /// Runs SQL as root over the socket.
     fn sql(&self, sql: &str) {
-        let out = Command::new(&self.client)
+        let out = in_dir(Command::new(&self.client), self.server.dir.path())
             .args(["--no-defaults", "-uroot"])
             .arg(format!("--socket={}", self.socket().display()))
             .args(["-e", sql])
@@ -87,16 +97,33 @@ impl MariaDb {
         );
     }
 
-    /// A client logged in as `probe` over TCP that holds its connection for `secs`.
+    /// A client logged in as `probe` over TCP that holds its connection for `secs`;
+    /// returns once the server has accepted the login (the client says so on stdout).
     fn hold_connection(&self, secs: u32) -> Child {
-        Command::new(&self.client)
+        let mut child = in_dir(Command::new(&self.client), self.server.dir.path())
             .args(["--no-defaults", "-h127.0.0.1", "-uprobe", "-psecret"])
             .arg(format!("-P{}", self.server.addr.port()))
-            .args(["-e", &format!("SELECT SLEEP({secs})")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Unbuffered: each result is written as soon as it arrives.
+            .args(["--unbuffered", "--batch", "--skip-column-names"])
+            .args(["-e", &format!("SELECT 'logged in'; SELECT SLEEP({secs})")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.trim() != "logged in" {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "a client could not log in to hold a connection: {line}{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.server.log()
+            );
+        }
+        child
     }
 
     fn address(&self) -> String {
@@ -188,24 +215,15 @@ fn mysql_too_many_connections_is_unhealthy_with_1040() {
     let Some(db) = MariaDb::start(&["--max-connections=10"]) else {
         return;
     };
-    let mut held: Vec<Child> = (0..10).map(|_| db.hold_connection(60)).collect();
-    // The clients log in in the background: wait until the server is full. On a loaded
-    // machine a check can also fail otherwise first (a timeout while the clients log in),
-    // so only the refusal ends the wait.
-    let start = Instant::now();
-    let out = loop {
-        let out = healthprobe([
-            "run",
-            "mysql",
-            &db.address(),
-            "username=probe",
-            "password=secret",
-        ]);
-        if out.stdout.contains("1040") || start.elapsed() > Duration::from_secs(30) {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Each client has logged in when `hold_connection` returns: the server is full.
+    let mut held: Vec<Child> = (0..10).map(|_| db.hold_connection(120)).collect();
+    let out = healthprobe([
+        "run",
+        "mysql",
+        &db.address(),
+        "username=probe",
+        "password=secret",
+    ]);
     for child in &mut held {
         let _ = child.kill();
         let _ = child.wait();
@@ -232,7 +250,7 @@ fn mysql_stopped_server_times_out_within_the_deadline() {
     let Some(db) = MariaDb::start(&[]) else {
         return;
     };
-    db.server.signal(Signal::SIGSTOP);
+    db.server.pause();
     healthprobe([
         "run",
         "mysql",
@@ -244,7 +262,7 @@ fn mysql_stopped_server_times_out_within_the_deadline() {
     ])
     .expect(1, "unhealthy: mysql: ", &["timeout"])
     .within(Duration::from_secs(2) + SLACK);
-    db.server.signal(Signal::SIGCONT);
+    db.server.resume();
 }
 
 #[test]

@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{User, chown};
 
 use crate::SLACK;
-use crate::servers::{Server, find_binary, free_port};
+use crate::servers::{Server, find_binary, in_dir, server_dir};
 use crate::support::{closed_port, healthprobe};
 
 /// The superuser's password (`initdb --pwfile`).
@@ -103,19 +103,24 @@ fn postgres() -> Option<Server> {
     let nobody = User::from_name("nobody")
         .unwrap()
         .expect("a user called nobody");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = server_dir();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("data");
     let socket_dir = dir.path().join("socket");
-    for (path, mode) in [(&data, 0o700), (&socket_dir, 0o755)] {
-        std::fs::create_dir(path).unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::create_dir(&socket_dir).unwrap();
+    for (path, mode) in [(&data, 0o700), (&socket_dir, 0o755), (&tmp, 0o700)] {
         chown(path, Some(nobody.uid), Some(nobody.gid)).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let pwfile = dir.path().join("pwfile");
     std::fs::write(&pwfile, SUPERUSER_PASSWORD).unwrap();
 
-    let mut initdb = as_nobody(Command::new(bin.join("initdb")), &nobody);
+    let mut initdb = as_nobody(
+        in_dir(Command::new(bin.join("initdb")), dir.path()),
+        &nobody,
+    );
     initdb
         .arg("-D")
         .arg(&data)
@@ -123,20 +128,25 @@ fn postgres() -> Option<Server> {
         .arg(format!("--pwfile={}", pwfile.display()));
     run_ok(initdb, "");
     // Single-user mode runs the SQL without a server, a socket or psql.
-    let mut single = as_nobody(Command::new(bin.join("postgres")), &nobody);
+    let mut single = as_nobody(
+        in_dir(Command::new(bin.join("postgres")), dir.path()),
+        &nobody,
+    );
     single.args(["--single", "-D"]).arg(&data).arg("postgres");
     run_ok(single, SETUP_SQL);
     std::fs::write(data.join("pg_hba.conf"), PG_HBA).unwrap();
 
-    let port = free_port();
-    let mut cmd = as_nobody(Command::new(bin.join("postgres")), &nobody);
-    cmd.arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-k"])
-        .arg(&socket_dir)
-        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]);
-    // SIGINT is the fast shutdown: it does not wait for clients to leave.
-    let server = Server::start(cmd, dir, port, Signal::SIGINT);
+    // SIGINT is the fast shutdown: it does not wait for clients to leave. The socket and
+    // the pid file (in the data directory) stay in the server's directory.
+    let server = Server::start(dir, Signal::SIGINT, |port| {
+        let mut cmd = as_nobody(Command::new(bin.join("postgres")), &nobody);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&socket_dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]);
+        cmd
+    });
     wait_accepting(&server);
     Some(server)
 }
@@ -305,7 +315,7 @@ fn postgres_stopped_postmaster_times_out_within_the_deadline() {
     let Some(server) = postgres() else { return };
     // The postmaster accepts and forks every backend: stopped, it leaves new
     // connections in the kernel's backlog, unanswered.
-    server.signal(Signal::SIGSTOP);
+    server.pause();
     for login in [None, Some(format!("password={SUPERUSER_PASSWORD}"))] {
         let mut args = vec![
             "run".to_string(),
@@ -319,7 +329,7 @@ fn postgres_stopped_postmaster_times_out_within_the_deadline() {
             .expect(1, "unhealthy: postgres: ", &["timeout"])
             .within(Duration::from_secs(2) + SLACK);
     }
-    server.signal(Signal::SIGCONT);
+    server.resume();
 }
 
 #[test]

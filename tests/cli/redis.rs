@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::SLACK;
-use crate::servers::{Server, find_binary, free_port, in_path};
+use crate::servers::{Server, find_binary, in_path, server_dir};
 use crate::support::{closed_port, healthprobe};
 
 /// The password of the default user where a test sets one (`requirepass`).
@@ -21,17 +21,19 @@ const ACL_PASSWORD: &str = "monitor secret";
 /// configuration file and `args` after it; `None` (skip) when Redis is not installed.
 pub(crate) fn redis(config: &str, args: &[&str]) -> Option<Server> {
     let bin = find_binary("redis-server", &in_path("redis-server"))?;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let dir = server_dir();
     let conf = dir.path().join("redis.conf");
     std::fs::write(&conf, config).unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.arg(&conf)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .args(args);
-    Some(Server::start(cmd, dir, port, Signal::SIGTERM))
+    let data = dir.path().to_path_buf();
+    Some(Server::start(dir, Signal::SIGTERM, |port| {
+        let mut cmd = Command::new(&bin);
+        cmd.arg(&conf)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&data)
+            .args(args);
+        cmd
+    }))
 }
 
 /// A server with a password for the default user and an ACL user without ROLE.
@@ -179,14 +181,15 @@ fn redis_paused_server_times_out_within_the_deadline() {
     let Some(server) = redis_with_auth() else {
         return;
     };
-    // CLIENT PAUSE ALL: the server is up and accepts connections but answers no one.
+    // CLIENT PAUSE ALL: the server is up and accepts connections but answers no one, for
+    // far longer than a slow machine could take to start the check.
     let mut admin = TcpStream::connect(server.addr).unwrap();
     admin
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     assert_eq!(command(&mut admin, &["AUTH", PASSWORD]), "+OK");
     assert_eq!(
-        command(&mut admin, &["CLIENT", "PAUSE", "10000", "ALL"]),
+        command(&mut admin, &["CLIENT", "PAUSE", "120000", "ALL"]),
         "+OK"
     );
     healthprobe([

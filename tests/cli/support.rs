@@ -289,30 +289,77 @@ impl SilentServer {
 pub struct UdpCounter {
     pub addr: SocketAddr,
     received: Arc<AtomicUsize>,
+    markers: Arc<AtomicUsize>,
 }
+
+/// The payload [`UdpCounter::received`] sends itself to know it has read everything
+/// sent before; it is not counted.
+const UDP_MARKER: &[u8] = b"healthprobe-test-udp-marker";
 
 impl UdpCounter {
     pub fn start() -> Self {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         let received = Arc::new(AtomicUsize::new(0));
-        let count = received.clone();
+        let markers = Arc::new(AtomicUsize::new(0));
+        let (count, marks) = (received.clone(), markers.clone());
         thread::spawn(move || {
             let mut buf = [0u8; 1500];
-            while socket.recv_from(&mut buf).is_ok() {
-                count.fetch_add(1, Ordering::SeqCst);
+            while let Ok((n, _)) = socket.recv_from(&mut buf) {
+                if &buf[..n] == UDP_MARKER {
+                    marks.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
             }
         });
-        Self { addr, received }
+        Self {
+            addr,
+            received,
+            markers,
+        }
     }
 
+    /// The datagrams received from everything that sent before this call: loopback
+    /// delivers a datagram within the sender's own system call, so a marker sent now is
+    /// queued after them; once it is read the count is complete, with no guess at how
+    /// long delivery takes.
     pub fn received(&self) -> usize {
+        let before = self.markers.load(Ordering::SeqCst);
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(UDP_MARKER, self.addr).unwrap();
+        let start = Instant::now();
+        while self.markers.load(Ordering::SeqCst) == before {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the UDP marker did not arrive"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
         self.received.load(Ordering::SeqCst)
     }
 }
 
-/// A loopback port with nothing listening on it.
+/// A loopback port with nothing listening on it, for as long as the test process lives.
+///
+/// The port stays bound by a socket that never listens: a connect to it is refused, and
+/// no server another test starts in parallel can take it (a port merely found free could
+/// be, turning "refused" into a reply).
 pub fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    let addr: SockaddrIn = getsockname(fd.as_raw_fd()).unwrap();
+    // Kept open on purpose: the test process's exit releases the port.
+    std::mem::forget(fd);
+    SocketAddr::from(([127, 0, 0, 1], addr.port()))
 }
