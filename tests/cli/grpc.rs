@@ -14,10 +14,7 @@ use std::process::Command;
 use nix::sys::signal::Signal;
 
 use crate::servers::{Server, find_binary, in_path, server_dir};
-use crate::support::{SilentServer, closed_port, healthprobe};
-
-/// Generous bound on top of `--timeout`: these machines are shared and noisy.
-const SLACK: Duration = Duration::from_secs(1);
+use crate::support::{SLACK, SilentServer, closed_port, healthprobe};
 
 /// A tonic server with the standard health service. An interceptor records the
 /// `x-api-key` metadata of every call and, when `required_key` is set, answers

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::SLACK;
 use crate::servers::{Server, find_binary, in_path, server_dir};
+use crate::support::SLACK;
 use crate::support::{closed_port, healthprobe};
 
 /// The login a test server started with `-Y` accepts.

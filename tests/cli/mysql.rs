@@ -10,10 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::servers::{Server, find_binary, in_dir, in_path, server_dir};
-use crate::support::{closed_port, healthprobe};
-
-/// Generous bound on top of `--timeout`: these machines are shared and noisy.
-const SLACK: Duration = Duration::from_secs(1);
+use crate::support::{SLACK, closed_port, healthprobe};
 
 /// A MariaDB server on a free loopback port with a user `probe` (password `secret`), a
 /// user `ed` that needs the ed25519 plugin, and a database `app`.

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::{User, chown};
 
-use crate::SLACK;
 use crate::servers::{Server, find_binary, in_dir, server_dir};
+use crate::support::SLACK;
 use crate::support::{closed_port, healthprobe};
 
 /// The superuser's password (`initdb --pwfile`).

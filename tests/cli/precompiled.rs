@@ -311,3 +311,46 @@ fn the_runtime_only_build_runs_bundled_and_precompiled_probes_and_refuses_wasm()
         );
     }
 }
+
+#[test]
+fn precompiled_component_runs_and_bad_ones_are_refused() {
+    let wasm = guest("hostile");
+    // Made by `healthprobe compile` (which the helper asserts succeeded).
+    let cwasm = crate::support::hostile_cwasm();
+    healthprobe([
+        "run".as_ref(),
+        cwasm.as_os_str(),
+        "mode=echo".as_ref(),
+        "value=pre".as_ref(),
+    ])
+    .expect(0, "healthy: hostile: ", &["pre"]);
+
+    // Truncated: refused with a clear message, never a crash.
+    let bytes = std::fs::read(&cwasm).unwrap();
+    for len in [bytes.len() / 2, 64, 4] {
+        let (_d, cut) = temp_file("cut.cwasm", &bytes[..len]);
+        healthprobe(["run".as_ref(), cut.as_os_str(), "mode=echo".as_ref()]).expect(
+            3,
+            "error: ",
+            &["recompile"],
+        );
+    }
+
+    // Compiled by an engine with other settings (no fuel, no epochs): wasmtime's
+    // compatibility check must refuse it.
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(false).epoch_interruption(false);
+    let other = wasmtime::Engine::new(&config).unwrap();
+    let foreign = other
+        .precompile_component(&std::fs::read(&wasm).unwrap())
+        .unwrap();
+    let (_d, path) = temp_file("foreign.cwasm", &foreign);
+    healthprobe(["run".as_ref(), path.as_os_str(), "mode=echo".as_ref()]).expect(
+        3,
+        "error: ",
+        &[
+            "cannot load the precompiled component",
+            "healthprobe compile",
+        ],
+    );
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::SLACK;
 use crate::servers::{Server, find_binary, in_path, server_dir};
+use crate::support::SLACK;
 use crate::support::{closed_port, healthprobe};
 
 /// The password of the default user where a test sets one (`requirepass`).

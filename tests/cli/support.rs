@@ -8,6 +8,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Generous bound on top of `--timeout`: these machines are shared and noisy.
+pub const SLACK: Duration = Duration::from_secs(1);
+
 /// The result of one `healthprobe` invocation.
 #[derive(Debug)]
 pub struct Outcome {
@@ -362,4 +365,17 @@ pub fn closed_port() -> SocketAddr {
     // Kept open on purpose: the test process's exit releases the port.
     std::mem::forget(fd);
     SocketAddr::from(([127, 0, 0, 1], addr.port()))
+}
+
+/// `healthprobe run <hostile.wasm> mode=MODE extra...`
+pub fn hostile(mode: &str, extra: &[&str]) -> Outcome {
+    hostile_env(mode, extra, &[])
+}
+
+pub fn hostile_env(mode: &str, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let wasm = hostile_cwasm();
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["run".into(), wasm.into(), format!("mode={mode}").into()];
+    args.extend(extra.iter().map(Into::into));
+    healthprobe_env(args, env)
 }

@@ -6,9 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::thread;
 use std::time::Duration;
 
-use crate::SLACK;
 use crate::memcached::memcached;
 use crate::redis::redis;
+use crate::support::SLACK;
 use crate::support::{SilentServer, closed_port, healthprobe};
 
 /// A one-connection server that sends `banner`, then, for each `(request, reply)`,

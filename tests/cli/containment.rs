@@ -1,0 +1,178 @@
+//! Containment of hostile guests: time, fuel, memory, tables, stack, output, odd input.
+
+use std::time::Duration;
+
+use crate::support::{self, HttpServer, SLACK, SilentServer, guest, healthprobe, hostile};
+
+#[test]
+fn spinning_guest_times_out() {
+    let wasm = support::hostile_cwasm();
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=spin".as_ref(),
+        "--timeout".as_ref(),
+        "3s".as_ref(),
+        // Enough fuel that the deadline, not the fuel, ends the spin.
+        "--fuel".as_ref(),
+        "1000000000000".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
+    .within(Duration::from_secs(3) + SLACK);
+}
+
+#[test]
+fn guest_blocked_in_a_host_sleep_times_out() {
+    let wasm = support::hostile_cwasm();
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=sleep".as_ref(),
+        "--timeout".as_ref(),
+        "3s".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
+    .within(Duration::from_secs(3) + SLACK);
+}
+
+#[test]
+fn guest_blocked_reading_a_silent_socket_times_out() {
+    let server = SilentServer::start();
+    let wasm = support::hostile_cwasm();
+    let address = format!("address={}", server.addr);
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=tcp-read".as_ref(),
+        address.as_ref(),
+        "--timeout".as_ref(),
+        "3s".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
+    .within(Duration::from_secs(3) + SLACK);
+}
+
+#[test]
+fn guest_looping_over_host_http_calls_times_out() {
+    let server = HttpServer::fixed(200, "ok");
+    let wasm = support::hostile_cwasm();
+    let url = format!("url={}", server.url("/"));
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=http-loop".as_ref(),
+        url.as_ref(),
+        "--timeout".as_ref(),
+        "3s".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
+    .within(Duration::from_secs(3) + SLACK);
+}
+
+#[test]
+fn fuel_exhaustion_is_unhealthy() {
+    let wasm = guest("hostile");
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=spin".as_ref(),
+        "--fuel".as_ref(),
+        "5000000".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["out of fuel"]);
+}
+
+#[test]
+fn memory_growth_past_the_cap_is_unhealthy() {
+    let wasm = guest("hostile");
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=memory".as_ref(),
+        "--max-memory".as_ref(),
+        "16MiB".as_ref(),
+    ])
+    .expect(1, "unhealthy: hostile: ", &["memory limit (16"])
+    .within(Duration::from_secs(5));
+}
+
+#[test]
+fn a_table_past_the_cap_is_unhealthy() {
+    // big-table links its function table at index 200000; the limiter refuses the table
+    // when the instance is created, with a typed error reported as the cause.
+    let wasm = guest("big-table");
+    healthprobe(["run".as_ref(), wasm.as_os_str()])
+        .expect(1, "unhealthy: ", &["table limit (100000 elements)"])
+        .within(Duration::from_secs(5) + SLACK);
+}
+
+#[test]
+fn stack_exhaustion_is_unhealthy() {
+    hostile("recurse", &[])
+        .expect(1, "unhealthy: hostile: ", &["stack overflow"])
+        .within(Duration::from_secs(5) + SLACK);
+}
+
+#[test]
+fn panicking_guest_is_unhealthy_with_its_message() {
+    let wasm = guest("hostile");
+    healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=panic".as_ref()]).expect(
+        1,
+        "unhealthy: hostile: ",
+        &["panicked", "the hostile probe gives up"],
+    );
+}
+
+#[test]
+fn flooding_guest_output_is_capped() {
+    let wasm = guest("hostile");
+    let out = healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=flood".as_ref(),
+        "--verbose".as_ref(),
+    ]);
+    out.expect(0, "healthy: hostile: ", &["flooded"]);
+    assert!(out.stderr.contains("--- probe stdout ---"), "{out:#?}");
+}
+
+#[test]
+fn a_one_megabyte_message_is_cut_to_fit_the_output_cap() {
+    let out = hostile("big-message", &[]);
+    out.expect(1, "unhealthy: hostile: ", &["xxxx"]);
+    let json = hostile("big-message", &["--format", "json"]);
+    json.expect(1, "{", &[]);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("still valid JSON");
+    assert_eq!(v["status"], "unhealthy");
+}
+
+#[test]
+fn repeatable_parameters_reach_the_guest_in_order() {
+    let wasm = guest("hostile");
+    healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=echo".as_ref(),
+        "value=a=1".as_ref(),
+        "value=b".as_ref(),
+    ])
+    .expect(0, "healthy: hostile: ", &["a=1|b"]);
+}
+
+#[test]
+fn odd_parameters_are_handled() {
+    hostile("echo", &["value="]).expect(0, "healthy: hostile: ", &[]);
+    let long = format!("value={}", "a".repeat(64 * 1024));
+    hostile("echo", &[&long]).expect(0, "healthy: hostile: ", &["aaaa"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let wasm = guest("hostile");
+        let bad = std::ffi::OsStr::from_bytes(b"value=\xff\xfe");
+        healthprobe(["run".as_ref(), wasm.as_os_str(), "mode=echo".as_ref(), bad]).expect(
+            3,
+            "error: ",
+            &["UTF-8"],
+        );
+    }
+}
