@@ -49,7 +49,7 @@ impl Probe for GrpcProbe {
         let address = params.required_str("address")?.trim();
         tcp::parse_address(address)
             .map_err(|reason| CheckError::invalid_param("address", reason))?;
-        let service = params.string_or("service", "");
+        let service = params.required_str("service")?;
         let authority = params.string_or("authority", address).trim();
         health::check_authority(authority)
             .map_err(|reason| CheckError::invalid_param("authority", reason))?;

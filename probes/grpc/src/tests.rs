@@ -368,7 +368,7 @@ fn decoder_handles_huffman_and_the_dynamic_table() {
 
 fn check(pairs: &[(&str, &str)]) -> Result<CheckResult, CheckError> {
     GrpcProbe::check(
-        &Params::from_pairs(pairs.iter().copied()),
+        &Params::from_pairs(pairs.iter().copied()).with_defaults(&GrpcProbe::describe().params),
         Budget::new(2_000),
     )
 }

@@ -5,7 +5,9 @@ use std::fmt;
 use std::time::Instant;
 
 use healthprobe_sdk::http::{Request, is_token, parse_header};
-use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
+use healthprobe_sdk::{
+    Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo, parse_bool,
+};
 
 /// The default `expect-status`, as in Kubernetes HTTP probes.
 const DEFAULT_STATUS: &str = "200-399";
@@ -59,7 +61,7 @@ impl Probe for HttpProbe {
 
     fn check(params: &Params, _budget: Budget) -> Result<CheckResult, CheckError> {
         let url = params.required_str("url")?;
-        let method = parse_method(params.string_or("method", "GET"))
+        let method = parse_method(params.required_str("method")?)
             .map_err(|reason| CheckError::invalid_param("method", reason))?;
         let headers = params
             .list("header")
@@ -67,13 +69,11 @@ impl Probe for HttpProbe {
             .map(parse_header)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| CheckError::invalid_param("header", reason))?;
-        let expect_status = params
-            .parse("expect-status", StatusSpec::parse)?
-            .unwrap_or_else(StatusSpec::default_spec);
+        let expect_status = params.required_parse("expect-status", StatusSpec::parse)?;
         let expect_body = params.str("expect-body");
         let expect_json = params.parse("expect-json", JsonExpectation::parse)?;
-        let follow = params.bool("follow-redirects")?.unwrap_or(true);
-        let insecure = params.bool("insecure-tls")?.unwrap_or(false);
+        let follow = params.required_parse("follow-redirects", parse_bool)?;
+        let insecure = params.required_parse("insecure-tls", parse_bool)?;
 
         // No per-request timeout: the host bounds the request by the run's deadline.
         let mut request = Request::new(method, url)
@@ -192,10 +192,6 @@ fn parse_method(method: &str) -> Result<&str, String> {
 struct StatusSpec(Vec<(u16, u16)>);
 
 impl StatusSpec {
-    fn default_spec() -> Self {
-        StatusSpec(vec![(200, 399)])
-    }
-
     /// Parse `200`, `200,204` or `200-299,301`.
     fn parse(text: &str) -> Result<Self, String> {
         let expected = || {
@@ -363,7 +359,7 @@ mod tests {
         );
         assert_eq!(
             StatusSpec::parse(DEFAULT_STATUS).unwrap(),
-            StatusSpec::default_spec()
+            StatusSpec(vec![(200, 399)])
         );
         for bad in [
             "",
@@ -449,7 +445,7 @@ mod tests {
 
     #[test]
     fn judging() {
-        let spec = StatusSpec::default_spec();
+        let spec = StatusSpec::parse(DEFAULT_STATUS).unwrap();
         let url = "http://127.0.0.1:8080/health";
         assert_eq!(judge(url, 200, b"ok", &spec, None, None), Ok(()));
         assert_eq!(
@@ -508,7 +504,8 @@ mod tests {
             ("follow-redirects", "maybe"),
             ("method", "G ET"),
         ] {
-            let params = Params::from_pairs([("url", "http://x/"), (name, value)]);
+            let params = Params::from_pairs([("url", "http://x/"), (name, value)])
+                .with_defaults(&HttpProbe::describe().params);
             match HttpProbe::check(&params, budget) {
                 Err(CheckError::InvalidParam(p)) => assert_eq!(p.name, name),
                 other => panic!("{name}={value}: {other:?}"),

@@ -56,6 +56,7 @@ impl Probe for MysqlProbe {
                 "expected a user name such as monitor, got an empty value",
             ));
         }
+        // Given ones only: the declared default of password is no reason to refuse.
         for name in ["password", "database"] {
             if params.contains(name) && username.is_none() {
                 return Err(CheckError::invalid_config(format!(
@@ -63,11 +64,14 @@ impl Probe for MysqlProbe {
                 )));
             }
         }
-        let credentials = username.map(|user| Credentials {
-            username: user,
-            password: params.string_or("password", "").as_bytes(),
-            database: params.str("database").filter(|d| !d.is_empty()),
-        });
+        let credentials = match username {
+            Some(user) => Some(Credentials {
+                username: user,
+                password: params.required_str("password")?.as_bytes(),
+                database: params.str("database").filter(|d| !d.is_empty()),
+            }),
+            None => None,
+        };
 
         let outcome = match tcp::connect(address, &budget) {
             Ok(conn) => run(&mut Session::new(conn), credentials.as_ref()),
@@ -662,7 +666,8 @@ mod tests {
 
     fn check(pairs: &[(&str, &str)]) -> Result<CheckResult, CheckError> {
         MysqlProbe::check(
-            &Params::from_pairs(pairs.iter().copied()),
+            &Params::from_pairs(pairs.iter().copied())
+                .with_defaults(&MysqlProbe::describe().params),
             Budget::new(2_000),
         )
     }

@@ -9,6 +9,7 @@
 mod scram;
 mod wire;
 
+use std::fmt;
 use std::time::Instant;
 
 use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
@@ -74,7 +75,7 @@ impl Probe for PostgresProbe {
         let mut session_info = Info::default();
         let outcome = run(&config, &budget, &mut session_info);
         let elapsed_ms = start.elapsed().as_millis();
-        let result = verdict(&config, outcome, session_info.auth.as_deref(), elapsed_ms)?;
+        let result = verdict(&config, outcome, session_info.auth.as_ref(), elapsed_ms)?;
         let mut result = result
             .detail("address", &config.address)
             .detail("username", &config.user)
@@ -108,21 +109,10 @@ impl Config {
         let address = params.required_str("address")?.trim().to_string();
         tcp::parse_address(&address)
             .map_err(|reason| CheckError::invalid_param("address", reason))?;
-        let text = |name: &str, example: &str| -> Result<Option<String>, CheckError> {
-            params.parse(name, |v| {
-                if v.is_empty() {
-                    Err(format!(
-                        "is empty; give a value such as {name}={example}, or leave it out"
-                    ))
-                } else if v.contains('\0') {
-                    Err("must not contain a NUL character".to_string())
-                } else {
-                    Ok(v.to_string())
-                }
-            })
-        };
-        let user = text("username", "monitor")?.unwrap_or_else(|| DEFAULT_USER.to_string());
-        let database = text("database", "app")?.unwrap_or_else(|| user.clone());
+        let user = params.required_parse("username", text("username", "monitor"))?;
+        let database = params
+            .parse("database", text("database", "app"))?
+            .unwrap_or_else(|| user.clone());
         // Not trimmed: a password may begin or end with a space.
         let password = params.str("password").map(str::to_string);
         match &password {
@@ -140,8 +130,13 @@ impl Config {
             }
             _ => {}
         }
-        let query = text("query", "'SELECT 1'")?
-            .or_else(|| password.as_ref().map(|_| DEFAULT_QUERY.to_string()));
+        // The query's default is for a login with a password: without either the
+        // probe does not log in (pg_isready mode).
+        let query = if params.contains("query") || password.is_some() {
+            Some(params.required_parse("query", text("query", "'SELECT 1'"))?)
+        } else {
+            None
+        };
         Ok(Config {
             address,
             user,
@@ -156,11 +151,45 @@ impl Config {
     }
 }
 
+/// A parser for a text parameter that must be neither empty nor hold a NUL; its
+/// error is the reason for the operator.
+fn text(name: &str, example: &str) -> impl FnOnce(&str) -> Result<String, String> {
+    move |v| {
+        if v.is_empty() {
+            Err(format!(
+                "is empty; give a value such as {name}={example}, or leave it out"
+            ))
+        } else if v.contains('\0') {
+            Err("must not contain a NUL character".to_string())
+        } else {
+            Ok(v.to_string())
+        }
+    }
+}
+
 /// What the session learnt on the way, for the details.
 #[derive(Debug, Default)]
 struct Info {
-    auth: Option<String>,
+    auth: Option<Auth>,
     server_version: Option<String>,
+}
+
+/// How the server treated the login.
+#[derive(Debug)]
+enum Auth {
+    /// It let the probe in without asking for credentials.
+    Trust,
+    /// It asked for this method, by the operator's name for it (see [`method_name`]).
+    Method(String),
+}
+
+impl fmt::Display for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Trust => f.write_str("trust"),
+            Auth::Method(method) => f.write_str(method),
+        }
+    }
 }
 
 /// What the server said, when it said something.
@@ -207,6 +236,17 @@ struct Session {
 }
 
 impl Session {
+    /// Connect and send the StartupMessage.
+    fn start(config: &Config, budget: &Budget) -> Result<Session, Fail> {
+        let conn = tcp::connect(&config.address, budget).map_err(|e| Fail::Tcp(e, None))?;
+        let mut session = Session {
+            conn,
+            buf: Vec::new(),
+        };
+        session.send(&wire::startup(&config.user, &config.database), STARTUP)?;
+        Ok(session)
+    }
+
     fn send(&mut self, data: &[u8], during: &'static str) -> Result<(), Fail> {
         self.conn
             .write_all(data)
@@ -245,137 +285,200 @@ const STARTUP: &str = "the startup message";
 const AUTH: &str = "the login";
 const QUERY: &str = "the query";
 
+/// The whole conversation: startup and login, then the query if there is one.
 fn run(config: &Config, budget: &Budget, info: &mut Info) -> Result<Outcome, Fail> {
-    let conn = tcp::connect(&config.address, budget).map_err(|e| Fail::Tcp(e, None))?;
-    let mut session = Session {
-        conn,
-        buf: Vec::new(),
-    };
-    session.send(&wire::startup(&config.user, &config.database), STARTUP)?;
-
-    let mut during = STARTUP;
-    let mut scram: Option<scram::Scram> = None;
-    let mut awaiting: Option<scram::AwaitingFinal> = None;
-    let mut scram_verified = false;
-    loop {
-        let message = session.next(during)?;
-        match message.tag {
-            b'R' => {
-                let Some((code, data)) = wire::auth_request(&message.body) else {
-                    return Ok(unexpected(during, "a truncated authentication request"));
-                };
-                match code {
-                    0 => {
-                        if scram.is_some() && !scram_verified {
-                            return Ok(Outcome::ScramFailed(
-                                "the server accepted the login without proving it knows the password (no SCRAM signature)".into(),
-                            ));
-                        }
-                        info.auth.get_or_insert_with(|| "trust".to_string());
-                        during = AUTH;
-                    }
-                    11 => {
-                        let Some(state) = &scram else {
-                            return Ok(unexpected(during, "a SASL continuation before SASL"));
-                        };
-                        let (client_final, next) = match state.client_final(data) {
-                            Ok(done) => done,
-                            Err(e) => return Ok(Outcome::ScramFailed(e.0)),
-                        };
-                        session.send(&wire::sasl_response(client_final.as_bytes()), AUTH)?;
-                        awaiting = Some(next);
-                    }
-                    12 => {
-                        let Some(state) = &awaiting else {
-                            return Ok(unexpected(during, "a SASL final message out of turn"));
-                        };
-                        if let Err(e) = state.verify(data) {
-                            return Ok(Outcome::ScramFailed(e.0));
-                        }
-                        scram_verified = true;
-                    }
-                    _ => {
-                        let method = method_name(code, data);
-                        info.auth = Some(method.clone());
-                        if !config.logs_in() {
-                            // Closing without an answer is what libpq does when it has no
-                            // password, and the server logs nothing for it.
-                            return Ok(Outcome::Accepting { refused: None });
-                        }
-                        let Some(password) = &config.password else {
-                            return Ok(Outcome::NeedsPassword(method));
-                        };
-                        during = AUTH;
-                        match code {
-                            3 => session.send(&wire::password(password), AUTH)?,
-                            5 => {
-                                let Some(salt) = data.get(..4) else {
-                                    return Ok(unexpected(during, "an MD5 request without salt"));
-                                };
-                                let salt = [salt[0], salt[1], salt[2], salt[3]];
-                                let hashed = scram::md5_password(&config.user, password, salt);
-                                session.send(&wire::password(&hashed), AUTH)?;
-                            }
-                            10 if wire::sasl_mechanisms(data)
-                                .iter()
-                                .any(|m| m == scram::MECHANISM) =>
-                            {
-                                let state = match scram::Scram::new(password) {
-                                    Ok(state) => state,
-                                    Err(e) => return Ok(Outcome::ScramFailed(e.0)),
-                                };
-                                session.send(
-                                    &wire::sasl_initial(
-                                        scram::MECHANISM,
-                                        state.client_first().as_bytes(),
-                                    ),
-                                    AUTH,
-                                )?;
-                                scram = Some(state);
-                            }
-                            _ => return Ok(Outcome::Unsupported(method)),
-                        }
-                    }
-                }
-            }
-            b'E' => {
-                let error = ServerError::parse(&message.body);
-                return Ok(if refuses_connections(&error) {
-                    Outcome::NotAccepting(error)
-                } else if config.logs_in() {
-                    Outcome::LoginFailed(error)
-                } else {
-                    Outcome::Accepting {
-                        refused: Some(error),
-                    }
-                });
-            }
-            b'S' => {
-                let (name, value) = wire::parameter_status(&message.body);
-                if name == "server_version" {
-                    info.server_version = Some(value);
-                }
-            }
-            // BackendKeyData, NoticeResponse, NegotiateProtocolVersion: nothing to judge.
-            b'K' | b'N' | b'v' => {}
-            b'Z' => break,
-            other => {
-                return Ok(unexpected(
-                    during,
-                    &format!("a '{}' message", other as char),
-                ));
-            }
-        }
+    let mut session = Session::start(config, budget)?;
+    if let Some(outcome) = Login::new(&mut session, config, info).run()? {
+        return Ok(outcome);
     }
-
     let Some(query) = &config.query else {
         // Trust authentication: logged in, which is more than pg_isready asks.
         let _ = session.send(&wire::terminate(), AUTH);
         return Ok(Outcome::Accepting { refused: None });
     };
+    let outcome = run_query(&mut session, query)?;
+    // The session is over either way; a failed goodbye changes nothing.
+    let _ = session.send(&wire::terminate(), QUERY);
+    Ok(outcome)
+}
+
+/// The startup phase, from the StartupMessage to ReadyForQuery: the server's
+/// first answer, and the login when the probe logs in.
+struct Login<'a> {
+    session: &'a mut Session,
+    config: &'a Config,
+    info: &'a mut Info,
+    /// What the server is answering, for messages.
+    during: &'static str,
+    scram: Option<scram::Scram>,
+    awaiting: Option<scram::AwaitingFinal>,
+    scram_verified: bool,
+}
+
+impl<'a> Login<'a> {
+    fn new(session: &'a mut Session, config: &'a Config, info: &'a mut Info) -> Self {
+        Login {
+            session,
+            config,
+            info,
+            during: STARTUP,
+            scram: None,
+            awaiting: None,
+            scram_verified: false,
+        }
+    }
+
+    /// Read the server's messages up to ReadyForQuery, answering its authentication
+    /// requests. `Some` is an outcome reached without a query, `None` that the
+    /// server is ready for one.
+    fn run(mut self) -> Result<Option<Outcome>, Fail> {
+        loop {
+            let message = self.session.next(self.during)?;
+            let outcome = match message.tag {
+                b'R' => self.on_auth_request(&message.body)?,
+                b'E' => Some(readiness(self.config, ServerError::parse(&message.body))),
+                b'S' => {
+                    let (name, value) = wire::parameter_status(&message.body);
+                    if name == "server_version" {
+                        self.info.server_version = Some(value);
+                    }
+                    None
+                }
+                // BackendKeyData, NoticeResponse, NegotiateProtocolVersion: nothing to judge.
+                b'K' | b'N' | b'v' => None,
+                b'Z' => return Ok(None),
+                other => Some(unexpected(
+                    self.during,
+                    &format!("a '{}' message", other as char),
+                )),
+            };
+            if outcome.is_some() {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// An Authentication message; `Some` ends the check.
+    fn on_auth_request(&mut self, body: &[u8]) -> Result<Option<Outcome>, Fail> {
+        let Some((code, data)) = wire::auth_request(body) else {
+            return Ok(Some(unexpected(
+                self.during,
+                "a truncated authentication request",
+            )));
+        };
+        match code {
+            0 => Ok(self.on_auth_ok()),
+            11 => self.on_sasl_continue(data),
+            12 => Ok(self.on_sasl_final(data)),
+            _ => self.on_credentials_request(code, data),
+        }
+    }
+
+    /// AuthenticationOk: logged in, unless the SCRAM exchange is unfinished.
+    fn on_auth_ok(&mut self) -> Option<Outcome> {
+        if self.scram.is_some() && !self.scram_verified {
+            return Some(Outcome::ScramFailed(
+                "the server accepted the login without proving it knows the password (no SCRAM signature)".into(),
+            ));
+        }
+        self.info.auth.get_or_insert(Auth::Trust);
+        self.during = AUTH;
+        None
+    }
+
+    /// AuthenticationSASLContinue: the server-first message, answered with the client-final one.
+    fn on_sasl_continue(&mut self, data: &[u8]) -> Result<Option<Outcome>, Fail> {
+        let Some(state) = &self.scram else {
+            return Ok(Some(unexpected(
+                self.during,
+                "a SASL continuation before SASL",
+            )));
+        };
+        let (client_final, next) = match state.client_final(data) {
+            Ok(done) => done,
+            Err(e) => return Ok(Some(Outcome::ScramFailed(e.0))),
+        };
+        self.session
+            .send(&wire::sasl_response(client_final.as_bytes()), AUTH)?;
+        self.awaiting = Some(next);
+        Ok(None)
+    }
+
+    /// AuthenticationSASLFinal: the server's proof that it knows the password.
+    fn on_sasl_final(&mut self, data: &[u8]) -> Option<Outcome> {
+        let Some(state) = &self.awaiting else {
+            return Some(unexpected(self.during, "a SASL final message out of turn"));
+        };
+        if let Err(e) = state.verify(data) {
+            return Some(Outcome::ScramFailed(e.0));
+        }
+        self.scram_verified = true;
+        None
+    }
+
+    /// The server asks for credentials: in pg_isready mode that is the answer,
+    /// otherwise the password goes out as the method wants it.
+    fn on_credentials_request(&mut self, code: i32, data: &[u8]) -> Result<Option<Outcome>, Fail> {
+        let method = method_name(code, data);
+        self.info.auth = Some(Auth::Method(method.clone()));
+        if !self.config.logs_in() {
+            // Closing without an answer is what libpq does when it has no
+            // password, and the server logs nothing for it.
+            return Ok(Some(Outcome::Accepting { refused: None }));
+        }
+        let config = self.config;
+        let Some(password) = &config.password else {
+            return Ok(Some(Outcome::NeedsPassword(method)));
+        };
+        self.during = AUTH;
+        match code {
+            3 => self.session.send(&wire::password(password), AUTH)?,
+            5 => {
+                let Some(salt) = data.get(..4) else {
+                    return Ok(Some(unexpected(self.during, "an MD5 request without salt")));
+                };
+                let salt = [salt[0], salt[1], salt[2], salt[3]];
+                let hashed = scram::md5_password(&config.user, password, salt);
+                self.session.send(&wire::password(&hashed), AUTH)?;
+            }
+            10 if wire::sasl_mechanisms(data)
+                .iter()
+                .any(|m| m == scram::MECHANISM) =>
+            {
+                let state = match scram::Scram::new(password) {
+                    Ok(state) => state,
+                    Err(e) => return Ok(Some(Outcome::ScramFailed(e.0))),
+                };
+                self.session.send(
+                    &wire::sasl_initial(scram::MECHANISM, state.client_first().as_bytes()),
+                    AUTH,
+                )?;
+                self.scram = Some(state);
+            }
+            _ => return Ok(Some(Outcome::Unsupported(method))),
+        }
+        Ok(None)
+    }
+}
+
+/// What an ErrorResponse before ReadyForQuery says about the server's readiness.
+fn readiness(config: &Config, error: ServerError) -> Outcome {
+    if refuses_connections(&error) {
+        Outcome::NotAccepting(error)
+    } else if config.logs_in() {
+        Outcome::LoginFailed(error)
+    } else {
+        Outcome::Accepting {
+            refused: Some(error),
+        }
+    }
+}
+
+/// Send the query and read its results up to ReadyForQuery.
+fn run_query(session: &mut Session, query: &str) -> Result<Outcome, Fail> {
     session.send(&wire::query(query), QUERY)?;
     let (mut rows, mut tag, mut first) = (None::<u64>, String::new(), None);
-    let outcome = loop {
+    loop {
         let message = session.next(QUERY)?;
         match message.tag {
             b'T' => {
@@ -390,15 +493,12 @@ fn run(config: &Config, budget: &Budget, info: &mut Info) -> Result<Outcome, Fai
             }
             b'C' => tag = wire::take_cstring(&message.body).0,
             b'I' => tag = "empty query".to_string(),
-            b'E' => break Outcome::QueryFailed(ServerError::parse(&message.body)),
+            b'E' => return Ok(Outcome::QueryFailed(ServerError::parse(&message.body))),
             b'N' | b'S' => {}
-            b'Z' => break Outcome::Queried { rows, tag, first },
-            other => break unexpected(QUERY, &format!("a '{}' message", other as char)),
+            b'Z' => return Ok(Outcome::Queried { rows, tag, first }),
+            other => return Ok(unexpected(QUERY, &format!("a '{}' message", other as char))),
         }
-    };
-    // The session is over either way; a failed goodbye changes nothing.
-    let _ = session.send(&wire::terminate(), QUERY);
-    Ok(outcome)
+    }
 }
 
 fn unexpected(during: &'static str, what: &str) -> Outcome {
@@ -417,10 +517,11 @@ fn method_name(code: i32, data: &[u8]) -> String {
         } else {
             format!("SASL {}", mechanisms.join(", "))
         }
-    } else if wire::auth_name(code) == "an unknown" {
-        format!("an unknown method (code {code})")
     } else {
-        wire::auth_name(code).to_string()
+        match wire::auth_name(code) {
+            Some(name) => name.to_string(),
+            None => format!("an unknown method (code {code})"),
+        }
     }
 }
 
@@ -441,7 +542,7 @@ fn quote(bytes: &[u8]) -> String {
 fn verdict(
     config: &Config,
     outcome: Result<Outcome, Fail>,
-    auth: Option<&str>,
+    auth: Option<&Auth>,
     elapsed_ms: u128,
 ) -> Result<CheckResult, CheckError> {
     let address = &config.address;
@@ -461,8 +562,8 @@ fn verdict(
     Ok(match outcome {
         Ok(Outcome::Accepting { refused: None }) => {
             let how = match auth {
-                Some("trust") | None => "logged in without a password".to_string(),
-                Some(method) => format!("asked for {method} authentication"),
+                Some(Auth::Trust) | None => "logged in without a password".to_string(),
+                Some(Auth::Method(method)) => format!("asked for {method} authentication"),
             };
             CheckResult::healthy(format!(
                 "{address} is accepting connections ({how}) in {elapsed_ms} ms"

@@ -88,8 +88,13 @@ fn against(params: &[(&str, &str)], replies: Vec<Vec<u8>>) -> (CheckResult, Vec<
     });
     let mut pairs = vec![("address", address.as_str())];
     pairs.extend_from_slice(params);
-    let result = PostgresProbe::check(&Params::from_pairs(pairs), Budget::new(5_000)).unwrap();
+    let result = PostgresProbe::check(&probe_params(pairs), Budget::new(5_000)).unwrap();
     (result, server.join().unwrap())
+}
+
+/// The parameters as the SDK hands them to `check`, defaults filled in.
+fn probe_params<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Params {
+    Params::from_pairs(pairs).with_defaults(&PostgresProbe::describe().params)
 }
 
 fn reason(e: CheckError) -> (String, String) {
@@ -117,13 +122,13 @@ fn describe_documents_every_parameter() {
 
 #[test]
 fn parameters_are_checked() {
-    let c = Config::from_params(&Params::from_pairs([("address", "h:5432")])).unwrap();
+    let c = Config::from_params(&probe_params([("address", "h:5432")])).unwrap();
     assert_eq!(
         (c.user.as_str(), c.database.as_str()),
         ("postgres", "postgres")
     );
     assert_eq!(c.query, None);
-    let c = Config::from_params(&Params::from_pairs([
+    let c = Config::from_params(&probe_params([
         ("address", "h:5432"),
         ("username", "app"),
         ("password", " pw "),
@@ -139,7 +144,7 @@ fn parameters_are_checked() {
         (vec![("address", "h:1"), ("query", "  ")], "query"),
         (vec![("address", "h:1"), ("database", "a\0b")], "database"),
     ] {
-        let e = Config::from_params(&Params::from_pairs(pairs.clone())).unwrap_err();
+        let e = Config::from_params(&probe_params(pairs.clone())).unwrap_err();
         assert_eq!(reason(e).0, name, "{pairs:?}");
     }
 }
@@ -311,6 +316,27 @@ fn unsupported_and_missing_credentials() {
 }
 
 #[test]
+fn unknown_methods_are_named_by_code() {
+    let (r, _) = against(&[("password", "pw")], vec![auth(42, b"")]);
+    assert_eq!(r.status, Status::Unhealthy);
+    assert!(
+        r.message
+            .contains("asks for an unknown method (code 42) authentication, which the postgres"),
+        "{}",
+        r.message
+    );
+    assert_eq!(r.get_detail("auth"), Some("an unknown method (code 42)"));
+    let (r, _) = against(&[], vec![auth(42, b"")]);
+    assert!(
+        r.message.contains(
+            "is accepting connections (asked for an unknown method (code 42) authentication)"
+        ),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
 fn scram_server_that_skips_its_proof_is_refused() {
     // The client-final message goes out, then the server claims success with no signature.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -330,7 +356,7 @@ fn scram_server_that_skips_its_proof_is_refused() {
         let _ = read_message(&mut s, false);
     });
     let r = PostgresProbe::check(
-        &Params::from_pairs([("address", address.as_str()), ("password", "pw")]),
+        &probe_params([("address", address.as_str()), ("password", "pw")]),
         Budget::new(5_000),
     )
     .unwrap();
@@ -351,7 +377,7 @@ fn foreign_peer_and_silence() {
         let (mut s, _) = listener.accept().unwrap();
         s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").unwrap();
     });
-    let params = Params::from_pairs([("address", address.as_str())]);
+    let params = probe_params([("address", address.as_str())]);
     let r = PostgresProbe::check(&params, Budget::new(5_000)).unwrap();
     server.join().unwrap();
     assert_eq!(r.status, Status::Unhealthy);

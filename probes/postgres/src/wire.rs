@@ -228,9 +228,10 @@ pub fn auth_request(body: &[u8]) -> Option<(i32, &[u8])> {
     ))
 }
 
-/// The name of an authentication request, as operators know it.
-pub fn auth_name(code: i32) -> &'static str {
-    match code {
+/// The name of an authentication request, as operators know it (`None` for a code
+/// this probe does not know).
+pub fn auth_name(code: i32) -> Option<&'static str> {
+    Some(match code {
         0 => "no authentication (trust)",
         2 => "Kerberos V5",
         3 => "cleartext password",
@@ -239,8 +240,8 @@ pub fn auth_name(code: i32) -> &'static str {
         7 => "GSSAPI",
         9 => "SSPI",
         10 => "SASL",
-        _ => "an unknown",
-    }
+        _ => return None,
+    })
 }
 
 /// The SASL mechanisms listed by AuthenticationSASL.
@@ -350,6 +351,14 @@ mod tests {
             (e.hint.as_deref(), e.detail.as_deref()),
             (Some("check it"), Some("more"))
         );
+    }
+
+    #[test]
+    fn auth_names() {
+        assert_eq!(auth_name(5), Some("MD5 password"));
+        assert_eq!(auth_name(10), Some("SASL"));
+        assert_eq!(auth_name(4), None);
+        assert_eq!(auth_name(-1), None);
     }
 
     #[test]

@@ -48,8 +48,11 @@ impl ParamSpec {
 
     /// The value used when the parameter is not given, as shown to operators.
     ///
-    /// This is documentation only: the host does not fill it in, so the probe
-    /// must apply the same default itself (for example with [`crate::Params::string_or`]).
+    /// The SDK fills it in before [`crate::Probe::check`] runs, so the probe reads
+    /// it like a given value (for example with [`crate::Params::required_str`])
+    /// and does not repeat it. A default that is not a fixed value, such as
+    /// another parameter's value, cannot be declared here: describe it in the
+    /// description and apply it in `check`.
     pub fn default(mut self, value: impl Into<String>) -> Self {
         self.default = Some(value.into());
         self

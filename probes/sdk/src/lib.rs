@@ -16,7 +16,8 @@
 //!     }
 //!
 //!     fn check(params: &Params, _budget: Budget) -> Result<CheckResult, CheckError> {
-//!         Ok(CheckResult::healthy(params.string_or("greeting", "hi")))
+//!         // The SDK fills in the declared default, so `greeting` always has a value.
+//!         Ok(CheckResult::healthy(params.required_str("greeting")?))
 //!     }
 //! }
 //!
@@ -53,8 +54,9 @@ pub trait Probe {
     /// Run the check once.
     ///
     /// `params` holds the operator's parameters as given (the host has checked
-    /// their names against [`Probe::describe`] but fills in no defaults).
-    /// `budget` is the time left before the host stops the probe.
+    /// their names against [`Probe::describe`]) and, for every parameter not
+    /// given, the [`ParamSpec::default()`] declared there, filled in by the SDK
+    /// (see [`Params`]). `budget` is the time left before the host stops the probe.
     ///
     /// Return `Ok` with a verdict whenever the check ran, even if the service is
     /// down; return `Err` only when the check could not run because of its
@@ -114,12 +116,55 @@ pub mod __private {
         });
     }
 
-    /// Start the budget clock, wrap the parameters and run the probe.
+    /// Start the budget clock, add the declared defaults to the parameters and run the probe.
     pub fn run_check<P: Probe>(
         params: Vec<Pair>,
         budget_ms: u64,
     ) -> Result<CheckResult, CheckError> {
         let budget = Budget::new(budget_ms);
-        P::check(&Params::new(params), budget)
+        let params = Params::new(params).with_defaults(&P::describe().params);
+        P::check(&params, budget)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Greeter;
+
+    impl Probe for Greeter {
+        fn describe() -> ProbeInfo {
+            ProbeInfo::new("greeter", "0.0.0", "Greets.")
+                .param(ParamSpec::optional("greeting", "Word to greet with.").default("hi"))
+                .param(ParamSpec::optional("name", "Whom to greet."))
+        }
+
+        fn check(params: &Params, _budget: Budget) -> Result<CheckResult, CheckError> {
+            let name = params.str("name").unwrap_or("(nobody)");
+            Ok(CheckResult::healthy(format!(
+                "{} {name}",
+                params.required_str("greeting")?
+            )))
+        }
+    }
+
+    #[test]
+    fn check_gets_the_declared_defaults() {
+        let check = |pairs: &[(&str, &str)]| {
+            let pairs = pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            __private::run_check::<Greeter>(pairs, 1_000)
+                .unwrap()
+                .message
+        };
+        assert_eq!(check(&[]), "hi (nobody)");
+        assert_eq!(check(&[("name", "Ann")]), "hi Ann");
+        assert_eq!(
+            check(&[("greeting", "hello"), ("name", "Ann")]),
+            "hello Ann"
+        );
     }
 }

@@ -2,35 +2,51 @@
 
 use std::time::Duration;
 
-use crate::{CheckError, Pair};
+use crate::{CheckError, Pair, ParamSpec};
 
-/// The parameters of one check: the `name=value` pairs given by the operator.
+/// The parameters of one check: the `name=value` pairs given by the operator,
+/// and the declared default of every parameter that was not given.
 ///
-/// Every typed getter returns `Ok(None)` when the parameter is absent and
-/// [`CheckError::InvalidParam`] (with a reason saying what was expected) when
-/// its value does not parse. The host fills in no defaults, so apply them
-/// with `unwrap_or`:
+/// The host fills in no defaults; the SDK does, from the [`ParamSpec::default()`]
+/// values of [`Probe::describe`](crate::Probe::describe), before it calls
+/// [`Probe::check`](crate::Probe::check). So a default is declared once, in
+/// `describe`, and a parameter that has one is always there:
 ///
 /// ```
-/// # use healthprobe_sdk::Params;
+/// # use healthprobe_sdk::{ParamSpec, Params, parse_duration};
 /// # use std::time::Duration;
-/// let params = Params::from_pairs([("wait", "1.5s")]);
-/// let wait = params.duration("wait")?.unwrap_or(Duration::from_secs(1));
-/// assert_eq!(wait, Duration::from_millis(1500));
+/// let specs = [ParamSpec::optional("wait", "How long to wait.").default("1s")];
+/// let given = Params::from_pairs([("wait", "1.5s")]).with_defaults(&specs);
+/// assert_eq!(given.required_parse("wait", parse_duration)?, Duration::from_millis(1500));
+/// let absent = Params::default().with_defaults(&specs);
+/// assert_eq!(absent.str("wait"), Some("1s"));
+/// assert_eq!(absent.required_parse("wait", parse_duration)?, Duration::from_secs(1));
 /// # Ok::<(), healthprobe_sdk::CheckError>(())
 /// ```
+///
+/// Every typed getter returns `Ok(None)` when the parameter is absent (neither
+/// given nor defaulted) and [`CheckError::InvalidParam`] (with a reason saying
+/// what was expected) when its value does not parse.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
     pairs: Vec<Pair>,
+    /// The declared defaults of the parameters not in `pairs`.
+    defaults: Vec<Pair>,
 }
 
 impl Params {
-    /// Wrap the pairs passed to `check`.
+    /// Wrap the pairs passed to `check`, without defaults (see [`Params::with_defaults`]).
     pub fn new(pairs: Vec<Pair>) -> Self {
-        Params { pairs }
+        Params {
+            pairs,
+            defaults: Vec::new(),
+        }
     }
 
     /// Build parameters from `(name, value)` pairs, for example in tests.
+    ///
+    /// Add the probe's defaults as [`export_probe!`](crate::export_probe) does with
+    /// `.with_defaults(&MyProbe::describe().params)`.
     pub fn from_pairs<N: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Self {
@@ -42,38 +58,63 @@ impl Params {
         )
     }
 
-    /// All pairs, in the order given.
+    /// Fill in the [`ParamSpec::default()`] of every parameter in `specs` that was not given.
+    ///
+    /// The SDK does this with the probe's own specs before calling
+    /// [`Probe::check`](crate::Probe::check).
+    pub fn with_defaults(mut self, specs: &[ParamSpec]) -> Self {
+        let missing: Vec<Pair> = specs
+            .iter()
+            .filter(|spec| !self.contains(&spec.name))
+            .filter_map(|spec| Some((spec.name.clone(), spec.default.clone()?)))
+            .collect();
+        self.defaults.extend(missing);
+        self
+    }
+
+    /// The pairs the operator gave, in the order given (without filled-in defaults).
     pub fn pairs(&self) -> &[Pair] {
         &self.pairs
     }
 
-    /// Whether the parameter was given at all.
+    /// Whether the operator gave the parameter; a filled-in default does not count.
     pub fn contains(&self, name: &str) -> bool {
-        self.str(name).is_some()
+        self.pairs.iter().any(|(n, _)| n == name)
     }
 
-    /// The raw value of `name` (its first occurrence), if given.
+    /// The value of `name` (its first occurrence), or its default, if any.
     pub fn str(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
+            .chain(&self.defaults)
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    /// The raw value of `name`, or [`CheckError::InvalidParam`] if it is missing.
+    /// The value of `name`, or [`CheckError::InvalidParam`] if it has none.
+    ///
+    /// A parameter with a declared default always has a value.
     pub fn required_str(&self, name: &str) -> Result<&str, CheckError> {
         self.str(name)
             .ok_or_else(|| CheckError::invalid_param(name, "is required but was not given"))
     }
 
-    /// The raw value of `name`, or `default` if it is not given.
+    /// The value of `name`, or `default` if it has none.
+    ///
+    /// For a default that is not a fixed value (one that [`ParamSpec::default()`]
+    /// cannot declare), such as another parameter's value.
     pub fn string_or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
         self.str(name).unwrap_or(default)
     }
 
-    /// Every value of a repeatable parameter, in the order given.
+    /// Every value of a repeatable parameter, in the order given, or its default if not given.
     pub fn list(&self, name: &str) -> Vec<&str> {
-        self.pairs
+        let given = if self.contains(name) {
+            &self.pairs
+        } else {
+            &self.defaults
+        };
+        given
             .iter()
             .filter(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -118,6 +159,18 @@ impl Params {
                 .map(Some)
                 .map_err(|reason| CheckError::invalid_param(name, reason)),
         }
+    }
+
+    /// Parse the value of `name` with `parse`, or [`CheckError::InvalidParam`] if it has none.
+    ///
+    /// For a parameter with a declared default, which always has a value.
+    pub fn required_parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, CheckError> {
+        self.parse(name, parse)?
+            .ok_or_else(|| CheckError::invalid_param(name, "is required but was not given"))
     }
 }
 
@@ -178,6 +231,70 @@ mod tests {
         assert_eq!(p.list("header"), vec!["A: 1", "B:2"]);
         assert!(p.list("none").is_empty());
         assert!(p.contains("url"));
+    }
+
+    fn specs() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::required("url", "URL to request."),
+            ParamSpec::optional("method", "Request method.").default("GET"),
+            ParamSpec::optional("header", "Request header.")
+                .default("Accept: */*")
+                .repeatable(),
+            ParamSpec::optional("body", "Request body."),
+            ParamSpec::optional("follow", "Whether to follow redirects.").default("yes"),
+        ]
+    }
+
+    #[test]
+    fn defaults_fill_in_what_was_not_given() {
+        let p = Params::from_pairs([("url", "http://x")]).with_defaults(&specs());
+        assert_eq!(p.str("method"), Some("GET"));
+        assert_eq!(p.required_str("method").unwrap(), "GET");
+        assert_eq!(p.list("header"), ["Accept: */*"]);
+        assert_eq!(p.bool("follow").unwrap(), Some(true));
+        assert!(p.required_parse("follow", parse_bool).unwrap());
+        // The operator did not give them, and a probe may need to know that.
+        assert!(!p.contains("method"));
+        assert_eq!(p.pairs(), [("url".to_string(), "http://x".to_string())]);
+    }
+
+    #[test]
+    fn given_values_win_over_defaults() {
+        let p = Params::from_pairs([
+            ("method", "HEAD"),
+            ("header", "A: 1"),
+            ("follow", "no"),
+            ("header", "B: 2"),
+        ])
+        .with_defaults(&specs());
+        assert_eq!(p.str("method"), Some("HEAD"));
+        assert_eq!(p.list("header"), ["A: 1", "B: 2"]);
+        assert!(!p.required_parse("follow", parse_bool).unwrap());
+        let p = Params::from_pairs([("method", "")]).with_defaults(&specs());
+        assert_eq!(p.str("method"), Some(""));
+        // A malformed value is the operator's error, not replaced by the default.
+        let p = Params::from_pairs([("follow", "maybe")]).with_defaults(&specs());
+        let e = problem(p.required_parse("follow", parse_bool).unwrap_err());
+        assert_eq!(e.reason, "expected true/false, yes/no or 1/0, got 'maybe'");
+    }
+
+    #[test]
+    fn parameters_without_a_default_stay_absent() {
+        let p = Params::default().with_defaults(&specs());
+        assert_eq!(p.str("body"), None);
+        assert!(p.list("body").is_empty());
+        assert!(!p.contains("body"));
+        let e = problem(p.required_str("url").unwrap_err());
+        assert_eq!(
+            (e.name.as_str(), e.reason.as_str()),
+            ("url", "is required but was not given")
+        );
+        let e = problem(
+            Params::default()
+                .required_parse("follow", parse_bool)
+                .unwrap_err(),
+        );
+        assert_eq!(e.name, "follow");
     }
 
     #[test]
