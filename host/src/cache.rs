@@ -10,7 +10,6 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -108,13 +107,10 @@ impl Cache {
     /// directory, then renamed, so no reader sees half an entry.
     pub fn store(&self, entry: &Path, precompiled: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        tmp.write_all(precompiled)?;
-        tmp.write_all(TRAILER_MAGIC)?;
-        tmp.write_all(&Sha256::digest(precompiled))?;
-        tmp.as_file().sync_data()?;
-        tmp.persist(entry).map_err(|e| e.error)?;
-        Ok(())
+        crate::fsio::write_atomically(
+            entry,
+            &[precompiled, TRAILER_MAGIC, &Sha256::digest(precompiled)],
+        )
     }
 }
 

@@ -1,7 +1,9 @@
 //! healthprobe: run WebAssembly health probes in-process under a deadline.
 //!
-//! The CLI (`cli`) parses arguments and calls one module per subcommand (`cmd`); the
-//! [`runner`] loads and runs probes and is usable on its own.
+//! The command line ([`cli`]) dispatches to one module per subcommand ([`cmd`]), which
+//! resolves its [`settings`] and hands them to the [`runner`], usable on its own: it loads
+//! a probe, links it against the host's [`imports`], runs it in a store holding the
+//! per-run [`state`], and returns a [`report::Report`] that [`output`] renders.
 
 pub mod bindings;
 pub mod bundled;
@@ -10,34 +12,33 @@ pub mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod engine;
-mod http;
+pub mod flags;
+mod fsio;
+pub mod imports;
 pub mod limits;
-mod lookup;
 pub mod output;
 pub mod params;
 pub mod policy;
+pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod settings;
 mod state;
 mod stdio;
+pub mod text;
 
-pub use runner::{Limits, ProbeSource, Report, RunConfig, Runner, Verdict};
+pub use limits::Limits;
+pub use report::{Failure, Report, Verdict};
+pub use runner::{ProbeSource, RunConfig, Runner};
 pub use sandbox::Sandbox;
 
-/// Exit status when a probe could not be run at all (PRODUCT.md; never 2).
+/// Exit status when a probe could not be run at all (never 2: Docker reserves it).
 pub const EXIT_ERROR: u8 = 3;
 
-/// Errors that end the command before a probe produced a verdict.
+/// Errors that end a command without a result of its own to print.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A runner failure (bad input or engine setup).
-    #[error(transparent)]
-    Run(#[from] runner::Failure),
-    /// Writing the result failed.
+    /// Writing the result failed (a closed or broken stdout).
     #[error("cannot write the result: {0}")]
     Io(#[from] std::io::Error),
-    /// The network policy could not be built.
-    #[error(transparent)]
-    Policy(#[from] policy::HostGrantError),
 }

@@ -1,6 +1,37 @@
-//! Resource caps enforced inside the store: memory, tables, instances.
+//! The caps of a run ([`Limits`]) and the ones enforced inside the store: memory, tables,
+//! instances ([`Limiter`]).
+
+use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
+
+/// Caps for one run.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The whole run: loading, compiling, instantiating, `describe`, `check`, host calls.
+    pub timeout: Duration,
+    /// WebAssembly fuel (roughly one unit per instruction).
+    pub fuel: u64,
+    /// Largest size of each linear memory, in bytes.
+    pub max_memory: u64,
+    /// Bytes of guest stdout and of guest stderr kept (each).
+    pub capture_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            fuel: DEFAULT_FUEL,
+            max_memory: 64 * 1024 * 1024,
+            capture_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Default fuel: far more than any honest check needs (the bundled probes use a few
+/// million), and small enough that a runaway loop with a long `--timeout` still ends.
+pub const DEFAULT_FUEL: u64 = 10_000_000_000;
 
 /// Largest number of table elements a probe may have in one table.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -15,7 +46,7 @@ const MAX_MEMORIES: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LimitExceeded {
     /// A linear memory would grow past `--max-memory`.
-    #[error("memory limit ({})", crate::output::size(*.limit))]
+    #[error("memory limit ({})", crate::text::size(*.limit))]
     Memory {
         /// The cap in bytes.
         limit: u64,

@@ -3,10 +3,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match healthprobe::cli::run() {
         Ok(code) => code,
-        // Errors that escape `run` happen before a probe was run (argument parsing, I/O on
-        // stdout): they are "could not run" (3) by contract, never clap's default 2.
+        // Only a failed write of the result escapes `run`: stdout is gone, so say it on
+        // stderr; "could not run" (3) by contract, never clap's default 2.
         Err(err) => {
-            println!("{}", healthprobe::output::error_line(&err.to_string()));
+            eprintln!("error: {err}");
             ExitCode::from(healthprobe::EXIT_ERROR)
         }
     }

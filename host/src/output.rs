@@ -1,16 +1,20 @@
-//! What the user sees: the result line, JSON, and the formatting helpers behind messages.
+//! What the user sees: the one renderer of results and errors, as a text line or a JSON
+//! object, for every command; and printing that never panics on a closed stdout.
 
+use std::io::Write;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::bindings::healthprobe::probe::types::ParamSpec;
-use crate::runner::{Report, Verdict};
+use crate::report::{Report, Verdict};
+use crate::text::{excerpt, one_line};
 
 /// Docker keeps only this much of a health check's output.
 pub const MAX_OUTPUT: usize = 4096;
 /// The longest message line, so JSON details and `--verbose` output still fit.
 const MAX_MESSAGE: usize = 1024;
 
-/// Output format of `run` and `list`.
+/// Output format of every command that reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     /// One line: `healthy: …`, `unhealthy: …`, `error: …`.
@@ -20,9 +24,37 @@ pub enum Format {
     Json,
 }
 
-/// The `error: …` line for a failure before any probe ran.
-pub fn error_line(message: &str) -> String {
-    format!("error: {}", excerpt(&one_line(message), MAX_MESSAGE))
+/// The result of a command that could not do its work (exit 3): `error: SUBJECT: message`
+/// (or `error: message` without a subject), or the same as a JSON object.
+pub fn render_error(subject: &str, message: &str, format: Format) -> String {
+    let report = Report {
+        verdict: Verdict::Error,
+        probe: subject.to_string(),
+        message: message.to_string(),
+        details: Vec::new(),
+        elapsed: Duration::ZERO,
+        stdout: (Vec::new(), 0),
+        stderr: (Vec::new(), 0),
+        sha256: None,
+        code: None,
+    };
+    render(&report, format)
+}
+
+/// Prints [`render_error`] and returns exit status 3.
+pub fn fail(subject: &str, message: &str, format: Format) -> ExitCode {
+    // Nothing more can be said if stdout is gone; the status still tells.
+    let _ = print_line(&render_error(subject, message, format));
+    ExitCode::from(crate::EXIT_ERROR)
+}
+
+/// Writes `line` and a newline to stdout and flushes it. A closed or broken stdout is an
+/// error for the caller, never a panic (`println!` would panic, and the release build
+/// aborts on panics).
+pub fn print_line(line: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()
 }
 
 /// Renders a report as the single stdout line (text) or object (JSON), at most
@@ -37,7 +69,11 @@ pub fn render(report: &Report, format: Format) -> String {
                 Verdict::Unhealthy => "unhealthy",
                 Verdict::Error => "error",
             };
-            format!("{status}: {}: {message}", report.probe)
+            if report.probe.is_empty() {
+                format!("{status}: {message}")
+            } else {
+                format!("{status}: {}: {message}", report.probe)
+            }
         }
         Format::Json => {
             let mut details = serde_json::Map::new();
@@ -50,9 +86,10 @@ pub fn render(report: &Report, format: Format) -> String {
                 budget -= k.len() + v.len() + 8;
                 details.insert(k.clone(), serde_json::Value::String(v));
             }
+            let probe = (!report.probe.is_empty()).then_some(&report.probe);
             serde_json::json!({
                 "status": report.verdict,
-                "probe": report.probe,
+                "probe": probe,
                 "message": message,
                 "elapsed_ms": u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
                 "details": details,
@@ -118,88 +155,9 @@ pub fn param_json(p: &ParamSpec) -> serde_json::Value {
     })
 }
 
-/// A duration the way operators write them: `2s`, `500ms`, `1.5s`.
-pub fn duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        format!("{}µs", d.as_micros())
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
-/// A byte count in binary units: `64 MiB`.
-pub fn size(bytes: u64) -> String {
-    const MIB: u64 = 1 << 20;
-    if bytes >= MIB && bytes.is_multiple_of(MIB) {
-        return format!("{} MiB", bytes / MIB);
-    }
-    bytesize::ByteSize::b(bytes).display().iec().to_string()
-}
-
-/// An error and its sources, joined with `: `.
-pub fn chain(err: &wasmtime::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    one_line(&parts.join(": "))
-}
-
-/// An I/O error without the `(os error N)` suffix.
-pub fn io_error(err: &std::io::Error) -> String {
-    let s = err.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_lowercase(),
-        None => s,
-    }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary, with `…` when cut.
-pub fn excerpt(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-/// Newlines and control characters folded into spaces: the result is one line.
-fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_control())
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_flags() {
-        assert_eq!(duration(Duration::from_secs(2)), "2s");
-        assert_eq!(duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(duration(Duration::from_millis(1500)), "1.5s");
-    }
-
-    #[test]
-    fn excerpt_cuts_on_char_boundaries() {
-        let s = "é".repeat(10);
-        let e = excerpt(&s, 7);
-        assert!(e.len() <= 7 && e.ends_with('…'), "{e}");
-        assert_eq!(excerpt("abc", 3), "abc");
-    }
 
     #[test]
     fn reports_stay_one_line_and_small() {
@@ -222,7 +180,5 @@ mod tests {
                 out.len()
             );
         }
-        assert_eq!(size(64 * 1024 * 1024), "64 MiB");
-        assert_eq!(size(1536), "1.5 KiB");
     }
 }

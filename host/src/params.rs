@@ -8,7 +8,7 @@ pub fn parse_pair(arg: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!(
             "expected a parameter as KEY=VALUE, got '{}'; run `healthprobe list` to see each probe's parameters",
-            crate::output::excerpt(arg, 80)
+            crate::text::excerpt(arg, 80)
         )),
     }
 }
@@ -27,7 +27,7 @@ pub fn validate(info: &ProbeInfo, args: &[(String, String)]) -> Result<(), Strin
         let Some(spec) = info.params.iter().find(|p| &p.name == name) else {
             return Err(format!(
                 "unknown parameter '{}' for probe {}; known parameters: {}",
-                crate::output::excerpt(name, 80),
+                crate::text::excerpt(name, 80),
                 info.name,
                 known()
             ));

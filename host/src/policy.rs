@@ -25,10 +25,11 @@ pub enum Grant {
     Host(String, Option<u16>),
 }
 
-/// Why an `--allow-net` pattern was refused.
+/// Why a grant pattern (`--allow-net`, `--allow-udp`, or their policy-file keys) was
+/// refused; the caller names where the pattern came from.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid --allow-net pattern '{pattern}': {reason}; expected HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or *"
+    "invalid pattern '{pattern}': {reason}; expected HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or *"
 )]
 pub struct GrantParseError {
     pattern: String,
@@ -408,7 +409,11 @@ mod tests {
     fn bad_patterns_are_refused_with_the_reason() {
         for bad in ["", "host:notaport", "a..b", "*:x", "ho st"] {
             let e = bad.parse::<Grant>().unwrap_err().to_string();
-            assert!(e.contains("--allow-net"), "{e}");
+            // The pattern may come from --allow-udp or a policy file: the caller names that.
+            assert!(
+                e.starts_with("invalid pattern") && e.contains("expected HOST"),
+                "{e}"
+            );
         }
     }
 

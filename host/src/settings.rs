@@ -1,14 +1,83 @@
 //! The settings of a run: command-line options over the policy file over the defaults.
+//!
+//! Everything here is plain data: the commands turn their flags into [`LimitOverrides`]
+//! and [`GrantOverrides`] (see `crate::flags`), so a caller without a command line (a
+//! checks file, a test) resolves settings the same way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{self, GrantArgs, LimitArgs};
+use crate::limits::Limits;
 use crate::policy::{self, Grant, NetPolicy, Proto};
-use crate::runner::{Failure, Limits, RunConfig};
+use crate::report::Failure;
+use crate::runner::RunConfig;
 use crate::sandbox::Sandbox;
+use crate::text;
+
+/// Caps given by the caller (the command line); `None` leaves the policy file's or the
+/// default.
+#[derive(Debug, Clone, Default)]
+pub struct LimitOverrides {
+    /// The run's deadline.
+    pub timeout: Option<Duration>,
+    /// Fuel.
+    pub fuel: Option<u64>,
+    /// Memory cap in bytes.
+    pub max_memory: Option<u64>,
+}
+
+/// Grants given by the caller (the command line); a non-empty list replaces the policy
+/// file's.
+#[derive(Debug, Clone, Default)]
+pub struct GrantOverrides {
+    /// TCP, HTTP and name-lookup patterns.
+    pub allow_net: Vec<Grant>,
+    /// UDP patterns.
+    pub allow_udp: Vec<Grant>,
+    /// Read-only directories.
+    pub allow_read: Vec<PathBuf>,
+    /// Environment variables, `NAME` or `NAME=VALUE`.
+    pub env: Vec<String>,
+    /// Whether insecure TLS may be requested.
+    pub allow_insecure_tls: bool,
+}
+
+/// A SHA-256 given as 64 hex digits, normalised to lower case.
+pub fn parse_sha256(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "expected 64 hex digits, got '{}'",
+            text::excerpt(s, 80)
+        ))
+    }
+}
+
+/// A duration like `500ms`, `2s` or `1m`, greater than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; expected a duration like 500ms, 2s or 1m"))?;
+    if d.is_zero() {
+        return Err("the timeout must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// A size like `64MiB`, greater than zero.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = s
+        .parse()
+        .map_err(|e| format!("{e}; expected a size like 64MiB or 512KiB"))?;
+    if size.as_u64() == 0 {
+        return Err("the size must be greater than zero".into());
+    }
+    Ok(size.as_u64())
+}
 
 /// A `--policy` file. Unknown keys are refused, so a typo cannot silently drop a grant or
 /// a cap.
@@ -42,7 +111,7 @@ impl PolicyFile {
     pub fn load(path: &Path) -> Result<Self, Failure> {
         let bad = |why: String| Failure::BadInput(format!("policy file {}: {why}", path.display()));
         let text = std::fs::read_to_string(path)
-            .map_err(|e| bad(format!("cannot read it: {}", crate::output::io_error(&e))))?;
+            .map_err(|e| bad(format!("cannot read it: {}", text::io_error(&e))))?;
         toml::from_str(&text).map_err(|e| bad(e.message().to_string() + &location(&text, &e)))
     }
 }
@@ -75,7 +144,7 @@ pub struct Settings {
 /// Merges the command line over the policy file over the defaults.
 pub fn resolve(
     file: Option<&Path>,
-    limits: &LimitArgs,
+    limits: &LimitOverrides,
     sha256: Option<&str>,
     cli_params: &[(String, String)],
 ) -> Result<Settings, Failure> {
@@ -88,12 +157,12 @@ pub fn resolve(
     let defaults = Limits::default();
     let timeout = match (limits.timeout, &pf.timeout) {
         (Some(t), _) => t,
-        (None, Some(s)) => cli::parse_duration(s).map_err(|e| bad("timeout", e))?,
+        (None, Some(s)) => parse_duration(s).map_err(|e| bad("timeout", e))?,
         (None, None) => defaults.timeout,
     };
     let max_memory = match (limits.max_memory, &pf.max_memory) {
         (Some(m), _) => m,
-        (None, Some(s)) => cli::parse_size(s).map_err(|e| bad("max-memory", e))?,
+        (None, Some(s)) => parse_size(s).map_err(|e| bad("max-memory", e))?,
         (None, None) => defaults.max_memory,
     };
     let limits = Limits {
@@ -105,7 +174,7 @@ pub fn resolve(
 
     let sha256 = match (sha256, &pf.sha256) {
         (Some(h), _) => Some(h.to_string()),
-        (None, Some(h)) => Some(cli::parse_sha256(h).map_err(|e| bad("sha256", e))?),
+        (None, Some(h)) => Some(parse_sha256(h).map_err(|e| bad("sha256", e))?),
         (None, None) => None,
     };
 
@@ -151,7 +220,7 @@ pub fn resolve(
 impl Settings {
     /// Builds the grants (resolving granted host names, which may block on DNS: call it
     /// once the watchdog runs) and returns the whole run configuration.
-    pub fn run_config(&self, grants: &GrantArgs) -> Result<RunConfig, Failure> {
+    pub fn run_config(&self, grants: &GrantOverrides) -> Result<RunConfig, Failure> {
         Ok(RunConfig {
             limits: self.limits.clone(),
             sandbox: self.sandbox(grants)?,
@@ -160,7 +229,7 @@ impl Settings {
     }
 
     /// The grants: a list on the command line replaces the file's list.
-    pub fn sandbox(&self, grants: &GrantArgs) -> Result<Sandbox, Failure> {
+    pub fn sandbox(&self, grants: &GrantOverrides) -> Result<Sandbox, Failure> {
         sandbox(&self.file, grants, &|key, why| {
             bad_key(&self.file_name, key, why)
         })
@@ -171,20 +240,32 @@ fn bad_key(file: &str, key: &str, why: String) -> Failure {
     Failure::BadInput(format!("policy file {file}: {key}: {why}"))
 }
 
+/// Where a list came from, so an error names what the user wrote: the flag, or the
+/// policy file's key.
+enum From {
+    Flag,
+    File,
+}
+
 /// The command line's list when it gave one, else the policy file's.
-fn cli_over_file<T: Clone>(cli: &[T], file: &Option<Vec<T>>) -> Vec<T> {
+fn cli_over_file<T: Clone>(cli: &[T], file: &Option<Vec<T>>) -> (Vec<T>, From) {
     if cli.is_empty() {
-        file.clone().unwrap_or_default()
+        (file.clone().unwrap_or_default(), From::File)
     } else {
-        cli.to_vec()
+        (cli.to_vec(), From::Flag)
     }
 }
 
 fn sandbox(
     pf: &PolicyFile,
-    grants: &GrantArgs,
+    grants: &GrantOverrides,
     bad: &dyn Fn(&str, String) -> Failure,
 ) -> Result<Sandbox, Failure> {
+    // An error about a value names the flag it came from, or the policy file and its key.
+    let problem = |from: &From, key: &str, value: &str, why: String| match from {
+        From::Flag => Failure::BadInput(format!("--{key} {value}: {why}")),
+        From::File => bad(key, format!("{value}: {why}")),
+    };
     let patterns = |cli: &[Grant],
                     file: &Option<Vec<String>>,
                     key: &str|
@@ -209,36 +290,48 @@ fn sandbox(
     };
 
     let mut read = Vec::new();
-    for dir in cli_over_file(&grants.allow_read, &pf.allow_read) {
+    let (dirs, from) = cli_over_file(&grants.allow_read, &pf.allow_read);
+    for dir in dirs {
         let full = std::fs::canonicalize(&dir)
             .ok()
             .filter(|p| p.is_dir())
             .ok_or_else(|| {
-                Failure::BadInput(format!(
-                    "--allow-read {}: no such directory; give an existing directory to grant read access to",
-                    dir.display()
-                ))
+                problem(
+                    &from,
+                    "allow-read",
+                    &dir.display().to_string(),
+                    "no such directory; give an existing directory to grant read access to".into(),
+                )
             })?;
         read.push(full);
     }
 
     let mut env = Vec::new();
-    for var in cli_over_file(&grants.env, &pf.env) {
+    let (vars, from) = cli_over_file(&grants.env, &pf.env);
+    for var in vars {
         let (name, value) = match var.split_once('=') {
             Some((n, v)) => (n.to_string(), v.to_string()),
             None => {
                 let value = std::env::var(&var).map_err(|_| {
-                    Failure::BadInput(format!(
-                        "--env {var}: not set in healthprobe's environment; set it, or give {var}=VALUE"
-                    ))
+                    problem(
+                        &from,
+                        "env",
+                        &var,
+                        format!(
+                            "not set in healthprobe's environment; set it, or give {var}=VALUE"
+                        ),
+                    )
                 })?;
                 (var.clone(), value)
             }
         };
         if name.is_empty() {
-            return Err(Failure::BadInput(format!(
-                "--env {var}: empty variable name; give NAME or NAME=VALUE"
-            )));
+            return Err(problem(
+                &from,
+                "env",
+                &var,
+                "empty variable name; give NAME or NAME=VALUE".into(),
+            ));
         }
         env.push((name, value));
     }
@@ -250,4 +343,63 @@ fn sandbox(
         env,
         insecure_tls: grants.allow_insecure_tls || pf.allow_insecure_tls.unwrap_or(false),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("abc").unwrap_err().contains("like 500ms"));
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag_or_the_policy_file_key() {
+        let missing = "/nonexistent/healthprobe-test-dir";
+        let from_flag = GrantOverrides {
+            allow_read: vec![missing.into()],
+            ..GrantOverrides::default()
+        };
+        let none = resolve(None, &LimitOverrides::default(), None, &[]).unwrap();
+        let e = none.sandbox(&from_flag).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("--allow-read {missing}: no such directory")),
+            "{e}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            format!("allow-read = [\"{missing}\"]\nallow-udp = [\"a..b\"]\n"),
+        )
+        .unwrap();
+        let settings = resolve(Some(&file), &LimitOverrides::default(), None, &[]).unwrap();
+        let e = settings
+            .sandbox(&GrantOverrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("allow-udp: invalid pattern 'a..b'") && !e.contains("--allow-net"),
+            "{e}"
+        );
+        let fixed = GrantOverrides {
+            allow_udp: vec!["127.0.0.1".parse().unwrap()],
+            ..GrantOverrides::default()
+        };
+        let e = settings.sandbox(&fixed).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("p.toml: allow-read: {missing}: no such directory"))
+                && !e.contains("--allow-read"),
+            "{e}"
+        );
+    }
 }

@@ -1,11 +1,11 @@
-//! The per-store host state.
+//! The per-store host state: one per probe run, holding each import's context.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::imports::http::HttpCtx;
 use crate::limits::Limiter;
 use crate::sandbox::Sandbox;
 
@@ -20,12 +20,11 @@ pub struct HostState {
     /// What the probe is granted; its network policies are shared with the WASI socket
     /// check, the name lookup and the HTTP resolver.
     pub sandbox: Sandbox,
-    /// When the run must be over; every host call derives its timeout from it.
-    pub deadline: Instant,
-    /// The run's configured timeout, for messages.
-    pub run_timeout: Duration,
-    /// The host call in flight, named in the timeout message if the deadline hits it.
+    /// The host call in flight, shared by the imports that record it: named in the
+    /// timeout message if the deadline hits it.
     pub activity: Activity,
+    /// The `http` import's context, with the run's deadline.
+    pub http: HttpCtx,
 }
 
 /// The host call a probe is blocked in, shared with the runner: when the deadline drops

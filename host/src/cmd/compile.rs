@@ -3,13 +3,27 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli::CompileArgs;
-use crate::output;
+use clap::Args;
+
+use crate::output::{self, Format};
 use crate::runner::{self, ProbeSource, Runner};
+use crate::text;
+
+/// Arguments of `healthprobe compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The `.wasm` component (or a bundled probe name).
+    #[arg(value_name = "PROBE")]
+    pub probe: String,
+
+    /// Where to write the precompiled component [default: PROBE with extension .cwasm].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
 
 /// Compiles a component for this healthprobe's engine and writes the result.
 pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
-    let fail = |message: String| super::bad_input(&args.probe, &message);
+    let fail = |message: String| Ok(output::fail(&args.probe, &message, Format::Text));
     let source = match ProbeSource::resolve(&args.probe) {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
@@ -18,8 +32,7 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Ok((code, _)) => code,
         Err(f) => return fail(f.to_string()),
     };
-    let runner = Runner::new()?;
-    let compiled = match runner.precompile(&code) {
+    let compiled = match Runner::new().and_then(|runner| runner.precompile(&code)) {
         Ok(c) => c,
         Err(f) => return fail(f.to_string()),
     };
@@ -28,23 +41,21 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         p.set_extension("cwasm");
         p
     });
-    // Write to a temporary name and rename, so a reader never maps a half-written file.
-    let tmp = out.with_extension("cwasm.tmp");
-    if let Err(e) = std::fs::write(&tmp, &compiled).and_then(|()| std::fs::rename(&tmp, &out)) {
-        let _ = std::fs::remove_file(&tmp);
+    // Never in place: a running healthprobe may have the old file mapped.
+    if let Err(e) = crate::fsio::write_atomically(&out, &[&compiled]) {
         return fail(format!(
             "cannot write {}: {}",
             out.display(),
-            output::io_error(&e)
+            text::io_error(&e)
         ));
     }
-    println!(
+    output::print_line(&format!(
         "compiled {} ({} bytes) to {} ({} bytes); run it with `healthprobe run {}`",
         source.label(),
         code.size(),
         out.display(),
         compiled.len(),
         out.display()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,53 @@
 //! `healthprobe run PROBE [KEY=VALUE…]`.
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cli::RunArgs;
+use clap::Args;
+
+use crate::flags::{CacheArgs, GrantArgs, LimitArgs, OutputArgs};
 use crate::output::{self, Format};
 use crate::params;
-use crate::runner::{ProbeSource, Report, Runner, Verdict};
+use crate::report::{Report, Verdict};
+use crate::runner::{ProbeSource, Runner};
 use crate::settings;
+use crate::text;
+
+/// Arguments of `healthprobe run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A bundled probe name (`http`, `tcp`, …), the path of a `.wasm` component, or a
+    /// `.cwasm` made by `healthprobe compile`.
+    #[arg(value_name = "PROBE")]
+    pub probe: String,
+
+    /// Probe parameters as KEY=VALUE; repeat a key for a repeatable parameter.
+    #[arg(value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub grants: GrantArgs,
+
+    /// Refuse to run the probe unless its SHA-256 is HEX (see `healthprobe inspect`).
+    #[arg(long, value_name = "HEX", value_parser = settings::parse_sha256)]
+    pub sha256: Option<String>,
+
+    /// Read grants, caps, parameters and the pinned hash from a TOML policy file;
+    /// options and parameters on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 /// How long past the deadline the watchdog waits before ending the process. The runner's
 /// own timeout fires at the deadline; this only catches a thread that cannot be cancelled.
@@ -18,7 +56,7 @@ pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(300);
 /// Runs one probe and prints its result.
 pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     let start = Instant::now();
-    let format = args.output.format;
+    let format = args.output.format.format;
     let quiet = args.output.quiet;
     let reporter = Reporter::default();
     let label = args.probe.clone();
@@ -39,7 +77,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
 
     let settings = match settings::resolve(
         args.policy.as_deref(),
-        &args.limits,
+        &args.limits.overrides(),
         args.sha256.as_deref(),
         &params,
     ) {
@@ -50,51 +88,40 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
     };
-    // The last line of defence: whatever is stuck, the process reports and exits.
-    {
+    // The last line of defence, this command's policy: whatever is stuck, the process
+    // reports and exits. Kept until the result is printed.
+    let _watchdog = {
         let reporter = reporter.clone();
         let label = source.label();
         let timeout = settings.limits.timeout;
-        runner.watchdog(start + timeout + WATCHDOG_MARGIN, move || {
+        runner.at(start + timeout + WATCHDOG_MARGIN, move || {
             let message = format!(
                 "timeout after {} (a host call did not stop in time; ended by the watchdog)",
-                output::duration(timeout)
+                text::duration(timeout)
             );
             let report = failure_report(&label, Verdict::Unhealthy, message, start);
             let _ = reporter.emit(&report, format, quiet, false, true);
-        });
-    }
+        })
+    };
     // After the watchdog: the grants' host names are resolved here.
-    let config = match settings.run_config(&args.grants) {
+    let config = match settings.run_config(&args.grants.overrides()) {
         Ok(c) => c,
         Err(failure) => return bad_input(failure.to_string()),
     };
     #[cfg(feature = "compiler")]
-    let runner = runner.with_cache(compile_cache(&args.cache));
-    let rt = super::runtime()?;
+    let runner = runner.with_cache(args.cache.cache());
+    #[cfg(not(feature = "compiler"))]
+    let _ = &args.cache;
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(failure) => return bad_input(failure.to_string()),
+    };
     let mut report = rt.block_on(runner.run(start, &source, &settings.params, &config));
     // Blocking-pool threads may still sit in a host call that outlived the deadline;
     // waiting for them would undo the deadline.
     rt.shutdown_background();
     report.elapsed = start.elapsed();
     reporter.emit(&report, format, quiet, args.output.verbose, false)
-}
-
-/// The compile cache the options ask for: `--no-cache`, else `--cache-dir`, else the
-/// environment variable (empty counts as unset), else the platform's cache directory.
-#[cfg(feature = "compiler")]
-fn compile_cache(args: &crate::cli::CacheArgs) -> Option<crate::cache::Cache> {
-    use crate::cache::{Cache, ENV};
-    if args.no_cache {
-        return None;
-    }
-    let from_env = std::env::var_os(ENV)
-        .filter(|v| !v.is_empty())
-        .map(Into::into);
-    match args.cache_dir.clone().or(from_env) {
-        Some(dir) => Some(Cache::new(dir)),
-        None => Cache::platform(),
-    }
 }
 
 fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant) -> Report {
@@ -137,24 +164,21 @@ impl Reporter {
             return Ok(ExitCode::from(code));
         }
         *done = true;
-        let printed = if quiet {
-            Ok(())
-        } else {
-            print(report, format, verbose)
-        };
+        if !quiet {
+            // With stdout closed the verdict still stands: Docker and Kubernetes read only
+            // the exit status.
+            let _ = print(report, format, verbose);
+        }
         if exit {
             std::process::exit(code.into());
         }
-        printed?;
         Ok(ExitCode::from(code))
     }
 }
 
 fn print(report: &Report, format: Format, verbose: bool) -> std::io::Result<()> {
     let line = output::render(report, format);
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")?;
-    stdout.flush()?;
+    output::print_line(&line)?;
     if verbose {
         let room = output::MAX_OUTPUT.saturating_sub(line.len() + 1);
         eprint!("{}", output::render_guest_output(report, room));

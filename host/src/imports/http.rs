@@ -14,10 +14,15 @@ use ureq::http;
 use ureq::tls::TlsConfig;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::healthprobe::probe::http::{Error, Host, Request, Response};
+use crate::bindings::healthprobe::probe::http::{self as wit, Error, Host, Request, Response};
+use crate::bindings::healthprobe::probe::types;
+use crate::imports::Capability;
 use crate::policy::NetPolicy;
-use crate::state::HostState;
+use crate::sandbox::Sandbox;
+use crate::state::{Activity, HostState};
+use crate::text;
 
 /// Largest response body handed to the guest.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -29,7 +34,55 @@ const REQUEST_BUFFER_BYTES: usize = 16 * 1024;
 /// Redirects followed when the guest asks for it.
 const MAX_REDIRECTS: u32 = 5;
 
-impl Host for HostState {
+/// What `inspect` says the import asks for.
+pub const CAPABILITY: Capability = Capability {
+    key: "http",
+    description: "HTTP requests (host client)",
+    interfaces: &["healthprobe:probe/http"],
+    grant: super::wasi::net_grant,
+};
+
+/// Interfaces of this package that grant nothing by themselves.
+pub const PLUMBING: &[&str] = &["healthprobe:probe/types"];
+
+/// The import's per-run context: the grants it checks and the deadline it bounds every
+/// request by.
+pub struct HttpCtx {
+    policy: NetPolicy,
+    insecure_tls: bool,
+    /// When the run must be over; every request's timeout derives from it.
+    deadline: Instant,
+    /// The run's configured timeout, for messages.
+    run_timeout: Duration,
+    /// The request in flight, named in the timeout message if the deadline hits it.
+    activity: Activity,
+}
+
+impl HttpCtx {
+    /// The context of a run granted `sandbox` that ends at `deadline`.
+    pub fn new(
+        sandbox: &Sandbox,
+        deadline: Instant,
+        run_timeout: Duration,
+        activity: &Activity,
+    ) -> Self {
+        Self {
+            policy: sandbox.net.clone(),
+            insecure_tls: sandbox.insecure_tls,
+            deadline,
+            run_timeout,
+            activity: activity.clone(),
+        }
+    }
+}
+
+/// Registers the `http` and `types` interfaces, served from [`HostState::http`].
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<HostState, HasSelf<HttpCtx>>(linker, |s| &mut s.http)?;
+    types::add_to_linker::<HostState, HasSelf<HttpCtx>>(linker, |s| &mut s.http)
+}
+
+impl Host for HttpCtx {
     async fn max_body_bytes(&mut self) -> u64 {
         MAX_BODY_BYTES
     }
@@ -49,13 +102,13 @@ impl Host for HostState {
                 req.url
             )));
         }
-        if req.insecure && !self.sandbox.insecure_tls {
+        if req.insecure && !self.insecure_tls {
             return Err(Error::Denied(format!(
                 "request to {} without TLS verification refused; grant it with --allow-insecure-tls",
                 req.url
             )));
         }
-        let policy = self.sandbox.net.clone();
+        let policy = self.policy.clone();
         let url = req.url.clone();
         let task = tokio::task::spawn_blocking(move || blocking_send(req, timeout, shown, &policy));
         self.activity.set(Some(format!("waiting for {url}")));
@@ -70,13 +123,13 @@ impl Host for HostState {
             Ok(Err(join)) => Err(Error::Protocol(format!("request to {url} failed: {join}"))),
             Err(_) => Err(Error::Timeout(format!(
                 "timeout after {} waiting for {url}",
-                crate::output::duration(shown)
+                text::duration(shown)
             ))),
         }
     }
 }
 
-impl crate::bindings::healthprobe::probe::types::Host for HostState {}
+impl types::Host for HttpCtx {}
 
 fn blocking_send(
     req: Request,
@@ -185,14 +238,14 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
     match err {
         E::Timeout(_) => Error::Timeout(format!(
             "timeout after {} waiting for {url}",
-            crate::output::duration(timeout)
+            text::duration(timeout)
         )),
         E::HostNotFound => Error::Connect(format!("cannot resolve the host of {url}")),
         E::ConnectionFailed => Error::Connect(format!("cannot connect to {url}")),
         E::Io(io) => match io.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => Error::Timeout(format!(
                 "timeout after {} waiting for {url}",
-                crate::output::duration(timeout)
+                text::duration(timeout)
             )),
             ErrorKind::ConnectionRefused => Error::Connect(format!("connection to {url} refused")),
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
@@ -205,11 +258,11 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
         },
         E::BodyExceedsLimit(limit) => Error::TooLarge(format!(
             "response body of {url} exceeds {}",
-            crate::output::size(limit)
+            text::size(limit)
         )),
         E::LargeResponseHeader(_, limit) => Error::TooLarge(format!(
             "response headers of {url} exceed {}",
-            crate::output::size(limit as u64)
+            text::size(limit as u64)
         )),
         E::Tls(msg) => Error::Tls(format!("TLS with {url} failed: {msg}")),
         E::Rustls(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
@@ -224,7 +277,7 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
         E::Http(e) => Error::Invalid(format!("invalid request to {url}: {e}")),
         E::Protocol(ureq_proto::Error::OutputOverflow) => Error::Invalid(format!(
             "the request to {url} is too large: its method, URL and headers exceed {}",
-            crate::output::size(REQUEST_BUFFER_BYTES as u64)
+            text::size(REQUEST_BUFFER_BYTES as u64)
         )),
         E::Protocol(e) => Error::Protocol(format!("{url} broke the HTTP protocol: {e}")),
         E::Decompress(_, e) => Error::Protocol(format!("cannot decompress the body of {url}: {e}")),

@@ -14,8 +14,40 @@ use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
 use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
+use crate::policy::Grant;
+
+use crate::imports::Capability;
 use crate::sandbox::Sandbox;
 use crate::state::HostState;
+
+/// What `inspect` says the import asks for.
+pub const CAPABILITY: Capability = Capability {
+    key: "name-lookup",
+    description: "network: name lookup",
+    interfaces: &["wasi:sockets/ip-name-lookup"],
+    grant,
+};
+
+/// Only names granted by name may be looked up.
+fn grant(sandbox: &Sandbox) -> (bool, String) {
+    let names: Vec<String> = [sandbox.net.grants(), sandbox.udp.grants()]
+        .into_iter()
+        .flatten()
+        .filter_map(|g| match g {
+            Grant::Any => Some("*".to_string()),
+            Grant::Host(h, _) => Some(h.clone()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        (
+            false,
+            "not granted (grant a host name with --allow-net)".into(),
+        )
+    } else {
+        (true, format!("for {}", names.join(", ")))
+    }
+}
 
 /// Replaces WASI's `ip-name-lookup` in `linker` (which must already hold WASI) with the
 /// policy-checked one.

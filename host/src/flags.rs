@@ -1,0 +1,136 @@
+//! Flag groups shared by several commands (as wasmtime's CLI shares its option groups).
+//! Each turns into the plain data [`crate::settings`] resolves, so nothing below the
+//! command line depends on clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::output::Format;
+use crate::policy::Grant;
+use crate::settings::{self, GrantOverrides, LimitOverrides};
+
+/// Caps on a run. Each overrides the policy file, which overrides the default.
+#[derive(Debug, Args, Default)]
+pub struct LimitArgs {
+    /// Deadline for the whole run, host calls included (`500ms`, `2s`, `1m`) [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = settings::parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// WebAssembly fuel: roughly the number of instructions the probe may execute
+    /// [default: 10000000000].
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+
+    /// Largest size of each linear memory of the probe (`64MiB`, `512KiB`) [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    pub max_memory: Option<u64>,
+}
+
+impl LimitArgs {
+    /// The caps given on the command line.
+    pub fn overrides(&self) -> LimitOverrides {
+        LimitOverrides {
+            timeout: self.timeout,
+            fuel: self.fuel,
+            max_memory: self.max_memory,
+        }
+    }
+}
+
+/// What the probe is granted. Everything is denied unless granted here (or in the policy
+/// file), except TCP and HTTP to loopback.
+#[derive(Debug, Args, Default)]
+pub struct GrantArgs {
+    /// Allow TCP, HTTP and name lookups to HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or *
+    /// (repeatable). Replaces the default, loopback only (127.0.0.0/8, ::1, localhost).
+    #[arg(long, value_name = "PATTERN")]
+    pub allow_net: Vec<Grant>,
+
+    /// Allow UDP to the same kinds of patterns (repeatable); UDP is off by default.
+    #[arg(long, value_name = "PATTERN")]
+    pub allow_udp: Vec<Grant>,
+
+    /// Let the probe read directory PATH (read-only, at the same path) (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+
+    /// Pass environment variable NAME (its current value) or set NAME=VALUE (repeatable).
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Allow HTTP requests that ask to skip TLS certificate verification.
+    #[arg(long)]
+    pub allow_insecure_tls: bool,
+}
+
+impl GrantArgs {
+    /// The grants given on the command line.
+    pub fn overrides(&self) -> GrantOverrides {
+        GrantOverrides {
+            allow_net: self.allow_net.clone(),
+            allow_udp: self.allow_udp.clone(),
+            allow_read: self.allow_read.clone(),
+            env: self.env.clone(),
+            allow_insecure_tls: self.allow_insecure_tls,
+        }
+    }
+}
+
+/// Where a `.wasm` probe's compiled code is kept between runs (bundled probes and
+/// `.cwasm` files need no compiling).
+#[derive(Debug, Args, Default)]
+pub struct CacheArgs {
+    /// Keep compiled `.wasm` probes in DIR [default: $HEALTHPROBE_CACHE_DIR, else the
+    /// platform cache directory, such as ~/.cache/healthprobe]; if it cannot be written,
+    /// the probe is compiled in memory.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile `.wasm` probes in memory every time, without the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The compile cache the options ask for: `--no-cache`, else `--cache-dir`, else the
+    /// environment variable (empty counts as unset), else the platform's cache directory.
+    #[cfg(feature = "compiler")]
+    pub fn cache(&self) -> Option<crate::cache::Cache> {
+        use crate::cache::{Cache, ENV};
+        if self.no_cache {
+            return None;
+        }
+        let from_env = std::env::var_os(ENV)
+            .filter(|v| !v.is_empty())
+            .map(Into::into);
+        match self.cache_dir.clone().or(from_env) {
+            Some(dir) => Some(Cache::new(dir)),
+            None => Cache::platform(),
+        }
+    }
+}
+
+/// The output format, for every command.
+#[derive(Debug, Args, Default)]
+pub struct FormatArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Output options of the commands that run a probe.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub format: FormatArgs,
+
+    /// Print nothing; only the exit status tells the result.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also print the probe's own stdout/stderr, its SHA-256 and timings (on stderr).
+    #[arg(long, short)]
+    pub verbose: bool,
+}

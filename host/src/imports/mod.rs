@@ -1,0 +1,131 @@
+//! The host's imports: one module per interface a probe can import, each owning its
+//! per-run context, its linker registration and its `inspect` entry. A new import is a
+//! module here, a line in [`add_to_linker`] and in [`CAPABILITIES`], and the WIT.
+//!
+//! - [`wasi`]: WASI 0.2, its context built from the sandbox's grants;
+//! - [`lookup`]: `wasi:sockets/ip-name-lookup`, shadowed by a per-name policy check;
+//! - [`http`]: `healthprobe:probe/http`, the host's HTTP client.
+
+pub mod http;
+pub mod lookup;
+pub mod wasi;
+
+use wasmtime::component::{Component, Linker};
+
+use crate::sandbox::Sandbox;
+use crate::state::HostState;
+
+/// Registers every import with `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasi::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
+    // After WASI: it replaces one of WASI's interfaces.
+    lookup::add_to_linker(linker)
+}
+
+/// A capability as an operator thinks of it, and the imports that ask for it.
+#[derive(Debug)]
+pub struct Capability {
+    /// Short machine name, for JSON.
+    pub key: &'static str,
+    /// The capability in words.
+    pub description: &'static str,
+    /// The interfaces (without their version) that ask for it.
+    pub interfaces: &'static [&'static str],
+    /// Whether a sandbox grants it, and what exactly.
+    pub grant: fn(&Sandbox) -> (bool, String),
+}
+
+/// Every capability, in the order `inspect` lists them.
+pub const CAPABILITIES: &[&Capability] = &[
+    &http::CAPABILITY,
+    &wasi::TCP,
+    &wasi::UDP,
+    &lookup::CAPABILITY,
+    &wasi::FILES,
+    &wasi::ENVIRONMENT,
+    &wasi::STDIN,
+    &wasi::OUTPUT,
+    &wasi::CLOCKS,
+    &wasi::RANDOM,
+];
+
+/// What one import of a component is to the host.
+#[derive(Debug, Clone, Copy)]
+pub enum Import {
+    /// It asks for this capability.
+    Asks(&'static Capability),
+    /// It grants nothing by itself (streams, polling, shared types).
+    Plumbing,
+    /// healthprobe does not provide it: the component cannot be linked.
+    NotProvided,
+}
+
+/// Classifies an import by its interface name (`wasi:sockets/tcp@0.2.6`).
+pub fn classify(import: &str) -> Import {
+    let iface = import.split('@').next().unwrap_or(import);
+    if let Some(c) = CAPABILITIES.iter().find(|c| c.interfaces.contains(&iface)) {
+        return Import::Asks(c);
+    }
+    if http::PLUMBING.contains(&iface) || wasi::PLUMBING.contains(&iface) {
+        return Import::Plumbing;
+    }
+    Import::NotProvided
+}
+
+/// The capabilities a component's imports ask for, in [`CAPABILITIES`] order, and the
+/// imports healthprobe does not provide at all.
+pub fn capabilities(component: &Component) -> (Vec<&'static Capability>, Vec<String>) {
+    let mut caps: Vec<&'static Capability> = Vec::new();
+    let mut unknown = Vec::new();
+    for (name, _) in component.component_type().imports(component.engine()) {
+        match classify(name) {
+            Import::Asks(c) if !caps.iter().any(|k| std::ptr::eq(*k, c)) => caps.push(c),
+            Import::NotProvided => unknown.push(name.to_string()),
+            Import::Asks(_) | Import::Plumbing => {}
+        }
+    }
+    let rank = |c: &&Capability| CAPABILITIES.iter().position(|k| std::ptr::eq(*k, *c));
+    caps.sort_by_key(rank);
+    (caps, unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{Code, Runner};
+
+    #[test]
+    fn every_import_of_every_bundled_probe_is_provided_and_named() {
+        let runner = Runner::new().unwrap();
+        let rt = crate::cmd::runtime().unwrap();
+        for b in &crate::bundled::BUNDLED {
+            let (component, _) = rt
+                .block_on(runner.component(Code::Bundled(b), b.sha256))
+                .unwrap();
+            let (caps, unknown) = capabilities(&component);
+            assert!(unknown.is_empty(), "{}: {unknown:?}", b.name);
+            assert!(!caps.is_empty(), "{}", b.name);
+            runner.link(&component).unwrap();
+        }
+    }
+
+    #[test]
+    fn each_interface_belongs_to_one_capability() {
+        let mut seen: Vec<&str> = Vec::new();
+        for c in CAPABILITIES {
+            for i in c.interfaces {
+                assert!(!seen.contains(i), "{i} twice");
+                seen.push(i);
+            }
+        }
+        for i in http::PLUMBING.iter().chain(wasi::PLUMBING) {
+            assert!(matches!(classify(i), Import::Plumbing), "{i}");
+        }
+        assert!(matches!(
+            classify("wasi:sockets/tcp@0.2.6"),
+            Import::Asks(c) if c.key == "tcp"
+        ));
+        assert!(matches!(classify("test:missing/api@0.1.0"), Import::NotProvided));
+    }
+}

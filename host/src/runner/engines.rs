@@ -1,0 +1,100 @@
+//! The runner's engines, each made on first use with the linker of the host's imports:
+//! one for precompiled code (bundled probes, `.cwasm` files) and, with the compiler, one
+//! that compiles `.wasm` files at run time.
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+use crate::bundled;
+use crate::report::Failure;
+use crate::state::HostState;
+
+use super::Runner;
+use super::clock::Clock;
+
+/// An engine and the linker of the host's imports for it.
+pub(super) struct Backend {
+    pub(super) engine: Engine,
+    pub(super) linker: Linker<HostState>,
+}
+
+impl Backend {
+    /// Builds the engine and a linker with every import the host provides, and has the
+    /// clock advance the engine's epoch.
+    pub(super) fn new(
+        config: wasmtime::Result<wasmtime::Config>,
+        clock: &Clock,
+    ) -> Result<Self, Failure> {
+        let engine = config
+            .and_then(|c| Engine::new(&c))
+            .map_err(|e| Failure::Setup(format!("cannot start the WebAssembly engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        crate::imports::add_to_linker(&mut linker)
+            .map_err(|e| Failure::Setup(format!("cannot set up the host functions: {e}")))?;
+        clock.tick(engine.clone());
+        Ok(Self { engine, linker })
+    }
+}
+
+/// The backend in `cell`, made by `make` on first use. Two threads racing here both make
+/// one; the loser's is dropped (its engine only keeps being ticked).
+pub(super) fn backend(
+    cell: &OnceLock<Backend>,
+    make: impl FnOnce() -> Result<Backend, Failure>,
+) -> Result<&Backend, Failure> {
+    if let Some(b) = cell.get() {
+        return Ok(b);
+    }
+    let made = make()?;
+    Ok(cell.get_or_init(|| made))
+}
+
+impl Runner {
+    /// The engine for precompiled code.
+    pub(super) fn aot(&self) -> Result<&Backend, Failure> {
+        backend(&self.aot, || {
+            let config = crate::engine::config(None).map(|mut c| {
+                #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+                c.with_custom_code_memory(Some(Arc::new(bundled::InPlace)));
+                // It only loads code: setting up Cranelift would cost every run time and
+                // memory for nothing (`precompile` makes its own compiling engine).
+                #[cfg(feature = "compiler")]
+                c.enable_compiler(false);
+                c
+            });
+            Backend::new(config, &self.clock)
+        })
+    }
+
+    /// The engine that compiles `.wasm` files at run time.
+    #[cfg(feature = "compiler")]
+    pub(super) fn jit(&self) -> Result<&Backend, Failure> {
+        backend(&self.jit, || {
+            let config = crate::engine::config(Some(env!("HEALTHPROBE_TARGET"))).map(|mut c| {
+                c.strategy(wasmtime::Strategy::Winch);
+                c
+            });
+            Backend::new(config, &self.clock)
+        })
+    }
+
+    /// The engine that compiles `.wasm` files at run time; its settings key the compile
+    /// cache.
+    #[cfg(feature = "compiler")]
+    pub fn wasm_engine(&self) -> Result<&Engine, Failure> {
+        Ok(&self.jit()?.engine)
+    }
+
+    /// The `.wasm` engine, if it was made.
+    pub(super) fn jit_if_made(&self) -> Option<&Backend> {
+        #[cfg(feature = "compiler")]
+        return self.jit.get();
+        #[cfg(not(feature = "compiler"))]
+        None
+    }
+}

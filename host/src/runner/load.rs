@@ -1,0 +1,368 @@
+//! Loading a probe: finding it, reading and verifying it, compiling it (through the compile
+//! cache) or loading precompiled code, and linking it against the host's imports.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::Component;
+use wasmtime::{Engine, Precompiled};
+
+use crate::bindings::ProbePre;
+use crate::bundled;
+#[cfg(feature = "compiler")]
+use crate::cache;
+use crate::report::Failure;
+use crate::state::HostState;
+use crate::text;
+
+use super::{Runner, Shared};
+
+/// Why a runtime-only build refuses a `.wasm`.
+#[cfg(not(feature = "compiler"))]
+const NO_COMPILER: &str = "this healthprobe is runtime-only (built without the compiler): it runs bundled probes and .cwasm files; precompile the component with `healthprobe compile` from a full build";
+
+/// Where a probe comes from.
+#[derive(Debug, Clone)]
+pub enum ProbeSource {
+    /// A probe compiled into this binary.
+    Bundled(&'static bundled::Bundled),
+    /// A component file given by path.
+    File(PathBuf),
+}
+
+impl ProbeSource {
+    /// Resolves the PROBE argument: a bundled name first, else a path.
+    pub fn resolve(arg: &str) -> Result<Self, Failure> {
+        if let Some(b) = bundled::find(arg) {
+            return Ok(Self::Bundled(b));
+        }
+        let path = Path::new(arg);
+        let looks_like_path = arg.contains(std::path::MAIN_SEPARATOR)
+            || arg.contains('/')
+            || path.extension().is_some();
+        if !looks_like_path && !path.exists() {
+            return Err(Failure::BadInput(format!(
+                "unknown probe '{arg}': not a bundled probe ({}) and no such file; run `healthprobe list` or give a path to a .wasm component",
+                bundled::names().join(", ")
+            )));
+        }
+        Ok(Self::File(path.to_path_buf()))
+    }
+
+    /// The name used in messages until the probe has described itself.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Bundled(b) => b.name.to_string(),
+            Self::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// A probe's code: precompiled in the binary, or the bytes of a file (a component or a
+/// `.cwasm`).
+#[derive(Debug)]
+pub enum Code {
+    /// A bundled probe.
+    Bundled(&'static bundled::Bundled),
+    /// The file's bytes.
+    File(Cow<'static, [u8]>),
+}
+
+impl Code {
+    /// The size of the component as given (for a bundled probe, before precompiling).
+    pub fn size(&self) -> usize {
+        match self {
+            Code::Bundled(b) => b.wasm_size,
+            Code::File(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// The probe's code and its SHA-256 (for a bundled probe, of the component as built).
+pub(crate) fn identify(source: &ProbeSource) -> Result<(Code, String), Failure> {
+    Ok(match source {
+        ProbeSource::Bundled(b) => (Code::Bundled(b), b.sha256.to_string()),
+        ProbeSource::File(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                Failure::BadInput(format!(
+                    "cannot read the probe file: {}; check the path",
+                    text::io_error(&e)
+                ))
+            })?;
+            let digest = sha256_hex(&bytes);
+            (Code::File(bytes.into()), digest)
+        }
+    })
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Recognises the most common wrong inputs by their header before handing them to the
+/// compiler, whose messages for them are obscure.
+fn check_header(bytes: &[u8]) -> Result<(), Failure> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(Failure::BadInput(
+            "a native (ELF) file that is not a usable precompiled component: truncated, corrupt, or not made by `healthprobe compile`; recompile the .wasm".into(),
+        ));
+    }
+    const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(Failure::BadInput(
+            "not a WebAssembly file (it does not start with the \\0asm header); give a component built for wasm32-wasip2".into(),
+        ));
+    }
+    if &bytes[4..8] == CORE_VERSION {
+        return Err(Failure::BadInput(
+            "a core WebAssembly module, not a component; build it with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Runner {
+    /// Reads, verifies, compiles (or loads precompiled) and links the component; `shared`
+    /// receives its sha256 and how its code was obtained.
+    pub(super) async fn load(
+        &self,
+        source: &ProbeSource,
+        shared: Option<&Shared>,
+    ) -> Result<ProbePre<HostState>, Failure> {
+        let (code, digest) = identify(source)?;
+        if let Some(shared) = shared {
+            if let Some(expected) = &shared.sha256
+                && !expected.eq_ignore_ascii_case(&digest)
+            {
+                return Err(Failure::BadInput(format!(
+                    "sha256 mismatch: the probe is {digest}, --sha256 pins {expected}; refusing to run it"
+                )));
+            }
+            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest.clone());
+        }
+        if let Some(pre) = self.cached(&digest) {
+            return Ok(pre);
+        }
+        let (component, how) = self.component(code, &digest).await?;
+        if let Some(shared) = shared {
+            *shared.code_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
+        }
+        let pre = self.link(&component)?;
+        let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
+        // A bound, so a runner fed ever-changing files cannot grow without limit.
+        if linked.len() >= 64 {
+            linked.clear();
+        }
+        linked.insert(digest, pre.clone());
+        Ok(pre)
+    }
+
+    fn cached(&self, digest: &str) -> Option<ProbePre<HostState>> {
+        let linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
+        linked.get(digest).cloned()
+    }
+
+    /// The compiled component for `code` (whose SHA-256 is `digest`), and how it was
+    /// obtained, for `--verbose`.
+    pub(crate) async fn component(
+        &self,
+        code: Code,
+        digest: &str,
+    ) -> Result<(Component, String), Failure> {
+        match code {
+            Code::Bundled(b) => {
+                let broken = |why: String| {
+                    Failure::BadInput(format!(
+                        "the bundled probe {} does not load into this engine: {why}; this healthprobe was built wrongly, rebuild it",
+                        b.name
+                    ))
+                };
+                let engine = &self.aot()?.engine;
+                // SAFETY: the bytes were made by `build.rs` with this binary's engine
+                // settings (src/engine.rs); wasmtime still checks them. In place, they
+                // live for the process and nothing writes to them (`Bundled::in_place`).
+                #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+                #[allow(unsafe_code)]
+                let component =
+                    unsafe { Component::deserialize_raw(engine, b.in_place().map_err(broken)?) };
+                #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+                #[allow(unsafe_code)]
+                let component =
+                    unsafe { Component::deserialize(engine, b.precompiled().map_err(broken)?) };
+                let component = component.map_err(|e| broken(text::chain(&e)))?;
+                Ok((component, "precompiled when healthprobe was built".into()))
+            }
+            Code::File(bytes) => {
+                if let Some(kind) = Engine::detect_precompiled(&bytes) {
+                    let component = self.deserialize(kind, &bytes)?;
+                    return Ok((component, "precompiled file (healthprobe compile)".into()));
+                }
+                check_header(&bytes)?;
+                self.compile_cached(bytes, digest).await
+            }
+        }
+    }
+
+    /// Compiles a component through the compile cache, if there is one.
+    #[cfg(feature = "compiler")]
+    async fn compile_cached(
+        &self,
+        bytes: Cow<'static, [u8]>,
+        digest: &str,
+    ) -> Result<(Component, String), Failure> {
+        let Some(cache) = &self.cache else {
+            let component = self.compile(bytes).await?;
+            return Ok((
+                component,
+                cache::Outcome::Unavailable("disabled".into()).to_string(),
+            ));
+        };
+        let engine = &self.jit()?.engine;
+        let entry = cache.entry(digest, engine);
+        let mut replaced = false;
+        match cache::Cache::load(&entry) {
+            Ok(Some(precompiled)) => {
+                // SAFETY: the entry is intact (its checksum matches) and was written by
+                // `store` below from this engine's compiler; wasmtime still checks its
+                // header, version and settings. Entries are replaced by renaming, never
+                // written in place, so the mapped file does not change under the code.
+                // Mapped, the code is not copied again (a third of a cached run's page
+                // faults); from the bytes read, it also loads from a `noexec` mount.
+                #[allow(unsafe_code)]
+                let loaded = unsafe {
+                    Component::deserialize_file(engine, &entry)
+                        .or_else(|_| Component::deserialize(engine, &precompiled))
+                };
+                match loaded {
+                    Ok(c) => return Ok((c, cache::Outcome::Hit(entry).to_string())),
+                    Err(_) => replaced = true,
+                }
+            }
+            Ok(None) => {}
+            Err(cache::Corrupt) => replaced = true,
+        }
+        let component = self.compile(bytes).await?;
+        let outcome = match component
+            .serialize()
+            .map_err(|e| e.to_string())
+            .and_then(|code| cache.store(&entry, &code).map_err(|e| text::io_error(&e)))
+        {
+            Ok(()) if replaced => cache::Outcome::Replaced(entry),
+            Ok(()) => cache::Outcome::Stored(entry),
+            Err(why) => cache::Outcome::Unavailable(format!(
+                "cannot write to {}: {why}",
+                cache.dir().display()
+            )),
+        };
+        Ok((component, outcome.to_string()))
+    }
+
+    /// Without a compiler, a component must come precompiled.
+    #[cfg(not(feature = "compiler"))]
+    async fn compile_cached(
+        &self,
+        _bytes: Cow<'static, [u8]>,
+        _digest: &str,
+    ) -> Result<(Component, String), Failure> {
+        Err(Failure::BadInput(NO_COMPILER.into()))
+    }
+
+    /// Compiles a component with the run-time engine's compiler (Winch).
+    #[cfg(feature = "compiler")]
+    async fn compile(&self, bytes: Cow<'static, [u8]>) -> Result<Component, Failure> {
+        // A compiler cannot be interrupted; it runs on the blocking pool so that the caller's
+        // deadline still ends the run (the thread finishes in the background, or the
+        // process exits).
+        let engine = self.jit()?.engine.clone();
+        tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| Failure::Setup(format!("compiler thread failed: {e}")))?
+            .map_err(|e| {
+                Failure::BadInput(format!(
+                    "not a valid WebAssembly component: {}",
+                    text::chain(&e)
+                ))
+            })
+    }
+
+    /// Loads a `.cwasm` made by `healthprobe compile`.
+    fn deserialize(&self, kind: Precompiled, bytes: &[u8]) -> Result<Component, Failure> {
+        if kind != Precompiled::Component {
+            return Err(Failure::BadInput(
+                "a precompiled core module, not a component; precompile the component with `healthprobe compile`".into(),
+            ));
+        }
+        // SAFETY: wasmtime requires the bytes to come from `precompile_component` of a
+        // compatible engine; it checks the header, the wasmtime version and the engine
+        // settings (fuel, epochs, features) and refuses a mismatch with an error. Only
+        // crafted native code could get past those checks, which is why the README says to
+        // run only .cwasm files you compiled (and to pin them with --sha256).
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.aot()?.engine, bytes) };
+        component.map_err(|e| {
+            Failure::BadInput(format!(
+                "cannot load the precompiled component: {}; recompile the .wasm with `healthprobe compile` from this healthprobe",
+                text::chain(&e)
+            ))
+        })
+    }
+
+    /// Compiles a component ahead of time for this engine (`healthprobe compile`); a
+    /// bundled probe is already compiled.
+    pub fn precompile(&self, code: &Code) -> Result<Cow<'static, [u8]>, Failure> {
+        let bytes = match code {
+            Code::Bundled(b) => {
+                return b.precompiled().map_err(|why| {
+                    Failure::BadInput(format!("the bundled probe {} is corrupt: {why}", b.name))
+                });
+            }
+            Code::File(bytes) => bytes,
+        };
+        if Engine::detect_precompiled(bytes).is_some() {
+            return Err(Failure::BadInput(
+                "already precompiled; give the .wasm component".into(),
+            ));
+        }
+        check_header(bytes)?;
+        #[cfg(feature = "compiler")]
+        return crate::engine::config(None)
+            .and_then(|c| Engine::new(&c))
+            .map_err(|e| Failure::Setup(format!("cannot start the compiler: {e}")))?
+            .precompile_component(bytes)
+            .map(Cow::Owned)
+            .map_err(|e| {
+                Failure::BadInput(format!(
+                    "not a valid WebAssembly component: {}",
+                    text::chain(&e)
+                ))
+            });
+        #[cfg(not(feature = "compiler"))]
+        Err(Failure::BadInput(NO_COMPILER.into()))
+    }
+
+    /// Links a component against the host's imports and checks its exports.
+    pub(crate) fn link(&self, component: &Component) -> Result<ProbePre<HostState>, Failure> {
+        let backend = [self.aot.get(), self.jit_if_made()]
+            .into_iter()
+            .flatten()
+            .find(|b| Engine::same(&b.engine, component.engine()))
+            .ok_or_else(|| {
+                Failure::Setup("the component is from another runner's engine".into())
+            })?;
+        let pre = backend.linker.instantiate_pre(component).map_err(|e| {
+            Failure::BadInput(format!(
+                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2; see `healthprobe inspect`",
+                text::chain(&e)
+            ))
+        })?;
+        ProbePre::new(pre).map_err(|e| {
+            Failure::BadInput(format!(
+                "not a healthprobe probe: {}; it must export `describe` and `check` of the world healthprobe:probe/probe@0.1.0",
+                text::chain(&e)
+            ))
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! Loading and running one probe under a deadline: the library API behind every command.
+//!
+//! Three layers bound a run, because no single one covers everything:
+//! 1. **Epoch interruption** (the [`clock`] thread bumps the engines' epochs every
+//!    [`EPOCH_TICK`]): wasm that spins never reaches a host call, so only a check compiled
+//!    into the wasm code itself can stop it. Each tick yields to the async executor, and
+//!    past the deadline the tick traps with `Trap::Interrupt`.
+//! 2. **Async calls under `tokio::time::timeout`**: epochs and fuel do not interrupt host
+//!    calls (a WASI socket read, an HTTP request). Every export is called with `*_async` and
+//!    the whole load-instantiate-describe-check sequence is one future that is dropped at
+//!    the deadline, cancelling whatever host call it is parked in.
+//! 3. **A watchdog**, the caller's policy: a timer on the runner's clock thread
+//!    ([`Runner::at`]; `healthprobe run` sets one in `crate::cmd::run`) for code that blocks
+//!    a thread and ignores cancellation (a compiler working on a huge component, a resolver
+//!    stuck in the C library). The runner keeps no watchdog of its own, so one runner can
+//!    run many probes at once.
+//!
+//! The modules: [`engines`] (the engines and their linkers), [`load`] (finding, reading,
+//! compiling and linking a probe), [`classify`] (why a run failed), [`clock`] (the
+//! thread), and this one (the run itself: store, instantiate, describe, check, report).
+
+mod classify;
+mod clock;
+mod engines;
+mod load;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::ProbePre;
+use crate::bindings::healthprobe::probe::types::{CheckError, CheckResult, ProbeInfo, Status};
+#[cfg(feature = "compiler")]
+use crate::cache;
+use crate::imports::http::HttpCtx;
+use crate::limits::{Limiter, Limits};
+use crate::params;
+use crate::report::{Failure, Report, Verdict};
+use crate::sandbox::Sandbox;
+use crate::state::{Activity, HostState};
+use crate::stdio::Capture;
+
+pub use clock::{EPOCH_TICK, Timer};
+pub(crate) use load::identify;
+pub use load::{Code, ProbeSource, sha256_hex};
+
+use classify::{classify, with_panic_message};
+use clock::Clock;
+use engines::Backend;
+
+/// Time kept back from a probe's budget for it to report its own timeout (at most a
+/// tenth of the time left).
+const REPORT_MARGIN: Duration = Duration::from_millis(100);
+
+/// Everything a run is given besides the probe and its parameters.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Time, fuel and memory caps.
+    pub limits: Limits,
+    /// What the probe is granted.
+    pub sandbox: Sandbox,
+    /// The probe's pinned SHA-256 (lower-case hex); a mismatch refuses the run before
+    /// anything is compiled.
+    pub sha256: Option<String>,
+}
+
+/// Loads and runs probes; reusable across runs.
+pub struct Runner {
+    /// Runs precompiled code: the bundled probes (compiled by `build.rs` with the settings
+    /// of `src/engine.rs`) and `.cwasm` files (made by [`Runner::precompile`] with the
+    /// same settings). Made on first use, like `jit`.
+    aot: OnceLock<Backend>,
+    /// Compiles and runs `.wasm` files at run time with Winch, wasmtime's baseline
+    /// compiler: about four times faster to compile than Cranelift, and a probe spends
+    /// its time in host calls, not in its own code. Winch code loads only into an engine
+    /// that uses Winch, hence a second engine (and compile cache entries of its own).
+    #[cfg(feature = "compiler")]
+    jit: OnceLock<Backend>,
+    clock: Clock,
+    /// Linked probes by content hash: a long-lived runner (a library user, a future `serve`
+    /// mode) compiles each probe once. Content-keyed, so a changed file is recompiled.
+    linked: Mutex<HashMap<String, ProbePre<HostState>>>,
+    /// Where compiled `.wasm` files are kept between runs.
+    #[cfg(feature = "compiler")]
+    cache: Option<cache::Cache>,
+}
+
+impl Runner {
+    /// A runner with no engine yet (each is made on first use) and its clock thread
+    /// started.
+    pub fn new() -> Result<Self, Failure> {
+        Ok(Self {
+            aot: OnceLock::new(),
+            #[cfg(feature = "compiler")]
+            jit: OnceLock::new(),
+            clock: Clock::start()?,
+            linked: Mutex::default(),
+            #[cfg(feature = "compiler")]
+            cache: None,
+        })
+    }
+
+    /// Calls `fire` once, on the runner's clock thread, at `at`, unless the returned
+    /// [`Timer`] is dropped first: the last line of defence a caller can set for code that
+    /// blocks a thread and ignores cancellation. Each call sets its own timer.
+    pub fn at(&self, at: Instant, fire: impl FnOnce() + Send + 'static) -> Timer {
+        self.clock.at(at, fire)
+    }
+
+    /// Keeps compiled `.wasm` components in `cache` (none by default).
+    #[cfg(feature = "compiler")]
+    pub fn with_cache(mut self, cache: Option<cache::Cache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Loads, validates and runs the probe once, ending by `start + limits.timeout` (plus
+    /// the cost of dropping the run); `start` lets a caller count its own set-up against
+    /// the budget. Never panics on bad input.
+    pub async fn run(
+        &self,
+        start: Instant,
+        source: &ProbeSource,
+        args: &[(String, String)],
+        config: &RunConfig,
+    ) -> Report {
+        let limits = &config.limits;
+        let shared = Shared {
+            deadline: start + limits.timeout,
+            sandbox: config.sandbox.clone(),
+            sha256: config.sha256.clone(),
+            sha256_seen: Mutex::default(),
+            code_seen: Mutex::default(),
+            stdout: Capture::new(limits.capture_bytes),
+            stderr: Capture::new(limits.capture_bytes),
+            activity: Activity::default(),
+        };
+        let mut name = source.label();
+        let mut stage = Stage::Loading;
+        let result = tokio::time::timeout_at(
+            shared.deadline.into(),
+            self.run_inner(source, args, limits, &shared, &mut name, &mut stage),
+        )
+        .await;
+        let outcome = match result {
+            Ok(r) => r,
+            Err(_elapsed) => Err(Failure::Timeout {
+                after: limits.timeout,
+                during: stage.during(&shared.activity),
+            }),
+        };
+        let mut report = Report {
+            verdict: Verdict::Unhealthy,
+            probe: name,
+            message: String::new(),
+            details: Vec::new(),
+            elapsed: start.elapsed(),
+            stdout: shared.stdout.contents(),
+            stderr: shared.stderr.contents(),
+            sha256: None,
+            code: None,
+        };
+        match outcome {
+            Ok(result) => {
+                report.verdict = match result.status {
+                    Status::Healthy => Verdict::Healthy,
+                    Status::Degraded => Verdict::Degraded,
+                    Status::Unhealthy => Verdict::Unhealthy,
+                };
+                report.message = result.message;
+                report.details = result.details;
+            }
+            Err(failure) => {
+                report.verdict = failure.verdict();
+                report.message = match &failure {
+                    Failure::Trap(_) => with_panic_message(&failure.to_string(), &report.stderr.0),
+                    f => f.to_string(),
+                };
+                report
+                    .details
+                    .push(("cause".into(), failure.cause().into()));
+            }
+        }
+        // A probe that was refused a connection usually reports a generic error; the host
+        // knows the address and the flag that would grant it, so it says so.
+        if report.verdict == Verdict::Unhealthy
+            && let Some(denial) = shared.sandbox.denials().first()
+        {
+            // (Unless the message already carries the hint, as the `http` import's does.)
+            if !report.message.contains("denied by network policy") {
+                report.message = format!("{denial} ({})", report.message);
+            }
+            report.details.push(("denied".into(), denial.resource()));
+        }
+        report.sha256 = shared.sha256_seen.lock().ok().and_then(|s| s.clone());
+        report.code = shared.code_seen.lock().ok().and_then(|s| s.clone());
+        report
+    }
+
+    /// Loads the probe and calls `describe`, under the same deadline rules as [`Self::run`].
+    pub async fn describe(
+        &self,
+        source: &ProbeSource,
+        limits: &Limits,
+    ) -> Result<ProbeInfo, Failure> {
+        let deadline = Instant::now() + limits.timeout;
+        let fut = async {
+            let pre = self.load(source, None).await?;
+            self.describe_linked(&pre, limits).await
+        };
+        tokio::time::timeout_at(deadline.into(), fut)
+            .await
+            .unwrap_or(Err(Failure::Timeout {
+                after: limits.timeout,
+                during: Some("while describing the probe".into()),
+            }))
+    }
+
+    async fn run_inner(
+        &self,
+        source: &ProbeSource,
+        args: &[(String, String)],
+        limits: &Limits,
+        shared: &Shared,
+        name: &mut String,
+        stage: &mut Stage,
+    ) -> Result<CheckResult, Failure> {
+        let pre = self.load(source, Some(shared)).await?;
+        *stage = Stage::Instantiating;
+        let mut store = Self::store(&pre, limits, shared)?;
+        let probe = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits))?;
+        *stage = Stage::Describing;
+        let info = probe
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits))?;
+        *name = info.name.clone();
+        params::validate(&info, args).map_err(Failure::BadInput)?;
+        *stage = Stage::Checking;
+        let left = shared.deadline.saturating_duration_since(Instant::now());
+        // The probe gets a little less than what is left, so a probe that bounds its waits
+        // by its budget reports its own, more precise timeout ("no reply to PING") before
+        // the host's deadline cuts it off with a generic one.
+        let budget = left.saturating_sub(REPORT_MARGIN.min(left / 10));
+        let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+        match probe.call_check(&mut store, args, budget_ms).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(CheckError::InvalidParam(p))) => Err(Failure::BadInput(format!(
+                "invalid value for parameter '{}': {}",
+                p.name, p.reason
+            ))),
+            Ok(Err(CheckError::InvalidConfig(msg))) => {
+                Err(Failure::BadInput(format!("invalid parameters: {msg}")))
+            }
+            Err(e) => Err(classify(e, &store, limits)),
+        }
+    }
+
+    /// Instantiates a linked probe with no grants at all and calls `describe`.
+    pub(crate) async fn describe_linked(
+        &self,
+        pre: &ProbePre<HostState>,
+        limits: &Limits,
+    ) -> Result<ProbeInfo, Failure> {
+        let shared = Shared {
+            deadline: Instant::now() + limits.timeout,
+            sandbox: Sandbox::nothing(),
+            sha256: None,
+            sha256_seen: Mutex::default(),
+            code_seen: Mutex::default(),
+            stdout: Capture::new(0),
+            stderr: Capture::new(0),
+            activity: Activity::default(),
+        };
+        let mut store = Self::store(pre, limits, &shared)?;
+        let probe = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits))?;
+        probe
+            .call_describe(&mut store)
+            .await
+            .map_err(|e| classify(e, &store, limits))
+    }
+
+    fn store(
+        pre: &ProbePre<HostState>,
+        limits: &Limits,
+        shared: &Shared,
+    ) -> Result<Store<HostState>, Failure> {
+        let wasi = crate::imports::wasi::ctx(&shared.sandbox, &shared.stdout, &shared.stderr)?;
+        let state = HostState {
+            wasi,
+            table: Default::default(),
+            limiter: Limiter::new(limits.max_memory),
+            sandbox: shared.sandbox.clone(),
+            activity: shared.activity.clone(),
+            http: HttpCtx::new(
+                &shared.sandbox,
+                shared.deadline,
+                limits.timeout,
+                &shared.activity,
+            ),
+        };
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| Failure::Setup(format!("cannot set fuel: {e}")))?;
+        store.set_epoch_deadline(1);
+        let deadline = shared.deadline;
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        Ok(store)
+    }
+}
+
+/// What the caller keeps of a run while the store lives inside the future that the
+/// deadline may drop: the policy with its denials, the captured output, the host call in
+/// flight.
+struct Shared {
+    deadline: Instant,
+    sandbox: Sandbox,
+    /// The pinned digest (`--sha256`), if any.
+    sha256: Option<String>,
+    /// The digest of what was loaded, once it was read.
+    sha256_seen: Mutex<Option<String>>,
+    /// How the code was obtained (precompiled, cached, compiled), once it was.
+    code_seen: Mutex<Option<String>>,
+    stdout: Capture,
+    stderr: Capture,
+    activity: Activity,
+}
+
+/// Where a run was when the deadline hit, for the timeout message.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Loading,
+    Instantiating,
+    Describing,
+    Checking,
+}
+
+impl Stage {
+    fn during(self, activity: &Activity) -> Option<String> {
+        match self {
+            Stage::Loading => Some("while loading and compiling the probe".into()),
+            Stage::Instantiating => Some("while instantiating the probe".into()),
+            Stage::Describing => Some("while describing the probe".into()),
+            Stage::Checking => activity.current(),
+        }
+    }
+}
