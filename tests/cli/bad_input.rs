@@ -107,3 +107,41 @@ fn usage_errors_are_exit_3_not_2() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("run"));
 }
+
+#[test]
+fn errors_are_json_under_format_json_for_every_command() {
+    // The one-line JSON object every command prints when it cannot do its work.
+    let error_json = |args: &[&str], needle: &str| {
+        let out = healthprobe(args);
+        assert_eq!(out.code, 3, "{out:#?}");
+        assert_eq!(out.stdout.lines().count(), 1, "{out:#?}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:#?}"));
+        assert_eq!(v["status"], "error", "{v}");
+        assert!(v["message"].as_str().unwrap().contains(needle), "{v}");
+        v
+    };
+    let v = error_json(
+        &["inspect", "/nonexistent/probe.wasm", "--format", "json"],
+        "cannot read",
+    );
+    assert_eq!(v["probe"], "/nonexistent/probe.wasm");
+    error_json(
+        &["inspect", "nosuchprobe", "--format", "json"],
+        "unknown probe",
+    );
+    error_json(
+        &["run", "/nonexistent/probe.wasm", "--format", "json"],
+        "cannot read",
+    );
+    // A usage error is found before the arguments are parsed; the request for JSON is
+    // still honoured.
+    let v = error_json(&["list", "--format", "json", "--bogus"], "--bogus");
+    assert!(v["probe"].is_null(), "{v}");
+    error_json(
+        &["run", "http", "--format=json", "--timeout", "soon"],
+        "--timeout",
+    );
+    // Text stays the default.
+    healthprobe(["inspect", "nosuchprobe"]).expect(3, "error: nosuchprobe: ", &["unknown probe"]);
+}

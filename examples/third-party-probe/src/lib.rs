@@ -11,12 +11,6 @@ use healthprobe_sdk::http::{Request, parse_header};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 use serde_json::Value;
 
-/// The default `warn` threshold.
-const DEFAULT_WARN: f64 = 100.0;
-
-/// The default `critical` threshold.
-const DEFAULT_CRITICAL: f64 = 1000.0;
-
 /// Longest JSON excerpt quoted in a message.
 const EXCERPT_CHARS: usize = 80;
 
@@ -62,12 +56,9 @@ impl Probe for QueueDepth {
         let url = params.required_str("url")?;
         let pointer = parse_pointer(params.required_str("pointer")?)
             .map_err(|reason| CheckError::invalid_param("pointer", reason))?;
-        let warn = params
-            .parse("warn", parse_threshold)?
-            .unwrap_or(DEFAULT_WARN);
-        let critical = params
-            .parse("critical", parse_threshold)?
-            .unwrap_or(DEFAULT_CRITICAL);
+        // Both have a default declared in `describe`, which the SDK fills in.
+        let warn = params.required_parse("warn", parse_threshold)?;
+        let critical = params.required_parse("critical", parse_threshold)?;
         let thresholds = Thresholds::new(warn, critical)
             .map_err(|reason| CheckError::invalid_param("warn", reason))?;
         let headers = params
@@ -262,8 +253,12 @@ fn excerpt(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The thresholds `describe` declares as defaults.
     fn defaults() -> Thresholds {
-        Thresholds::new(DEFAULT_WARN, DEFAULT_CRITICAL).unwrap()
+        let params = Params::default().with_defaults(&QueueDepth::describe().params);
+        let warn = params.required_parse("warn", parse_threshold).unwrap();
+        let critical = params.required_parse("critical", parse_threshold).unwrap();
+        Thresholds::new(warn, critical).unwrap()
     }
 
     #[test]
@@ -431,7 +426,9 @@ mod tests {
             (vec![url, pointer, ("warn", "2000")], "warn"),
             (vec![url, pointer, ("header", "nocolon")], "header"),
         ] {
-            let params = Params::from_pairs(pairs.clone());
+            // As the SDK calls `check`: with the declared defaults filled in.
+            let params =
+                Params::from_pairs(pairs.clone()).with_defaults(&QueueDepth::describe().params);
             match QueueDepth::check(&params, budget) {
                 Err(CheckError::InvalidParam(p)) => assert_eq!(p.name, name, "{pairs:?}"),
                 other => panic!("{pairs:?}: {other:?}"),

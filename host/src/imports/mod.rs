@@ -126,6 +126,9 @@ mod tests {
             classify("wasi:sockets/tcp@0.2.6"),
             Import::Asks(c) if c.key == "tcp"
         ));
-        assert!(matches!(classify("test:missing/api@0.1.0"), Import::NotProvided));
+        assert!(matches!(
+            classify("test:missing/api@0.1.0"),
+            Import::NotProvided
+        ));
     }
 }
