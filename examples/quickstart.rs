@@ -1,12 +1,14 @@
-//! The quick-start demo: starts a small HTTP service on loopback, then runs the bundled
-//! `http` probe against it through the same code path as the `healthprobe` binary, while
-//! the service is healthy, failing, and hung.
+//! The quick-start demo: starts a small HTTP service on loopback, then runs the real
+//! `healthprobe` binary's bundled `http` probe against it while the service is healthy,
+//! failing, and hung.
 //!
-//! Run it with `cargo run --example quickstart`.
+//! Run it with `scripts/quickstart`, which builds the binary and this demo once and passes
+//! the binary's path as the only argument.
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -18,6 +20,22 @@ enum Mode {
 }
 
 fn main() {
+    // The binary built beside this demo (`target/debug/healthprobe`), unless named.
+    let bin = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("the demo's own path");
+            exe.parent()
+                .and_then(|examples| examples.parent())
+                .expect("the demo lives in target/<profile>/examples")
+                .join("healthprobe")
+        });
+    assert!(
+        bin.is_file(),
+        "no healthprobe binary at {}; run scripts/quickstart",
+        bin.display()
+    );
     let mode = Arc::new(Mutex::new(Mode::Up));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");
@@ -53,7 +71,6 @@ fn main() {
     ] {
         *mode.lock().unwrap() = m;
         let args = [
-            "healthprobe",
             "run",
             "http",
             &url,
@@ -61,12 +78,17 @@ fn main() {
             "--timeout",
             "1s",
         ];
-        println!("\n# {label}\n$ {}", args.join(" "));
+        println!("\n# {label}\n$ healthprobe {}", args.join(" "));
         let start = Instant::now();
-        let code = healthprobe::cli::run_from(args.map(Into::into)).expect("run the probe");
-        let status = (0u8..=3)
-            .find(|c| ExitCode::from(*c) == code)
-            .unwrap_or(255);
+        let out = Command::new(&bin)
+            .args(args)
+            .output()
+            .expect("run healthprobe");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        let status = out
+            .status
+            .code()
+            .map_or_else(|| out.status.to_string(), |c| c.to_string());
         println!("exit status {status}, {} ms", start.elapsed().as_millis());
     }
 }
