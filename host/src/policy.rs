@@ -280,15 +280,18 @@ impl NetPolicy {
     }
 
     /// Whether `name` may be looked up: it is granted by name, or everything is granted.
-    /// An IP literal needs no lookup and is always allowed (its connect is checked).
+    /// An IP literal ([`ip_literal`]) needs no lookup and is always allowed (its connect is
+    /// checked); callers must then use the address, never hand the name to a resolver.
     pub fn allows_lookup(&self, name: &str) -> bool {
+        if ip_literal(name).is_some() {
+            return true;
+        }
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        name.parse::<IpAddr>().is_ok()
-            || self.rules.iter().any(|rule| match rule {
-                Rule::Any(_) => true,
-                Rule::Name(n) => *n == name,
-                Rule::Net(..) => false,
-            })
+        self.rules.iter().any(|rule| match rule {
+            Rule::Any(_) => true,
+            Rule::Name(n) => *n == name,
+            Rule::Net(..) => false,
+        })
     }
 
     /// Checks `addr` and records a denial if it is refused.
@@ -330,6 +333,19 @@ impl NetPolicy {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// The address a host name stands for without any lookup: an IP literal, also in
+/// brackets or with trailing dots (`127.0.0.1.`, `[::1]`). Whoever checks a name with the
+/// policy as a literal must connect to this address and never hand the name itself to a
+/// resolver: a system resolver would send a DNS query for `127.0.0.1.`, which the policy
+/// never granted, and a query can carry data out.
+pub fn ip_literal(name: &str) -> Option<IpAddr> {
+    name.trim_start_matches('[')
+        .trim_end_matches('.')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// A host name in `--allow-net` that could not be resolved.
@@ -403,6 +419,31 @@ mod tests {
             p.denials()[0].to_string(),
             "name lookup of localhost denied by network policy; grant it with --allow-net localhost"
         );
+    }
+
+    #[test]
+    fn literals_with_trailing_dots_or_brackets_are_literals() {
+        for (name, ip) in [
+            ("127.0.0.1", Some("127.0.0.1")),
+            ("127.0.0.1.", Some("127.0.0.1")),
+            ("[::1]", Some("::1")),
+            ("::ffff:127.0.0.1", Some("::ffff:127.0.0.1")),
+            ("localhost.", None),
+            ("2130706433", None),
+            ("0x7f.0.0.1", None),
+            ("127.1", None),
+        ] {
+            assert_eq!(
+                ip_literal(name),
+                ip.map(|i| i.parse::<IpAddr>().unwrap()),
+                "{name}"
+            );
+        }
+        // Not literals, so they need a name grant like any name.
+        let p = policy(&["127.0.0.1"]);
+        assert!(p.allows_lookup("127.0.0.1."));
+        assert!(!p.allows_lookup("2130706433"));
+        assert!(!p.allows_lookup("127.1"));
     }
 
     #[test]

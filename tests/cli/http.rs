@@ -205,3 +205,13 @@ fn quiet_prints_nothing() {
     ]);
     assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:#?}");
 }
+
+#[test]
+fn http_ip_literal_with_a_trailing_dot_is_the_literal_and_is_never_looked_up() {
+    // The policy allows `127.0.0.1.` as the loopback literal; handed to the system resolver
+    // it would become a DNS query nobody granted (this used to fail with "failed to lookup
+    // address information"). It must connect to the address directly.
+    let server = HttpServer::fixed(200, r#"{"status":"UP"}"#);
+    let url = format!("http://127.0.0.1.:{}/health", server.addr.port());
+    healthprobe(["run", "http", &format!("url={url}")]).expect(0, "healthy: http: ", &["HTTP 200"]);
+}

@@ -339,15 +339,11 @@ impl Resolver for PolicyResolver {
     }
 }
 
-/// The address of a URL whose host is an IP literal, with the port it names or its
-/// scheme's default.
+/// The address of a URL whose host is an IP literal (also with a trailing dot, which the
+/// policy treats as the literal: it must never reach the system resolver), with the port
+/// it names or its scheme's default.
 fn literal(uri: &http::Uri) -> Option<SocketAddr> {
-    let ip = uri
-        .host()?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
+    let ip = crate::policy::ip_literal(uri.host()?)?;
     let port = uri.port_u16().or(match uri.scheme_str()? {
         "http" => Some(80),
         "https" => Some(443),
@@ -367,7 +363,11 @@ mod tests {
             ("http://10.0.0.1/", Some("10.0.0.1:80")),
             ("https://[::1]/x", Some("[::1]:443")),
             ("http://[fe80::1]:9/", Some("[fe80::1]:9")),
+            // The policy takes these as the literal: a resolver must never see them.
+            ("http://127.0.0.1.:8080/", Some("127.0.0.1:8080")),
+            ("http://10.0.0.1../", Some("10.0.0.1:80")),
             ("http://localhost:8080/", None),
+            ("http://localhost.:8080/", None),
             ("http://example.com/", None),
         ];
         for (url, expected) in cases {
