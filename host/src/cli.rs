@@ -34,8 +34,11 @@ pub enum Command {
     List(cmd::list::ListArgs),
 }
 
-/// Parses the process arguments and runs the subcommand.
+/// Forbids new processes for good (see `crate::confine`), then parses the process
+/// arguments and runs the subcommand. Where the kernel cannot install the filter,
+/// healthprobe still runs (it starts no process either way) and `--verbose` says so.
 pub fn run() -> Result<ExitCode, crate::Error> {
+    let _ = crate::confine::forbid_processes();
     run_from(std::env::args_os())
 }
 

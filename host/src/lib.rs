@@ -11,6 +11,7 @@ pub mod bundled;
 pub mod cache;
 pub mod cli;
 pub mod cmd;
+pub mod confine;
 pub mod engine;
 pub mod flags;
 mod fsio;

@@ -100,8 +100,9 @@ pub fn render(report: &Report, format: Format) -> String {
     excerpt(&out, MAX_OUTPUT - 1)
 }
 
-/// Renders the captured guest output for `--verbose`, within `room` bytes.
-pub fn render_guest_output(report: &Report, room: usize) -> String {
+/// Renders the captured guest output for `--verbose`, with the host's own `notes` after
+/// it, within `room` bytes.
+pub fn render_guest_output(report: &Report, notes: &[String], room: usize) -> String {
     let mut out = String::new();
     for (label, (kept, dropped)) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         if kept.is_empty() {
@@ -122,6 +123,10 @@ pub fn render_guest_output(report: &Report, room: usize) -> String {
         out.push_str(&format!("code: {code}\n"));
     }
     out.push_str(&format!("elapsed: {} ms\n", report.elapsed.as_millis()));
+    for note in notes {
+        out.push_str(note);
+        out.push('\n');
+    }
     excerpt(&out, room)
 }
 

@@ -181,7 +181,8 @@ fn print(report: &Report, format: Format, verbose: bool) -> std::io::Result<()> 
     output::print_line(&line)?;
     if verbose {
         let room = output::MAX_OUTPUT.saturating_sub(line.len() + 1);
-        eprint!("{}", output::render_guest_output(report, room));
+        let notes = [crate::confine::describe()];
+        eprint!("{}", output::render_guest_output(report, &notes, room));
     }
     Ok(())
 }
