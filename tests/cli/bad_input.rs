@@ -145,3 +145,36 @@ fn errors_are_json_under_format_json_for_every_command() {
     // Text stays the default.
     healthprobe(["inspect", "nosuchprobe"]).expect(3, "error: nosuchprobe: ", &["unknown probe"]);
 }
+
+#[test]
+fn a_broken_stdout_never_panics_and_keeps_the_contract() {
+    // stdout is a pipe whose reading end is already closed: every write fails (EPIPE).
+    let broken = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+            .args(args)
+            .env("XDG_CACHE_HOME", std::env::temp_dir())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        (out.status.code(), stderr)
+    };
+    // A check's verdict still reaches Docker through the exit status.
+    assert_eq!(broken(&["run", "tcp", "address=127.0.0.1:1"]).0, Some(1));
+    assert_eq!(broken(&["run", "nosuchprobe"]).0, Some(3));
+    // Commands whose whole output is lost say so on stderr and exit 3.
+    for args in [
+        &["list"][..],
+        &["list", "--format", "json"],
+        &["inspect", "http"],
+        &["inspect", "nosuchprobe", "--format", "json"],
+        &["frobnicate"],
+    ] {
+        let (code, stderr) = broken(args);
+        assert_eq!(code, Some(3), "{args:?}: {stderr}");
+    }
+}
