@@ -222,24 +222,12 @@ fn an_unwritable_cache_compiles_in_memory_and_says_nothing() {
     );
 }
 
-/// The runtime-only build (`--no-default-features`: no compiler). `scripts/test` builds it
-/// before the tests, in the main target directory (where it shares the build script's
-/// wasmtime with the full build), and names it in `HEALTHPROBE_RUNTIME_ONLY`; without that,
-/// it is built here on first use, in a target directory of its own (the running
-/// `cargo test` holds the main one).
+/// The runtime-only build (`--no-default-features`: no Cranelift), built on first use in
+/// its own target directory.
 fn runtime_only() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if let Some(prebuilt) = std::env::var_os("HEALTHPROBE_RUNTIME_ONLY") {
-                let prebuilt = PathBuf::from(prebuilt);
-                assert!(
-                    prebuilt.is_file(),
-                    "HEALTHPROBE_RUNTIME_ONLY names no file: {}",
-                    prebuilt.display()
-                );
-                return prebuilt;
-            }
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
             let target = root.join("target").join("runtime-only");
             let status = Command::new(env!("CARGO"))
