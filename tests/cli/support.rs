@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -260,7 +260,11 @@ impl Drop for HttpServer {
 /// byte (the "hung server"). Connections are kept open until the listener is dropped.
 pub struct SilentServer {
     pub addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
+    /// The peer address of every connection accepted so far, in accept order.
+    peers: Arc<Mutex<Vec<SocketAddr>>>,
+    /// Marker connections made by [`SilentServer::accepted`], kept open so that no later
+    /// connection can reuse one's port and be mistaken for it.
+    markers: Mutex<Vec<TcpStream>>,
 }
 
 impl SilentServer {
@@ -271,20 +275,54 @@ impl SilentServer {
     pub fn start_on(bind: &str) -> Self {
         let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let seen = peers.clone();
         thread::spawn(move || {
             let mut held: Vec<TcpStream> = Vec::new();
             for conn in listener.incoming().flatten() {
-                count.fetch_add(1, Ordering::SeqCst);
+                if let Ok(peer) = conn.peer_addr() {
+                    seen.lock().unwrap().push(peer);
+                }
                 held.push(conn);
             }
         });
-        Self { addr, accepted }
+        Self {
+            addr,
+            peers,
+            markers: Mutex::new(Vec::new()),
+        }
     }
 
+    /// The connections accepted from everything that connected before this call.
+    ///
+    /// A handshake completes in the kernel before the accept thread sees it, so a count
+    /// read right after the probe exits can miss the probe's connection. The accept queue
+    /// is first in, first out: once a marker connection made now has been accepted, every
+    /// earlier one has been too, with no guess at how long that takes.
     pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
+        let marker = TcpStream::connect(self.addr).unwrap();
+        let marker_addr = marker.local_addr().unwrap();
+        let mut markers = self.markers.lock().unwrap();
+        markers.push(marker);
+        let marker_addrs: Vec<SocketAddr> =
+            markers.iter().filter_map(|m| m.local_addr().ok()).collect();
+        let start = Instant::now();
+        loop {
+            {
+                let peers = self.peers.lock().unwrap();
+                if let Some(at) = peers.iter().position(|p| *p == marker_addr) {
+                    return peers[..at]
+                        .iter()
+                        .filter(|p| !marker_addrs.contains(p))
+                        .count();
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the marker connection was not accepted"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
