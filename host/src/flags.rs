@@ -26,6 +26,10 @@ pub struct LimitArgs {
     /// Largest size of each linear memory of the probe (`64MiB`, `512KiB`) [default: 64MiB].
     #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
     pub max_memory: Option<u64>,
+
+    /// Sockets (TCP and UDP) the probe may hold open at once [default: 100].
+    #[arg(long, value_name = "N")]
+    pub max_sockets: Option<usize>,
 }
 
 impl LimitArgs {
@@ -35,6 +39,7 @@ impl LimitArgs {
             timeout: self.timeout,
             fuel: self.fuel,
             max_memory: self.max_memory,
+            max_sockets: self.max_sockets,
         }
     }
 }

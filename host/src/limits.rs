@@ -1,6 +1,7 @@
 //! The caps of a run ([`Limits`]) and the ones enforced inside the store: memory, tables,
-//! instances ([`Limiter`]).
+//! instances ([`Limiter`]); the socket cap is enforced by `crate::imports::sockets`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
@@ -14,6 +15,8 @@ pub struct Limits {
     pub fuel: u64,
     /// Largest size of each linear memory, in bytes.
     pub max_memory: u64,
+    /// Sockets (TCP and UDP) the probe may hold at once.
+    pub max_sockets: usize,
     /// Bytes of guest stdout and of guest stderr kept (each).
     pub capture_bytes: usize,
 }
@@ -24,6 +27,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(5),
             fuel: DEFAULT_FUEL,
             max_memory: 64 * 1024 * 1024,
+            max_sockets: DEFAULT_MAX_SOCKETS,
             capture_bytes: 16 * 1024,
         }
     }
@@ -32,6 +36,11 @@ impl Default for Limits {
 /// Default fuel: far more than any honest check needs (the bundled probes use a few
 /// million), and small enough that a runaway loop with a long `--timeout` still ends.
 pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+
+/// Default socket cap: a check holds one or two connections; a probe that fans out to a
+/// cluster's nodes still fits, while a socket flood ends long before the process's file
+/// descriptor limit (often 1024) and the cost of closing its sockets stays negligible.
+pub const DEFAULT_MAX_SOCKETS: usize = 100;
 
 /// Largest number of table elements a probe may have in one table.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -57,6 +66,44 @@ pub enum LimitExceeded {
         /// The cap in elements.
         limit: usize,
     },
+    /// One socket more than `--max-sockets` was asked for.
+    #[error("socket limit ({limit} open at once)")]
+    Sockets {
+        /// The cap in sockets.
+        limit: usize,
+    },
+}
+
+impl LimitExceeded {
+    /// The flag that raises this cap, if the operator can.
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            LimitExceeded::Memory { .. } => Some("--max-memory"),
+            LimitExceeded::Sockets { .. } => Some("--max-sockets"),
+            LimitExceeded::Table { .. } => None,
+        }
+    }
+}
+
+/// The first cap a run hit, shared between the store (which records it) and the runner
+/// (which names it in the verdict even when the probe handled the refusal itself and the
+/// store is gone).
+#[derive(Debug, Clone, Default)]
+pub struct Exceeded(Arc<Mutex<Option<LimitExceeded>>>);
+
+impl Exceeded {
+    /// Records `limit` unless an earlier cap was hit: the first is the cause.
+    pub fn record(&self, limit: LimitExceeded) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(limit);
+    }
+
+    /// The first cap hit, if any.
+    pub fn get(&self) -> Option<LimitExceeded> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The store's [`ResourceLimiter`]: refuses growth past the caps with a typed error, which
@@ -65,21 +112,22 @@ pub enum LimitExceeded {
 #[derive(Debug)]
 pub struct Limiter {
     max_memory: u64,
-    exceeded: Option<LimitExceeded>,
+    exceeded: Exceeded,
 }
 
 impl Limiter {
-    /// A limiter capping every linear memory at `max_memory` bytes.
-    pub fn new(max_memory: u64) -> Self {
+    /// A limiter capping every linear memory at `max_memory` bytes; a refusal is recorded
+    /// in `exceeded`.
+    pub fn new(max_memory: u64, exceeded: Exceeded) -> Self {
         Self {
             max_memory,
-            exceeded: None,
+            exceeded,
         }
     }
 
     /// The cap that was hit, if any.
     pub fn exceeded(&self) -> Option<LimitExceeded> {
-        self.exceeded
+        self.exceeded.get()
     }
 }
 
@@ -94,7 +142,7 @@ impl ResourceLimiter for Limiter {
             let e = LimitExceeded::Memory {
                 limit: self.max_memory,
             };
-            self.exceeded = Some(e);
+            self.exceeded.record(e);
             return Err(e.into());
         }
         Ok(true)
@@ -110,7 +158,7 @@ impl ResourceLimiter for Limiter {
             let e = LimitExceeded::Table {
                 limit: MAX_TABLE_ELEMENTS,
             };
-            self.exceeded = Some(e);
+            self.exceeded.record(e);
             return Err(e.into());
         }
         Ok(true)
@@ -135,7 +183,7 @@ mod tests {
 
     #[test]
     fn growth_past_a_cap_is_a_typed_error_and_remembered() {
-        let mut l = Limiter::new(1 << 20);
+        let mut l = Limiter::new(1 << 20, Exceeded::default());
         assert!(l.memory_growing(0, 1 << 20, None).unwrap());
         let e = l
             .memory_growing(1 << 20, (1 << 20) + 65536, None)
@@ -146,7 +194,7 @@ mod tests {
         );
         assert_eq!(e.to_string(), "memory limit (1 MiB)");
 
-        let mut l = Limiter::new(1 << 20);
+        let mut l = Limiter::new(1 << 20, Exceeded::default());
         assert!(l.table_growing(0, MAX_TABLE_ELEMENTS, None).unwrap());
         let e = l
             .table_growing(10, MAX_TABLE_ELEMENTS + 1, None)

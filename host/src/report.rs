@@ -62,6 +62,7 @@ impl Failure {
             Failure::OutOfFuel(_) => "out-of-fuel",
             Failure::Limit(LimitExceeded::Memory { .. }) => "memory-limit",
             Failure::Limit(LimitExceeded::Table { .. }) => "table-limit",
+            Failure::Limit(LimitExceeded::Sockets { .. }) => "socket-limit",
             Failure::Trap(_) => "trap",
             Failure::HostCall(_) => "host-call",
         }

@@ -27,6 +27,8 @@ pub struct LimitOverrides {
     pub fuel: Option<u64>,
     /// Memory cap in bytes.
     pub max_memory: Option<u64>,
+    /// Socket cap.
+    pub max_sockets: Option<usize>,
 }
 
 /// Grants given by the caller (the command line); a non-empty list replaces the policy
@@ -92,6 +94,8 @@ pub struct PolicyFile {
     pub fuel: Option<u64>,
     /// Memory cap, e.g. `"32MiB"`.
     pub max_memory: Option<String>,
+    /// Socket cap.
+    pub max_sockets: Option<usize>,
     /// Network grants (TCP, HTTP, lookups).
     pub allow_net: Option<Vec<String>>,
     /// UDP grants.
@@ -169,6 +173,10 @@ pub fn resolve(
         timeout,
         fuel: limits.fuel.or(pf.fuel).unwrap_or(defaults.fuel),
         max_memory,
+        max_sockets: limits
+            .max_sockets
+            .or(pf.max_sockets)
+            .unwrap_or(defaults.max_sockets),
         ..defaults
     };
 

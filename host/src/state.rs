@@ -6,6 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::imports::http::HttpCtx;
+use crate::imports::sockets::SocketCap;
 use crate::limits::Limiter;
 use crate::sandbox::Sandbox;
 
@@ -17,6 +18,8 @@ pub struct HostState {
     pub table: ResourceTable,
     /// Memory and table caps.
     pub limiter: Limiter,
+    /// The socket cap.
+    pub sockets: SocketCap,
     /// What the probe is granted; its network policies are shared with the WASI socket
     /// check, the name lookup and the HTTP resolver.
     pub sandbox: Sandbox,

@@ -176,3 +176,62 @@ fn odd_parameters_are_handled() {
         );
     }
 }
+
+#[test]
+fn sockets_past_the_cap_are_refused_and_the_cap_named() {
+    let server = SilentServer::start();
+    let address = format!("address={}", server.addr);
+    // Refused at the 101st socket, long before the deadline.
+    hostile("sockets", &[&address, "count=150", "--timeout", "20s"])
+        .expect(
+            1,
+            "unhealthy: hostile: socket limit (100 open at once) reached, raise it with \
+             --max-sockets (connection 101 of 150: ",
+            &["new-socket-limit"],
+        )
+        .within(Duration::from_secs(10));
+    // Raised, the cap lets all of them through: the probe holds them until the deadline.
+    hostile(
+        "sockets",
+        &[
+            &address,
+            "count=150",
+            "--max-sockets",
+            "150",
+            "--timeout",
+            "2s",
+        ],
+    )
+    .expect(1, "unhealthy: hostile: timeout after 2s", &[])
+    .within(Duration::from_secs(2) + SLACK);
+}
+
+#[test]
+fn ten_thousand_sockets_open_at_the_deadline_do_not_delay_the_exit() {
+    const SOCKETS: u64 = 10_000;
+    // The server's ends of the sockets, on top of what the other tests hold, in this
+    // process; the probe's in the child, which inherits the limit. The hard limit is the
+    // machine's, the soft one is raised to it.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard >= SOCKETS + 2_000,
+        "this test needs a file descriptor hard limit of {}, the machine has {hard}",
+        SOCKETS + 2_000
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let server = SilentServer::start();
+    let address = format!("address={}", server.addr);
+    let count = format!("count={SOCKETS}");
+    let max = SOCKETS.to_string();
+    // The run is cut off early enough for the kernel to close every socket by the
+    // deadline (about 0.1 s for ten thousand here). `bench/sockets.sh` measures how close
+    // to it the process exits; a test on a shared machine can only bound it loosely.
+    hostile(
+        "sockets",
+        &[&address, &count, "--max-sockets", &max, "--timeout", "4s"],
+    )
+    .expect(1, "unhealthy: hostile: timeout after 4s", &[])
+    .within(Duration::from_secs(4) + SLACK / 2);
+    assert_eq!(server.accepted(), SOCKETS as usize);
+}

@@ -274,6 +274,10 @@ impl SilentServer {
 
     pub fn start_on(bind: &str) -> Self {
         let listener = TcpListener::bind(bind).unwrap();
+        // std listens with a backlog of 128; a probe opening thousands of connections can
+        // outrun the accept thread on a busy machine, and a full queue drops handshakes.
+        // Listening again on a listening socket only changes its backlog.
+        nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::new(4096).unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let peers = Arc::new(Mutex::new(Vec::new()));
         let seen = peers.clone();

@@ -5,18 +5,18 @@
 //! operator granted; this module shadows WASI's `resolve-addresses` with a check and
 //! delegates everything else.
 
-use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::p2::SocketError;
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
     self, Host, HostResolveAddressStream, ResolveAddressStream,
 };
-use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
-use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
 
 use crate::policy::Grant;
 
 use crate::imports::Capability;
+use crate::imports::sockets::{self, Sockets, SocketsView};
 use crate::sandbox::Sandbox;
 use crate::state::HostState;
 
@@ -53,30 +53,12 @@ fn grant(sandbox: &Sandbox) -> (bool, String) {
 /// policy-checked one.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    ip_name_lookup::add_to_linker::<HostState, PolicyLookup>(linker, |s| PolicyLookupView {
-        sockets: WasiSocketsCtxView {
-            ctx: s.wasi.sockets(),
-            table: &mut s.table,
-        },
-        sandbox: &s.sandbox,
-    })?;
+    ip_name_lookup::add_to_linker::<HostState, Sockets>(linker, sockets::view)?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-struct PolicyLookup;
-
-impl HasData for PolicyLookup {
-    type Data<'a> = PolicyLookupView<'a>;
-}
-
-/// WASI's sockets view plus the grants to check against.
-pub struct PolicyLookupView<'a> {
-    sockets: WasiSocketsCtxView<'a>,
-    sandbox: &'a Sandbox,
-}
-
-impl Host for PolicyLookupView<'_> {
+impl Host for SocketsView<'_> {
     fn resolve_addresses(
         &mut self,
         network: Resource<Network>,
@@ -95,7 +77,7 @@ impl Host for PolicyLookupView<'_> {
     }
 }
 
-impl HostResolveAddressStream for PolicyLookupView<'_> {
+impl HostResolveAddressStream for SocketsView<'_> {
     fn resolve_next_address(
         &mut self,
         stream: Resource<ResolveAddressStream>,
@@ -112,26 +94,5 @@ impl HostResolveAddressStream for PolicyLookupView<'_> {
 
     fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
         HostResolveAddressStream::drop(&mut self.sockets, stream)
-    }
-}
-
-// `ip-name-lookup` uses `network`'s types, so its bindings want the `network` host traits
-// too; they only delegate (the linker keeps WASI's own `network` functions).
-impl network::Host for PolicyLookupView<'_> {
-    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
-        network::Host::convert_error_code(&mut self.sockets, error)
-    }
-
-    fn network_error_code(
-        &mut self,
-        err: Resource<wasmtime_wasi::p2::bindings::sockets::network::Error>,
-    ) -> wasmtime::Result<Option<ErrorCode>> {
-        network::Host::network_error_code(&mut self.sockets, err)
-    }
-}
-
-impl network::HostNetwork for PolicyLookupView<'_> {
-    fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
-        network::HostNetwork::drop(&mut self.sockets, this)
     }
 }

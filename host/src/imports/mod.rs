@@ -4,10 +4,12 @@
 //!
 //! - [`wasi`]: WASI 0.2, its context built from the sandbox's grants;
 //! - [`lookup`]: `wasi:sockets/ip-name-lookup`, shadowed by a per-name policy check;
+//! - [`sockets`]: WASI's socket constructors, shadowed by a cap on live sockets;
 //! - [`http`]: `healthprobe:probe/http`, the host's HTTP client.
 
 pub mod http;
 pub mod lookup;
+pub mod sockets;
 pub mod wasi;
 
 use wasmtime::component::{Component, Linker};
@@ -19,8 +21,9 @@ use crate::state::HostState;
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
-    // After WASI: it replaces one of WASI's interfaces.
-    lookup::add_to_linker(linker)
+    // After WASI: they replace some of WASI's functions.
+    lookup::add_to_linker(linker)?;
+    sockets::add_to_linker(linker)
 }
 
 /// A capability as an operator thinks of it, and the imports that ask for it.

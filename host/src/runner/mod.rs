@@ -35,7 +35,8 @@ use crate::bindings::healthprobe::probe::types::{CheckError, CheckResult, ProbeI
 #[cfg(feature = "compiler")]
 use crate::cache;
 use crate::imports::http::HttpCtx;
-use crate::limits::{Limiter, Limits};
+use crate::imports::sockets::{Held, SocketCap};
+use crate::limits::{Exceeded, Limiter, Limits};
 use crate::params;
 use crate::report::{Failure, Report, Verdict};
 use crate::sandbox::Sandbox;
@@ -53,6 +54,17 @@ use engines::Backend;
 /// Time kept back from a probe's budget for it to report its own timeout (at most a
 /// tenth of the time left).
 const REPORT_MARGIN: Duration = Duration::from_millis(100);
+
+/// What closing one loopback TCP connection costs the kernel at exit, with room to spare:
+/// 10-13 µs measured on a 2-core machine.
+const SOCKET_RELEASE: Duration = Duration::from_micros(25);
+
+/// How often a run re-reads its cut-off ([`Shared::cutoff`]).
+const CUTOFF_RECHECK: Duration = Duration::from_millis(20);
+
+/// Sockets a finished run may still hold for its store to be dropped in line rather than
+/// by the reaper thread: closing this many costs microseconds.
+const SOCKETS_CLOSED_INLINE: usize = 8;
 
 /// Everything a run is given besides the probe and its parameters.
 #[derive(Debug, Clone)]
@@ -85,6 +97,9 @@ pub struct Runner {
     /// Where compiled `.wasm` files are kept between runs.
     #[cfg(feature = "compiler")]
     cache: Option<cache::Cache>,
+    /// The thread that drops stores holding many sockets ([`Runner::dispose`]), started on
+    /// first use; `None` if it could not be started.
+    reaper: OnceLock<Option<Mutex<std::sync::mpsc::Sender<Store<HostState>>>>>,
 }
 
 impl Runner {
@@ -99,6 +114,7 @@ impl Runner {
             linked: Mutex::default(),
             #[cfg(feature = "compiler")]
             cache: None,
+            reaper: OnceLock::new(),
         })
     }
 
@@ -136,17 +152,39 @@ impl Runner {
             stdout: Capture::new(limits.capture_bytes),
             stderr: Capture::new(limits.capture_bytes),
             activity: Activity::default(),
+            exceeded: Exceeded::default(),
+            sockets: Held::default(),
         };
-        let mut name = source.label();
-        let mut stage = Stage::Loading;
-        let result = tokio::time::timeout_at(
-            shared.deadline.into(),
-            self.run_inner(source, args, limits, &shared, &mut name, &mut stage),
-        )
-        .await;
+        // The store lives out here, not in the future the deadline drops: dropping it closes
+        // everything the probe holds, which for thousands of sockets takes longer than the
+        // margin the deadline leaves, so it is disposed of apart from the verdict.
+        let mut progress = Progress {
+            store: None,
+            name: source.label(),
+            stage: Stage::Loading,
+        };
+        let result = {
+            let run = self.run_inner(source, args, limits, &shared, &mut progress);
+            tokio::pin!(run);
+            // The cut-off moves earlier as the probe opens sockets, so it is re-read often.
+            loop {
+                let cutoff = shared.cutoff();
+                if Instant::now() >= cutoff {
+                    break Err(());
+                }
+                let wake = cutoff.min(Instant::now() + CUTOFF_RECHECK);
+                if let Ok(r) = tokio::time::timeout_at(wake.into(), &mut run).await {
+                    break Ok(r);
+                }
+            }
+        };
+        let Progress { store, name, stage } = progress;
+        if let Some(store) = store {
+            self.dispose(store);
+        }
         let outcome = match result {
             Ok(r) => r,
-            Err(_elapsed) => Err(Failure::Timeout {
+            Err(()) => Err(Failure::Timeout {
                 after: limits.timeout,
                 during: stage.during(&shared.activity),
             }),
@@ -182,6 +220,20 @@ impl Runner {
                     .details
                     .push(("cause".into(), failure.cause().into()));
             }
+        }
+        // A probe refused a socket or memory by a cap usually reports a generic error
+        // ("new-socket-limit", "allocation failed"); the host knows which cap and the flag
+        // that raises it.
+        if report.verdict == Verdict::Unhealthy
+            && let Some(limit) = shared.exceeded.get()
+            && !report.message.starts_with(&limit.to_string())
+        {
+            let raise = limit
+                .flag()
+                .map(|f| format!(", raise it with {f}"))
+                .unwrap_or_default();
+            report.message = format!("{limit} reached{raise} ({})", report.message);
+            report.details.push(("limit".into(), limit.to_string()));
         }
         // A probe that was refused a connection usually reports a generic error; the host
         // knows the address and the flag that would grant it, so it says so.
@@ -224,31 +276,30 @@ impl Runner {
         args: &[(String, String)],
         limits: &Limits,
         shared: &Shared,
-        name: &mut String,
-        stage: &mut Stage,
+        progress: &mut Progress,
     ) -> Result<CheckResult, Failure> {
         let pre = self.load(source, Some(shared)).await?;
-        *stage = Stage::Instantiating;
-        let mut store = Self::store(&pre, limits, shared)?;
+        progress.stage = Stage::Instantiating;
+        let store = progress.store.insert(Self::store(&pre, limits, shared)?);
         let probe = pre
-            .instantiate_async(&mut store)
+            .instantiate_async(&mut *store)
             .await
-            .map_err(|e| classify(e, &store, limits))?;
-        *stage = Stage::Describing;
+            .map_err(|e| classify(e, store, limits))?;
+        progress.stage = Stage::Describing;
         let info = probe
-            .call_describe(&mut store)
+            .call_describe(&mut *store)
             .await
-            .map_err(|e| classify(e, &store, limits))?;
-        *name = info.name.clone();
+            .map_err(|e| classify(e, store, limits))?;
+        progress.name = info.name.clone();
         params::validate(&info, args).map_err(Failure::BadInput)?;
-        *stage = Stage::Checking;
+        progress.stage = Stage::Checking;
         let left = shared.deadline.saturating_duration_since(Instant::now());
         // The probe gets a little less than what is left, so a probe that bounds its waits
         // by its budget reports its own, more precise timeout ("no reply to PING") before
         // the host's deadline cuts it off with a generic one.
         let budget = left.saturating_sub(REPORT_MARGIN.min(left / 10));
         let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
-        match probe.call_check(&mut store, args, budget_ms).await {
+        match probe.call_check(&mut *store, args, budget_ms).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(CheckError::InvalidParam(p))) => Err(Failure::BadInput(format!(
                 "invalid value for parameter '{}': {}",
@@ -257,7 +308,29 @@ impl Runner {
             Ok(Err(CheckError::InvalidConfig(msg))) => {
                 Err(Failure::BadInput(format!("invalid parameters: {msg}")))
             }
-            Err(e) => Err(classify(e, &store, limits)),
+            Err(e) => Err(classify(e, store, limits)),
+        }
+    }
+
+    /// Drops a finished run's store. One that still holds many sockets goes to a background
+    /// thread, so the verdict does not wait while they close: ten thousand take a few
+    /// hundred milliseconds, more than the deadline's margin.
+    fn dispose(&self, mut store: Store<HostState>) {
+        let state = store.data_mut();
+        if state.sockets.live(&state.table) <= SOCKETS_CLOSED_INLINE {
+            return;
+        }
+        let reaper = self.reaper.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Store<HostState>>();
+            std::thread::Builder::new()
+                .name("healthprobe-reaper".into())
+                .spawn(move || rx.into_iter().for_each(drop))
+                .ok()
+                .map(|_| Mutex::new(tx))
+        });
+        // Without the thread, closing them here is slower but still correct.
+        if let Some(tx) = reaper {
+            let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(store);
         }
     }
 
@@ -276,6 +349,8 @@ impl Runner {
             stdout: Capture::new(0),
             stderr: Capture::new(0),
             activity: Activity::default(),
+            exceeded: Exceeded::default(),
+            sockets: Held::default(),
         };
         let mut store = Self::store(pre, limits, &shared)?;
         let probe = pre
@@ -297,7 +372,12 @@ impl Runner {
         let state = HostState {
             wasi,
             table: Default::default(),
-            limiter: Limiter::new(limits.max_memory),
+            limiter: Limiter::new(limits.max_memory, shared.exceeded.clone()),
+            sockets: SocketCap::new(
+                limits.max_sockets,
+                shared.exceeded.clone(),
+                shared.sockets.clone(),
+            ),
             sandbox: shared.sandbox.clone(),
             activity: shared.activity.clone(),
             http: HttpCtx::new(
@@ -340,6 +420,29 @@ struct Shared {
     stdout: Capture,
     stderr: Capture,
     activity: Activity,
+    /// The first cap the run hit, if any.
+    exceeded: Exceeded,
+    /// The sockets the probe holds.
+    sockets: Held,
+}
+
+impl Shared {
+    /// When the run must be cut off: the deadline, less the time the kernel takes to
+    /// close the sockets the probe holds once the process exits. The deadline bounds the
+    /// whole process, and ten thousand loopback connections take over 0.1 s to close.
+    fn cutoff(&self) -> Instant {
+        let release = SOCKET_RELEASE * u32::try_from(self.sockets.get()).unwrap_or(u32::MAX);
+        let now = Instant::now();
+        self.deadline.checked_sub(release).unwrap_or(now).max(now)
+    }
+}
+
+/// What a run leaves behind if the deadline drops it halfway: the store (to dispose of),
+/// the probe's name, and where it was.
+struct Progress {
+    store: Option<Store<HostState>>,
+    name: String,
+    stage: Stage,
 }
 
 /// Where a run was when the deadline hit, for the timeout message.

@@ -19,7 +19,7 @@ impl Probe for Hostile {
                 "mode",
                 "spin | memory | panic | sleep | flood | tcp-read | http-loop | echo \
                  | connect | resolve | read-file | list-dir | write-file | env | udp | insecure \
-                 | recurse | big-message",
+                 | recurse | big-message | sockets | random",
             ))
             .param(ParamSpec::optional(
                 "address",
@@ -32,6 +32,10 @@ impl Probe for Hostile {
                 "path for read-file, list-dir, write-file",
             ))
             .param(ParamSpec::optional("value", "text for echo").repeatable())
+            .param(ParamSpec::optional(
+                "count",
+                "connections for sockets, bytes for random",
+            ))
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
@@ -158,6 +162,33 @@ impl Probe for Hostile {
             ))),
             "big-message" => {
                 Ok(CheckResult::unhealthy("x".repeat(1 << 20)).detail("big", "y".repeat(1 << 20)))
+            }
+            // Holds `count` connections open, then waits far past any budget: the host must
+            // cap the sockets and still end on time with all of them open.
+            "sockets" => {
+                let address = params.required_str("address")?;
+                let count = params.required_parse("count", |t| t.parse::<usize>().map_err(|e| e.to_string()))?;
+                let mut held = Vec::with_capacity(count);
+                for i in 0..count {
+                    match tcp::connect(address, &budget) {
+                        Ok(conn) => held.push(conn),
+                        Err(e) => {
+                            return Ok(CheckResult::unhealthy(format!(
+                                "connection {} of {count}: {e}",
+                                i + 1
+                            )));
+                        }
+                    }
+                }
+                black_box(&held);
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(CheckResult::healthy(format!("held {count} connections")))
+            }
+            // One request for `count` random bytes, which the host allocates.
+            "random" => {
+                let count = params.required_parse("count", |t| t.parse::<u64>().map_err(|e| e.to_string()))?;
+                let bytes = wasi::random::random::get_random_bytes(count);
+                Ok(CheckResult::healthy(format!("got {} random bytes", bytes.len())))
             }
             "echo" => Ok(CheckResult::healthy(params.list("value").join("|"))
                 .detail("count", params.list("value").len())),

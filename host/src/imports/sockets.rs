@@ -1,0 +1,181 @@
+//! `wasi:sockets/tcp-create-socket` and `udp-create-socket` with a cap on the sockets a run
+//! holds at once (`--max-sockets`).
+//!
+//! Without it, a probe could open sockets up to the process's file descriptor limit: the
+//! host would then fail in ways the probe is not blamed for (no descriptor left for the
+//! compile cache or the resolver), and closing thousands of connections costs time after
+//! the deadline. wasmtime-wasi has no such cap, so these two functions shadow WASI's,
+//! count, and delegate.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddressFamily, Network};
+use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket};
+use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket, UdpSocket};
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
+
+use crate::limits::{Exceeded, LimitExceeded};
+use crate::sandbox::Sandbox;
+use crate::state::HostState;
+
+/// The sockets a run holds, against its cap.
+#[derive(Debug)]
+pub struct SocketCap {
+    max: usize,
+    /// Table indices of the sockets created so far; some may have been dropped since.
+    created: Vec<Created>,
+    exceeded: Exceeded,
+    held: Held,
+}
+
+/// How many sockets a run held when it last made one (it may have dropped some since),
+/// readable from outside the store: closing sockets takes time, which the runner keeps
+/// back from the deadline.
+#[derive(Debug, Clone, Default)]
+pub struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    /// The count.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Created {
+    Tcp(u32),
+    Udp(u32),
+}
+
+impl SocketCap {
+    /// A cap of `max` sockets; a refusal is recorded in `exceeded`, the count kept in
+    /// `held`.
+    pub fn new(max: usize, exceeded: Exceeded, held: Held) -> Self {
+        Self {
+            max,
+            created: Vec::new(),
+            exceeded,
+            held,
+        }
+    }
+
+    /// How many sockets the probe holds now.
+    ///
+    /// A socket the guest dropped leaves the table, and its slot may since hold another
+    /// kind of resource; only sockets made here can be sockets (probes may not listen, so
+    /// nothing is accepted), so what is still a socket of its kind is still held. The list
+    /// never grows past the cap, so this stays cheap.
+    pub fn live(&mut self, table: &ResourceTable) -> usize {
+        self.created.retain(|c| match *c {
+            Created::Tcp(rep) => table.get(&Resource::<TcpSocket>::new_own(rep)).is_ok(),
+            Created::Udp(rep) => table.get(&Resource::<UdpSocket>::new_own(rep)).is_ok(),
+        });
+        // A slot freed and reused by a new socket of the same kind appears twice.
+        self.created.sort_unstable();
+        self.created.dedup();
+        self.held.0.store(self.created.len(), Ordering::Relaxed);
+        self.created.len()
+    }
+
+    fn push(&mut self, created: Created) {
+        self.created.push(created);
+        self.held.0.store(self.created.len(), Ordering::Relaxed);
+    }
+
+    /// Whether one more socket is allowed; a refusal is recorded for the verdict.
+    fn admit(&mut self, table: &ResourceTable) -> bool {
+        if self.live(table) < self.max {
+            return true;
+        }
+        self.exceeded
+            .record(LimitExceeded::Sockets { limit: self.max });
+        false
+    }
+}
+
+/// Replaces WASI's `tcp-create-socket` and `udp-create-socket` in `linker` (which must
+/// already hold WASI) with the capped ones.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    tcp_create_socket::add_to_linker::<HostState, Sockets>(linker, view)?;
+    udp_create_socket::add_to_linker::<HostState, Sockets>(linker, view)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The view of the host state that the shadowed socket functions (here and in
+/// `super::lookup`) work through.
+pub(super) fn view(s: &mut HostState) -> SocketsView<'_> {
+    SocketsView {
+        sockets: WasiSocketsCtxView {
+            ctx: s.wasi.sockets(),
+            table: &mut s.table,
+        },
+        sandbox: &s.sandbox,
+        cap: &mut s.sockets,
+    }
+}
+
+pub(super) struct Sockets;
+
+impl HasData for Sockets {
+    type Data<'a> = SocketsView<'a>;
+}
+
+/// WASI's sockets view plus the grants and the cap.
+pub(super) struct SocketsView<'a> {
+    /// What WASI's own implementations work on; everything not checked is delegated.
+    pub sockets: WasiSocketsCtxView<'a>,
+    /// The grants lookups are checked against.
+    pub sandbox: &'a Sandbox,
+    /// The socket cap.
+    pub cap: &'a mut SocketCap,
+}
+
+impl tcp_create_socket::Host for SocketsView<'_> {
+    fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
+        if !self.cap.admit(self.sockets.table) {
+            return Err(ErrorCode::NewSocketLimit.into());
+        }
+        let socket = tcp_create_socket::Host::create_tcp_socket(&mut self.sockets, family)?;
+        self.cap.push(Created::Tcp(socket.rep()));
+        Ok(socket)
+    }
+}
+
+impl udp_create_socket::Host for SocketsView<'_> {
+    async fn create_udp_socket(
+        &mut self,
+        family: IpAddressFamily,
+    ) -> SocketResult<Resource<UdpSocket>> {
+        if !self.cap.admit(self.sockets.table) {
+            return Err(ErrorCode::NewSocketLimit.into());
+        }
+        let socket = udp_create_socket::Host::create_udp_socket(&mut self.sockets, family).await?;
+        self.cap.push(Created::Udp(socket.rep()));
+        Ok(socket)
+    }
+}
+
+// The shadowed interfaces use `network`'s types, so their bindings want the `network` host
+// traits too; they only delegate (the linker keeps WASI's own `network` functions).
+impl network::Host for SocketsView<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        network::Host::convert_error_code(&mut self.sockets, error)
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<network::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        network::Host::network_error_code(&mut self.sockets, err)
+    }
+}
+
+impl network::HostNetwork for SocketsView<'_> {
+    fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
+        network::HostNetwork::drop(&mut self.sockets, this)
+    }
+}
