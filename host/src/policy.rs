@@ -348,6 +348,19 @@ pub fn ip_literal(name: &str) -> Option<IpAddr> {
         .ok()
 }
 
+/// The spelling of `name`, which the policy allowed, to hand a system resolver.
+/// `localhost` in every spelling the policy accepts for it (any letter case, trailing
+/// dots) is `localhost`: glibc answers only the exact name from /etc/hosts and sends
+/// `localhost.` to DNS, a query the default policy (which needs no DNS) never meant to
+/// send, in the letter case the probe chose. Every other name is returned as given.
+pub fn resolver_name(name: &str) -> &str {
+    if name.trim_end_matches('.').eq_ignore_ascii_case("localhost") {
+        "localhost"
+    } else {
+        name
+    }
+}
+
 /// A host name in `--allow-net` that could not be resolved.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot resolve {flag} host '{host}': {source}; grant an IP address or fix the name")]
@@ -444,6 +457,21 @@ mod tests {
         assert!(p.allows_lookup("127.0.0.1."));
         assert!(!p.allows_lookup("2130706433"));
         assert!(!p.allows_lookup("127.1"));
+    }
+
+    #[test]
+    fn localhost_reaches_the_resolver_in_the_spelling_hosts_files_know() {
+        for name in ["localhost", "localhost.", "LocalHost..", "LOCALHOST"] {
+            assert_eq!(resolver_name(name), "localhost", "{name}");
+        }
+        for name in [
+            "db.internal.",
+            "DB.internal",
+            "localhost.example",
+            "127.0.0.1.",
+        ] {
+            assert_eq!(resolver_name(name), name);
+        }
     }
 
     #[test]

@@ -85,13 +85,17 @@ impl Host for PolicyLookupView<'_> {
         if !self.sandbox.check_lookup(&name) {
             return Err(ErrorCode::AccessDenied.into());
         }
-        // A literal the policy let through needs no lookup: WASI gets it in the form it
-        // parses itself, so `127.0.0.1.` never becomes a DNS query.
-        let name = match crate::policy::ip_literal(&name) {
-            Some(ip) => ip.to_string(),
-            None => name,
-        };
-        Host::resolve_addresses(&mut self.sockets, network, name)
+        Host::resolve_addresses(&mut self.sockets, network, for_wasi(name))
+    }
+}
+
+/// The name WASI's resolver is given for `name`, which the policy allowed. A literal
+/// needs no lookup: WASI gets it in the form it parses itself, so `127.0.0.1.` never
+/// becomes a DNS query; `localhost` goes in the one spelling /etc/hosts answers.
+fn for_wasi(name: String) -> String {
+    match crate::policy::ip_literal(&name) {
+        Some(ip) => ip.to_string(),
+        None => crate::policy::resolver_name(&name).to_string(),
     }
 }
 
@@ -133,5 +137,23 @@ impl network::Host for PolicyLookupView<'_> {
 impl network::HostNetwork for PolicyLookupView<'_> {
     fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
         network::HostNetwork::drop(&mut self.sockets, this)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasi_gets_literals_and_localhost_in_the_form_that_needs_no_dns() {
+        for (name, expected) in [
+            ("127.0.0.1.", "127.0.0.1"),
+            ("[::1]", "::1"),
+            ("localhost.", "localhost"),
+            ("LOCALHOST.", "localhost"),
+            ("db.internal.", "db.internal."),
+        ] {
+            assert_eq!(for_wasi(name.to_string()), expected, "{name}");
+        }
     }
 }
