@@ -348,6 +348,21 @@ pub fn ip_literal(name: &str) -> Option<IpAddr> {
         .ok()
 }
 
+/// The spelling of `name`, which the policy allowed, to hand a system resolver: lower
+/// case, so a probe cannot carry data out in the letter case of a granted name (DNS
+/// servers see names as the client spells them), and `localhost` in every spelling the
+/// policy accepts (trailing dots) as `localhost`: glibc answers only the exact name from
+/// /etc/hosts and sends `localhost.` to DNS, a query the default policy (which needs no
+/// DNS) never meant to send.
+pub fn resolver_name(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    if lower.trim_end_matches('.') == "localhost" {
+        "localhost".into()
+    } else {
+        lower
+    }
+}
+
 /// A host name in `--allow-net` that could not be resolved.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot resolve {flag} host '{host}': {source}; grant an IP address or fix the name")]
@@ -444,6 +459,21 @@ mod tests {
         assert!(p.allows_lookup("127.0.0.1."));
         assert!(!p.allows_lookup("2130706433"));
         assert!(!p.allows_lookup("127.1"));
+    }
+
+    #[test]
+    fn localhost_reaches_the_resolver_in_the_spelling_hosts_files_know() {
+        for name in ["localhost", "localhost.", "LocalHost..", "LOCALHOST"] {
+            assert_eq!(resolver_name(name), "localhost", "{name}");
+        }
+        for (name, expected) in [
+            ("db.internal.", "db.internal."),
+            ("DB.Internal", "db.internal"),
+            ("localhost.example", "localhost.example"),
+            ("127.0.0.1.", "127.0.0.1."),
+        ] {
+            assert_eq!(resolver_name(name), expected);
+        }
     }
 
     #[test]

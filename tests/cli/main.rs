@@ -10,6 +10,7 @@ mod servers;
 // Running probes: results, bounds, and bad input.
 mod bad_input;
 mod containment;
+mod dns_leak;
 mod http;
 mod network_policy;
 mod no_processes;

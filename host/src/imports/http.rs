@@ -317,7 +317,14 @@ impl Resolver for PolicyResolver {
                 one.push(addr);
                 one
             }
-            None => DefaultResolver::default().resolve(uri, config, timeout)?,
+            None => {
+                let respelled = for_resolver(uri);
+                DefaultResolver::default().resolve(
+                    respelled.as_ref().unwrap_or(uri),
+                    config,
+                    timeout,
+                )?
+            }
         };
         let mut allowed = self.empty();
         for addr in all
@@ -352,6 +359,21 @@ fn literal(uri: &http::Uri) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// `uri` with its host respelled for the system resolver ([`crate::policy::resolver_name`]:
+/// lower case, and `localhost.` answered from /etc/hosts, not sent to DNS), or `None` when
+/// the host needs no respelling.
+fn for_resolver(uri: &http::Uri) -> Option<http::Uri> {
+    let host = uri.host()?;
+    let name = crate::policy::resolver_name(host);
+    if name == host {
+        return None;
+    }
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{name}{port}/", uri.scheme_str()?)
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +395,27 @@ mod tests {
         for (url, expected) in cases {
             let expected = expected.map(|a| a.parse::<SocketAddr>().unwrap());
             assert_eq!(literal(&url.parse().unwrap()), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn localhost_is_resolved_in_the_spelling_hosts_files_know() {
+        let cases = [
+            (
+                "http://localhost.:8080/health",
+                Some("http://localhost:8080/"),
+            ),
+            ("https://LOCALHOST../x", Some("https://localhost/")),
+            ("http://localhost:8080/", None),
+            ("http://db.internal.:8080/", None),
+            (
+                "http://DB.internal:8080/x",
+                Some("http://db.internal:8080/"),
+            ),
+        ];
+        for (url, expected) in cases {
+            let expected = expected.map(|u| u.parse::<http::Uri>().unwrap());
+            assert_eq!(for_resolver(&url.parse().unwrap()), expected, "{url}");
         }
     }
 }

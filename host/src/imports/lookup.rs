@@ -67,13 +67,17 @@ impl Host for SocketsView<'_> {
         if !self.sandbox.check_lookup(&name) {
             return Err(ErrorCode::AccessDenied.into());
         }
-        // A literal the policy let through needs no lookup: WASI gets it in the form it
-        // parses itself, so `127.0.0.1.` never becomes a DNS query.
-        let name = match crate::policy::ip_literal(&name) {
-            Some(ip) => ip.to_string(),
-            None => name,
-        };
-        Host::resolve_addresses(&mut self.sockets, network, name)
+        Host::resolve_addresses(&mut self.sockets, network, for_wasi(name))
+    }
+}
+
+/// The name WASI's resolver is given for `name`, which the policy allowed. A literal
+/// needs no lookup: WASI gets it in the form it parses itself, so `127.0.0.1.` never
+/// becomes a DNS query; a name goes in lower case, `localhost` without its trailing dot.
+fn for_wasi(name: String) -> String {
+    match crate::policy::ip_literal(&name) {
+        Some(ip) => ip.to_string(),
+        None => crate::policy::resolver_name(&name),
     }
 }
 
@@ -94,5 +98,24 @@ impl HostResolveAddressStream for SocketsView<'_> {
 
     fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
         HostResolveAddressStream::drop(&mut self.sockets, stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasi_gets_literals_and_localhost_in_the_form_that_needs_no_dns() {
+        for (name, expected) in [
+            ("127.0.0.1.", "127.0.0.1"),
+            ("[::1]", "::1"),
+            ("localhost.", "localhost"),
+            ("LOCALHOST.", "localhost"),
+            ("db.internal.", "db.internal."),
+            ("DB.Internal", "db.internal"),
+        ] {
+            assert_eq!(for_wasi(name.to_string()), expected, "{name}");
+        }
     }
 }
