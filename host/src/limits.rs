@@ -66,6 +66,15 @@ pub enum LimitExceeded {
         /// The cap in elements.
         limit: usize,
     },
+    /// The probe asked the host for more random bytes at once than `--max-memory`, which
+    /// the host would have to allocate before the guest's memory could refuse them.
+    #[error("random bytes: {} requested, limit {}", crate::text::size(*.requested), crate::text::size(*.limit))]
+    RandomBytes {
+        /// Bytes asked for.
+        requested: u64,
+        /// The cap in bytes.
+        limit: u64,
+    },
     /// One socket more than `--max-sockets` was asked for.
     #[error("socket limit ({limit} open at once)")]
     Sockets {
@@ -78,7 +87,9 @@ impl LimitExceeded {
     /// The flag that raises this cap, if the operator can.
     pub fn flag(self) -> Option<&'static str> {
         match self {
-            LimitExceeded::Memory { .. } => Some("--max-memory"),
+            LimitExceeded::Memory { .. } | LimitExceeded::RandomBytes { .. } => {
+                Some("--max-memory")
+            }
             LimitExceeded::Sockets { .. } => Some("--max-sockets"),
             LimitExceeded::Table { .. } => None,
         }
@@ -128,6 +139,20 @@ impl Limiter {
     /// The cap that was hit, if any.
     pub fn exceeded(&self) -> Option<LimitExceeded> {
         self.exceeded.get()
+    }
+
+    /// Checks a buffer of `len` bytes the host is asked to allocate on the guest's behalf
+    /// against the memory cap, before it is allocated.
+    pub fn host_buffer(&self, len: u64) -> wasmtime::Result<()> {
+        if len <= self.max_memory {
+            return Ok(());
+        }
+        let e = LimitExceeded::RandomBytes {
+            requested: len,
+            limit: self.max_memory,
+        };
+        self.exceeded.record(e);
+        Err(e.into())
     }
 }
 

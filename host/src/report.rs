@@ -24,8 +24,8 @@ pub enum Failure {
     /// The fuel ran out (exit 1).
     #[error("out of fuel ({} units); raise --fuel if the probe is honest", .0)]
     OutOfFuel(u64),
-    /// A memory or table cap was hit (exit 1).
-    #[error("{0}")]
+    /// A memory, table or socket cap was hit (exit 1).
+    #[error("{}{}", .0, .0.flag().map(|f| format!("; raise {f} if the probe is honest")).unwrap_or_default())]
     Limit(LimitExceeded),
     /// The guest trapped (exit 1): a panic, a stack overflow, a wasm bug.
     #[error("probe crashed: {0}")]
@@ -63,6 +63,7 @@ impl Failure {
             Failure::Limit(LimitExceeded::Memory { .. }) => "memory-limit",
             Failure::Limit(LimitExceeded::Table { .. }) => "table-limit",
             Failure::Limit(LimitExceeded::Sockets { .. }) => "socket-limit",
+            Failure::Limit(LimitExceeded::RandomBytes { .. }) => "memory-limit",
             Failure::Trap(_) => "trap",
             Failure::HostCall(_) => "host-call",
         }

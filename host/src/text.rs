@@ -19,9 +19,11 @@ pub fn duration(d: Duration) -> String {
 
 /// A byte count in binary units: `64 MiB`.
 pub fn size(bytes: u64) -> String {
-    const MIB: u64 = 1 << 20;
-    if bytes >= MIB && bytes.is_multiple_of(MIB) {
-        return format!("{} MiB", bytes / MIB);
+    // Whole mebibytes (and gibibytes, tebibytes) are written the way flags take them.
+    for (unit, name) in [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB")] {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{} {name}", bytes / unit);
+        }
     }
     bytesize::ByteSize::b(bytes).display().iec().to_string()
 }

@@ -235,3 +235,27 @@ fn ten_thousand_sockets_open_at_the_deadline_do_not_delay_the_exit() {
     .within(Duration::from_secs(4) + SLACK / 2);
     assert_eq!(server.accepted(), SOCKETS as usize);
 }
+
+#[test]
+fn random_bytes_past_the_memory_cap_are_refused_before_the_host_allocates_them() {
+    // A tebibyte would abort the host if it were allocated first.
+    hostile("random", &["count=1099511627776", "--max-memory", "16MiB"])
+        .expect(
+            1,
+            "unhealthy: hostile: random bytes: 1 TiB requested, limit 16 MiB; raise \
+             --max-memory if the probe is honest",
+            &[],
+        )
+        .within(Duration::from_secs(5));
+    // 17 MiB is refused under a 16 MiB cap and allowed under the default 64 MiB.
+    hostile("random", &["count=17825792", "--max-memory", "16MiB"]).expect(
+        1,
+        "unhealthy: hostile: random bytes: 17 MiB requested, limit 16 MiB",
+        &[],
+    );
+    hostile("random", &["count=17825792"]).expect(
+        0,
+        "healthy: hostile: got 17825792 random bytes",
+        &[],
+    );
+}

@@ -1,20 +1,69 @@
 //! WASI 0.2 (wasmtime-wasi), with the sandbox in front: the guest's WASI context is built
 //! from the grants, so sockets, directories and variables exist only as granted.
 
-use wasmtime::component::Linker;
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::p2::bindings::random::{insecure, random};
+use wasmtime_wasi::random::WasiRandomCtx;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::imports::Capability;
+use crate::limits::Limiter;
 use crate::policy::Grant;
 use crate::report::Failure;
 use crate::sandbox::Sandbox;
 use crate::state::HostState;
 use crate::stdio::Capture;
 
-/// Registers every WASI 0.2 interface.
+/// Registers every WASI 0.2 interface, random bytes capped by `--max-memory`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    linker.allow_shadowing(true);
+    random::add_to_linker::<HostState, CappedRandom<'static>>(linker, random_view)?;
+    insecure::add_to_linker::<HostState, CappedRandom<'static>>(linker, random_view)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn random_view(s: &mut HostState) -> CappedRandom<'_> {
+    CappedRandom {
+        ctx: s.wasi.random(),
+        limiter: &s.limiter,
+    }
+}
+
+/// WASI's random numbers, with the length of a byte request checked against the memory
+/// cap before the host allocates the buffer (wasmtime-wasi's own cap is a fixed 64 MiB,
+/// and reports an untyped error).
+pub struct CappedRandom<'a> {
+    ctx: &'a mut WasiRandomCtx,
+    limiter: &'a Limiter,
+}
+
+impl HasData for CappedRandom<'static> {
+    type Data<'a> = CappedRandom<'a>;
+}
+
+impl random::Host for CappedRandom<'_> {
+    fn get_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
+        self.limiter.host_buffer(len)?;
+        random::Host::get_random_bytes(self.ctx, len)
+    }
+
+    fn get_random_u64(&mut self) -> wasmtime::Result<u64> {
+        random::Host::get_random_u64(self.ctx)
+    }
+}
+
+impl insecure::Host for CappedRandom<'_> {
+    fn get_insecure_random_bytes(&mut self, len: u64) -> wasmtime::Result<Vec<u8>> {
+        self.limiter.host_buffer(len)?;
+        insecure::Host::get_insecure_random_bytes(self.ctx, len)
+    }
+
+    fn get_insecure_random_u64(&mut self) -> wasmtime::Result<u64> {
+        insecure::Host::get_insecure_random_u64(self.ctx)
+    }
 }
 
 /// The guest's WASI context: clocks and random always; stdout/stderr into the captures;

@@ -27,7 +27,9 @@ pub(super) fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &
             Failure::Trap("wasm trap: unreachable (a panic or abort)".into())
         }
         Some(trap) => Failure::Trap(format!("wasm trap: {trap}")),
-        None => Failure::HostCall(text::chain(&err)),
+        // The root cause first: the context wasmtime adds is a wasm backtrace, which says
+        // nothing to an operator and would push the cause off the end of the line.
+        None => Failure::HostCall(text::one_line(&err.root_cause().to_string())),
     }
 }
 
