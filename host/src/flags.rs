@@ -30,6 +30,40 @@ pub struct LimitArgs {
     /// Sockets (TCP and UDP) the probe may hold open at once [default: 100].
     #[arg(long, value_name = "N")]
     pub max_sockets: Option<usize>,
+
+    #[command(flatten)]
+    pub code: CodeLimitArgs,
+}
+
+/// Caps on the probe file and its code, checked before anything is compiled.
+#[derive(Debug, Args, Default)]
+pub struct CodeLimitArgs {
+    /// Largest probe file, `.wasm` or `.cwasm` [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    pub max_size: Option<u64>,
+
+    /// Largest function in a component to compile, in bytes of WebAssembly code; compiling
+    /// memory grows with it [default: 512KiB].
+    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    pub max_function_size: Option<u64>,
+
+    /// Largest sum of all functions in a component to compile, in bytes of WebAssembly
+    /// code; the compiled code is kept in memory [default: 16MiB].
+    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    pub max_code_size: Option<u64>,
+}
+
+impl CodeLimitArgs {
+    /// The caps given on the command line (only these; other limits left to the policy
+    /// file and the defaults).
+    pub fn overrides(&self) -> LimitOverrides {
+        LimitOverrides {
+            max_size: self.max_size,
+            max_function_size: self.max_function_size,
+            max_code_size: self.max_code_size,
+            ..LimitOverrides::default()
+        }
+    }
 }
 
 impl LimitArgs {
@@ -40,6 +74,9 @@ impl LimitArgs {
             fuel: self.fuel,
             max_memory: self.max_memory,
             max_sockets: self.max_sockets,
+            max_size: self.code.max_size,
+            max_function_size: self.code.max_function_size,
+            max_code_size: self.code.max_code_size,
         }
     }
 }

@@ -19,6 +19,38 @@ pub struct Limits {
     pub max_sockets: usize,
     /// Bytes of guest stdout and of guest stderr kept (each).
     pub capture_bytes: usize,
+    /// Caps on the probe file and its code, checked before anything is compiled.
+    pub code: CodeLimits,
+}
+
+/// Caps checked before a probe is compiled or loaded: compiling is not interruptible and
+/// its memory is not a linear memory, so these are what keep a compile bomb (a huge file,
+/// or a few enormous functions) from exhausting the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeLimits {
+    /// Largest probe file (`.wasm` or `.cwasm`), in bytes.
+    pub max_size: u64,
+    /// Largest function body, in bytes of WebAssembly code: Cranelift (`healthprobe
+    /// compile`) works on a function at a time and needs up to 1.4 KB of memory per byte of
+    /// branchy code.
+    pub max_function_size: u64,
+    /// Largest sum of all function bodies: Winch (`run`) keeps what it compiled, about 26
+    /// bytes of memory per byte of branchy code.
+    pub max_code_size: u64,
+}
+
+impl Default for CodeLimits {
+    fn default() -> Self {
+        Self {
+            // Python (componentize-py, 18 MB) and JavaScript (componentize-js, 12 MB)
+            // probes and their 36-38 MB `.cwasm` files fit with room to spare.
+            max_size: 64 << 20,
+            // CPython's largest function is 417 KiB, SpiderMonkey's 168 KiB.
+            max_function_size: 512 << 10,
+            // CPython's code is 6.2 MiB, SpiderMonkey's 8.8 MiB.
+            max_code_size: 16 << 20,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -29,6 +61,7 @@ impl Default for Limits {
             max_memory: 64 * 1024 * 1024,
             max_sockets: DEFAULT_MAX_SOCKETS,
             capture_bytes: 16 * 1024,
+            code: CodeLimits::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::limits::Limits;
+use crate::limits::{CodeLimits, Limits};
 use crate::policy::{self, Grant, NetPolicy, Proto};
 use crate::report::Failure;
 use crate::runner::RunConfig;
@@ -29,6 +29,12 @@ pub struct LimitOverrides {
     pub max_memory: Option<u64>,
     /// Socket cap.
     pub max_sockets: Option<usize>,
+    /// Largest probe file, in bytes.
+    pub max_size: Option<u64>,
+    /// Largest function body, in bytes.
+    pub max_function_size: Option<u64>,
+    /// Largest sum of function bodies, in bytes.
+    pub max_code_size: Option<u64>,
 }
 
 /// Grants given by the caller (the command line); a non-empty list replaces the policy
@@ -96,6 +102,12 @@ pub struct PolicyFile {
     pub max_memory: Option<String>,
     /// Socket cap.
     pub max_sockets: Option<usize>,
+    /// Largest probe file, e.g. `"64MiB"`.
+    pub max_size: Option<String>,
+    /// Largest function body, e.g. `"512KiB"`.
+    pub max_function_size: Option<String>,
+    /// Largest sum of function bodies, e.g. `"16MiB"`.
+    pub max_code_size: Option<String>,
     /// Network grants (TCP, HTTP, lookups).
     pub allow_net: Option<Vec<String>>,
     /// UDP grants.
@@ -164,10 +176,37 @@ pub fn resolve(
         (None, Some(s)) => parse_duration(s).map_err(|e| bad("timeout", e))?,
         (None, None) => defaults.timeout,
     };
-    let max_memory = match (limits.max_memory, &pf.max_memory) {
-        (Some(m), _) => m,
-        (None, Some(s)) => parse_size(s).map_err(|e| bad("max-memory", e))?,
-        (None, None) => defaults.max_memory,
+    let size =
+        |flag: Option<u64>, key: &str, file: &Option<String>, default: u64| match (flag, file) {
+            (Some(m), _) => Ok(m),
+            (None, Some(s)) => parse_size(s).map_err(|e| bad(key, e)),
+            (None, None) => Ok(default),
+        };
+    let max_memory = size(
+        limits.max_memory,
+        "max-memory",
+        &pf.max_memory,
+        defaults.max_memory,
+    )?;
+    let code = CodeLimits {
+        max_size: size(
+            limits.max_size,
+            "max-size",
+            &pf.max_size,
+            defaults.code.max_size,
+        )?,
+        max_function_size: size(
+            limits.max_function_size,
+            "max-function-size",
+            &pf.max_function_size,
+            defaults.code.max_function_size,
+        )?,
+        max_code_size: size(
+            limits.max_code_size,
+            "max-code-size",
+            &pf.max_code_size,
+            defaults.code.max_code_size,
+        )?,
     };
     let limits = Limits {
         timeout,
@@ -177,6 +216,7 @@ pub fn resolve(
             .max_sockets
             .or(pf.max_sockets)
             .unwrap_or(defaults.max_sockets),
+        code,
         ..defaults
     };
 

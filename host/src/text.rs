@@ -19,8 +19,13 @@ pub fn duration(d: Duration) -> String {
 
 /// A byte count in binary units: `64 MiB`.
 pub fn size(bytes: u64) -> String {
-    // Whole mebibytes (and gibibytes, tebibytes) are written the way flags take them.
-    for (unit, name) in [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB")] {
+    // Whole units are written the way flags take them.
+    for (unit, name) in [
+        (1u64 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ] {
         if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{} {name}", bytes / unit);
         }

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::support::{self, HttpServer, SLACK, SilentServer, guest, healthprobe, hostile};
+use crate::support::{
+    self, HttpServer, SLACK, SilentServer, guest, healthprobe, hostile, synthetic_component,
+    temp_file,
+};
 
 #[test]
 fn spinning_guest_times_out() {
@@ -258,4 +261,66 @@ fn random_bytes_past_the_memory_cap_are_refused_before_the_host_allocates_them()
         "healthy: hostile: got 17825792 random bytes",
         &[],
     );
+}
+
+#[test]
+fn a_component_with_a_function_over_the_size_cap_is_refused_before_compiling() {
+    // One function of 600 KiB: straight-line code compiles quickly, so the test shows the
+    // check, not the cost it prevents.
+    let (_dir, path) = temp_file("big-function.wasm", &synthetic_component(1, 600 << 10));
+    let path = path.to_str().unwrap();
+    for command in [&["run", path][..], &["compile", path, "-o", "/dev/null"]] {
+        healthprobe(command)
+            .expect(
+                3,
+                &format!("error: {path}: a function of 600"),
+                &[
+                    "KiB is over the limit of 512 KiB",
+                    "raise --max-function-size if you trust the component",
+                ],
+            )
+            .within(Duration::from_secs(5));
+    }
+    // Raised, the same component is compiled (and refused later, for what it exports).
+    healthprobe(["run", path, "--max-function-size", "1MiB", "--no-cache"]).expect(
+        3,
+        &format!("error: {path}: not a healthprobe probe"),
+        &[],
+    );
+}
+
+#[test]
+fn a_component_with_more_code_than_the_cap_is_refused_before_compiling() {
+    let (_dir, path) = temp_file("much-code.wasm", &synthetic_component(40, 10 << 10));
+    let path = path.to_str().unwrap();
+    healthprobe(["run", path, "--max-code-size", "256KiB"]).expect(
+        3,
+        &format!("error: {path}: the code of the component, more than "),
+        &[
+            "KiB is over the limit of 256 KiB",
+            "raise --max-code-size if you trust the component",
+        ],
+    );
+    healthprobe(["run", path, "--no-cache"]).expect(
+        3,
+        &format!("error: {path}: not a healthprobe probe"),
+        &[],
+    );
+}
+
+#[test]
+fn a_probe_file_over_the_size_cap_is_refused_before_it_is_read() {
+    let (_dir, path) = temp_file("big.wasm", &synthetic_component(4, 64 << 10));
+    let path = path.to_str().unwrap();
+    for command in [
+        &["run", path, "--max-size", "128KiB"][..],
+        &["inspect", path, "--max-size", "128KiB"],
+        &["compile", path, "--max-size", "128KiB", "-o", "/dev/null"],
+    ] {
+        healthprobe(command).expect(
+            3,
+            &format!("error: {path}: the probe file is 256."),
+            &["over the size limit of 128 KiB; raise --max-size if you trust it"],
+        );
+    }
 }

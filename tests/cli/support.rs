@@ -421,3 +421,55 @@ pub fn hostile_env(mode: &str, extra: &[&str], env: &[(&str, &str)]) -> Outcome 
     args.extend(extra.iter().map(Into::into));
     healthprobe_env(args, env)
 }
+
+/// A component whose only part is a core module of `funcs` functions of about
+/// `body_bytes` bytes of code each (straight-line arithmetic the compiler cannot fold
+/// away); it exports nothing healthprobe can run, so it is refused after compiling, and
+/// before, if a code cap refuses it.
+pub fn synthetic_component(funcs: usize, body_bytes: usize) -> Vec<u8> {
+    fn uleb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    fn section(id: u8, payload: &[u8], out: &mut Vec<u8>) {
+        out.push(id);
+        uleb(payload.len(), out);
+        out.extend_from_slice(payload);
+    }
+    // (func (param i32) (result i32)) repeating local.get 0, local.get 0, i32.mul,
+    // local.set 0; then local.get 0, end.
+    const STEP: [u8; 7] = [0x20, 0x00, 0x20, 0x00, 0x6c, 0x21, 0x00];
+    let mut code = vec![0x00];
+    for _ in 0..body_bytes.saturating_sub(4) / STEP.len() {
+        code.extend_from_slice(&STEP);
+    }
+    code.extend_from_slice(&[0x20, 0x00, 0x0b]);
+    let mut body = Vec::new();
+    uleb(code.len(), &mut body);
+    body.extend_from_slice(&code);
+
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(1, &[1, 0x60, 1, 0x7f, 1, 0x7f], &mut module);
+    let mut funcs_sec = Vec::new();
+    uleb(funcs, &mut funcs_sec);
+    funcs_sec.extend(std::iter::repeat_n(0u8, funcs));
+    section(3, &funcs_sec, &mut module);
+    section(7, &[1, 1, b'f', 0x00, 0], &mut module);
+    let mut code_sec = Vec::new();
+    uleb(funcs, &mut code_sec);
+    for _ in 0..funcs {
+        code_sec.extend_from_slice(&body);
+    }
+    section(10, &code_sec, &mut module);
+
+    let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+    section(1, &module, &mut component);
+    component
+}

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::flags::CodeLimitArgs;
 use crate::output::{self, Format};
 use crate::runner::{self, ProbeSource, Runner};
+use crate::settings;
 use crate::text;
 
 /// Arguments of `healthprobe compile`.
@@ -19,6 +21,9 @@ pub struct CompileArgs {
     /// Where to write the precompiled component [default: PROBE with extension .cwasm].
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub code: CodeLimitArgs,
 }
 
 /// Compiles a component for this healthprobe's engine and writes the result.
@@ -28,11 +33,15 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
     };
-    let code = match runner::identify(&source) {
+    let limits = match settings::resolve(None, &args.code.overrides(), None, &[]) {
+        Ok(s) => s.limits.code,
+        Err(f) => return fail(f.to_string()),
+    };
+    let code = match runner::identify(&source, &limits) {
         Ok((code, _)) => code,
         Err(f) => return fail(f.to_string()),
     };
-    let compiled = match Runner::new().and_then(|runner| runner.precompile(&code)) {
+    let compiled = match Runner::new().and_then(|runner| runner.precompile(&code, &limits)) {
         Ok(c) => c,
         Err(f) => return fail(f.to_string()),
     };

@@ -5,13 +5,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::flags::{FormatArgs, GrantArgs};
+use crate::flags::{CodeLimitArgs, FormatArgs, GrantArgs};
 use crate::imports;
-use crate::limits::Limits;
 use crate::output::{self, Format};
 use crate::report::Failure;
 use crate::runner::{self, ProbeSource, Runner};
-use crate::settings::{self, LimitOverrides};
+use crate::settings;
 
 /// Arguments of `healthprobe inspect`.
 #[derive(Debug, Args)]
@@ -28,6 +27,9 @@ pub struct InspectArgs {
     pub policy: Option<PathBuf>,
 
     #[command(flatten)]
+    pub code: CodeLimitArgs,
+
+    #[command(flatten)]
     pub format: FormatArgs,
 }
 
@@ -39,18 +41,14 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
     };
-    let sandbox = match settings::resolve(
-        args.policy.as_deref(),
-        &LimitOverrides::default(),
-        None,
-        &[],
-    )
-    .and_then(|s| s.sandbox(&args.grants.overrides()))
-    {
-        Ok(s) => s,
-        Err(f) => return fail(f.to_string()),
-    };
-    let (code, sha256) = match runner::identify(&source) {
+    let (sandbox, limits) =
+        match settings::resolve(args.policy.as_deref(), &args.code.overrides(), None, &[])
+            .and_then(|s| Ok((s.sandbox(&args.grants.overrides())?, s.limits)))
+        {
+            Ok(s) => s,
+            Err(f) => return fail(f.to_string()),
+        };
+    let (code, sha256) = match runner::identify(&source, &limits.code) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
@@ -59,11 +57,10 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
-    let limits = Limits::default();
     // The component's imports can be read even when it cannot be linked or described:
     // then inspect says what is wrong after listing them.
     let inspected = rt.block_on(async {
-        let (component, _) = runner.component(code, &sha256).await?;
+        let (component, _) = runner.component(code, &sha256, &limits.code).await?;
         let (caps, unknown) = imports::capabilities(&component);
         let info = match runner.link(&component) {
             Ok(pre) => runner.describe_linked(&pre, &limits).await,

@@ -11,6 +11,7 @@ use crate::bindings::ProbePre;
 use crate::bundled;
 #[cfg(feature = "compiler")]
 use crate::cache;
+use crate::limits::CodeLimits;
 use crate::report::Failure;
 use crate::state::HostState;
 use crate::text;
@@ -78,21 +79,92 @@ impl Code {
     }
 }
 
-/// The probe's code and its SHA-256 (for a bundled probe, of the component as built).
-pub(crate) fn identify(source: &ProbeSource) -> Result<(Code, String), Failure> {
+/// The probe's code and its SHA-256 (for a bundled probe, of the component as built). A
+/// file larger than `limits.max_size` is refused before it is read.
+pub(crate) fn identify(
+    source: &ProbeSource,
+    limits: &CodeLimits,
+) -> Result<(Code, String), Failure> {
     Ok(match source {
         ProbeSource::Bundled(b) => (Code::Bundled(b), b.sha256.to_string()),
         ProbeSource::File(path) => {
-            let bytes = std::fs::read(path).map_err(|e| {
+            let bytes = read_capped(path, limits.max_size).map_err(|e| {
                 Failure::BadInput(format!(
                     "cannot read the probe file: {}; check the path",
                     text::io_error(&e)
                 ))
-            })?;
+            })??;
             let digest = sha256_hex(&bytes);
             (Code::File(bytes.into()), digest)
         }
     })
+}
+
+/// The file's bytes, or the refusal if it is larger than `max`; read through a bound, so a
+/// file that grows after its size was checked is refused too.
+fn read_capped(path: &Path, max: u64) -> std::io::Result<Result<Vec<u8>, Failure>> {
+    use std::io::Read;
+    let too_big = |size: u64| {
+        Failure::BadInput(format!(
+            "the probe file is {}, over the size limit of {}; raise --max-size if you trust it",
+            text::size(size),
+            text::size(max)
+        ))
+    };
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > max {
+        return Ok(Err(too_big(size)));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Ok(Err(too_big(bytes.len() as u64)));
+    }
+    Ok(Ok(bytes))
+}
+
+/// Refuses a component with a function body larger than `limits.max_function_size`, or
+/// more code than `limits.max_code_size` in all, before the compiler sees it. Anything the
+/// parser cannot read is left to the compiler, whose validation reports it.
+#[cfg(feature = "compiler")]
+fn check_code(bytes: &[u8], limits: &CodeLimits) -> Result<(), Failure> {
+    let over = |what: &str, size: u64, limit: u64, flag: &str| {
+        Failure::BadInput(format!(
+            "{what} {} is over the limit of {} (compiling it could take more memory than the \
+             host should spend); raise {flag} if you trust the component",
+            text::size(size),
+            text::size(limit)
+        ))
+    };
+    let mut total: u64 = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload else {
+            if payload.is_err() {
+                return Ok(());
+            }
+            continue;
+        };
+        let size = body.range().len() as u64;
+        if size > limits.max_function_size {
+            return Err(over(
+                "a function of",
+                size,
+                limits.max_function_size,
+                "--max-function-size",
+            ));
+        }
+        total += size;
+        if total > limits.max_code_size {
+            return Err(over(
+                "the code of the component, more than",
+                total,
+                limits.max_code_size,
+                "--max-code-size",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -130,9 +202,10 @@ impl Runner {
     pub(super) async fn load(
         &self,
         source: &ProbeSource,
+        limits: &CodeLimits,
         shared: Option<&Shared>,
     ) -> Result<ProbePre<HostState>, Failure> {
-        let (code, digest) = identify(source)?;
+        let (code, digest) = identify(source, limits)?;
         if let Some(shared) = shared {
             if let Some(expected) = &shared.sha256
                 && !expected.eq_ignore_ascii_case(&digest)
@@ -146,7 +219,7 @@ impl Runner {
         if let Some(pre) = self.cached(&digest) {
             return Ok(pre);
         }
-        let (component, how) = self.component(code, &digest).await?;
+        let (component, how) = self.component(code, &digest, limits).await?;
         if let Some(shared) = shared {
             *shared.code_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
         }
@@ -171,6 +244,7 @@ impl Runner {
         &self,
         code: Code,
         digest: &str,
+        limits: &CodeLimits,
     ) -> Result<(Component, String), Failure> {
         match code {
             Code::Bundled(b) => {
@@ -201,7 +275,7 @@ impl Runner {
                     return Ok((component, "precompiled file (healthprobe compile)".into()));
                 }
                 check_header(&bytes)?;
-                self.compile_cached(bytes, digest).await
+                self.compile_cached(bytes, digest, limits).await
             }
         }
     }
@@ -212,9 +286,10 @@ impl Runner {
         &self,
         bytes: Cow<'static, [u8]>,
         digest: &str,
+        limits: &CodeLimits,
     ) -> Result<(Component, String), Failure> {
         let Some(cache) = &self.cache else {
-            let component = self.compile(bytes).await?;
+            let component = self.compile(bytes, limits).await?;
             return Ok((
                 component,
                 cache::Outcome::Unavailable("disabled".into()).to_string(),
@@ -244,7 +319,7 @@ impl Runner {
             Ok(None) => {}
             Err(cache::Corrupt) => replaced = true,
         }
-        let component = self.compile(bytes).await?;
+        let component = self.compile(bytes, limits).await?;
         let outcome = match component
             .serialize()
             .map_err(|e| e.to_string())
@@ -266,13 +341,19 @@ impl Runner {
         &self,
         _bytes: Cow<'static, [u8]>,
         _digest: &str,
+        _limits: &CodeLimits,
     ) -> Result<(Component, String), Failure> {
         Err(Failure::BadInput(NO_COMPILER.into()))
     }
 
     /// Compiles a component with the run-time engine's compiler (Winch).
     #[cfg(feature = "compiler")]
-    async fn compile(&self, bytes: Cow<'static, [u8]>) -> Result<Component, Failure> {
+    async fn compile(
+        &self,
+        bytes: Cow<'static, [u8]>,
+        limits: &CodeLimits,
+    ) -> Result<Component, Failure> {
+        check_code(&bytes, limits)?;
         // A compiler cannot be interrupted; it runs on the blocking pool so that the caller's
         // deadline still ends the run (the thread finishes in the background, or the
         // process exits).
@@ -312,7 +393,11 @@ impl Runner {
 
     /// Compiles a component ahead of time for this engine (`healthprobe compile`); a
     /// bundled probe is already compiled.
-    pub fn precompile(&self, code: &Code) -> Result<Cow<'static, [u8]>, Failure> {
+    pub fn precompile(
+        &self,
+        code: &Code,
+        limits: &CodeLimits,
+    ) -> Result<Cow<'static, [u8]>, Failure> {
         let bytes = match code {
             Code::Bundled(b) => {
                 return b.precompiled().map_err(|why| {
@@ -327,6 +412,10 @@ impl Runner {
             ));
         }
         check_header(bytes)?;
+        #[cfg(feature = "compiler")]
+        check_code(bytes, limits)?;
+        #[cfg(not(feature = "compiler"))]
+        let _ = limits;
         #[cfg(feature = "compiler")]
         return crate::engine::config(None)
             .and_then(|c| Engine::new(&c))

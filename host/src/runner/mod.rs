@@ -259,7 +259,7 @@ impl Runner {
     ) -> Result<ProbeInfo, Failure> {
         let deadline = Instant::now() + limits.timeout;
         let fut = async {
-            let pre = self.load(source, None).await?;
+            let pre = self.load(source, &limits.code, None).await?;
             self.describe_linked(&pre, limits).await
         };
         tokio::time::timeout_at(deadline.into(), fut)
@@ -278,7 +278,7 @@ impl Runner {
         shared: &Shared,
         progress: &mut Progress,
     ) -> Result<CheckResult, Failure> {
-        let pre = self.load(source, Some(shared)).await?;
+        let pre = self.load(source, &limits.code, Some(shared)).await?;
         progress.stage = Stage::Instantiating;
         let store = progress.store.insert(Self::store(&pre, limits, shared)?);
         let probe = pre
