@@ -104,7 +104,11 @@ mod tests {
         let rt = crate::cmd::runtime().unwrap();
         for b in &crate::bundled::BUNDLED {
             let (component, _) = rt
-                .block_on(runner.component(Code::Bundled(b), b.sha256))
+                .block_on(runner.component(
+                    Code::Bundled(b),
+                    b.sha256,
+                    &crate::limits::CodeLimits::default(),
+                ))
                 .unwrap();
             let (caps, unknown) = capabilities(&component);
             assert!(unknown.is_empty(), "{}: {unknown:?}", b.name);
