@@ -167,7 +167,8 @@ impl Probe for Hostile {
             // cap the sockets and still end on time with all of them open.
             "sockets" => {
                 let address = params.required_str("address")?;
-                let count = params.required_parse("count", |t| t.parse::<usize>().map_err(|e| e.to_string()))?;
+                let count = params
+                    .required_parse("count", |t| t.parse::<usize>().map_err(|e| e.to_string()))?;
                 let mut held = Vec::with_capacity(count);
                 for i in 0..count {
                     match tcp::connect(address, &budget) {
@@ -186,9 +187,13 @@ impl Probe for Hostile {
             }
             // One request for `count` random bytes, which the host allocates.
             "random" => {
-                let count = params.required_parse("count", |t| t.parse::<u64>().map_err(|e| e.to_string()))?;
+                let count = params
+                    .required_parse("count", |t| t.parse::<u64>().map_err(|e| e.to_string()))?;
                 let bytes = wasi::random::random::get_random_bytes(count);
-                Ok(CheckResult::healthy(format!("got {} random bytes", bytes.len())))
+                Ok(CheckResult::healthy(format!(
+                    "got {} random bytes",
+                    bytes.len()
+                )))
             }
             "echo" => Ok(CheckResult::healthy(params.list("value").join("|"))
                 .detail("count", params.list("value").len())),
