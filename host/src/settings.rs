@@ -450,4 +450,40 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn caps_come_from_the_flag_over_the_policy_file_over_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            "max-sockets = 7\nmax-size = \"1MiB\"\nmax-function-size = \"8KiB\"\n\
+             max-code-size = \"64KiB\"\n",
+        )
+        .unwrap();
+        let flags = LimitOverrides {
+            max_sockets: Some(3),
+            max_code_size: Some(1 << 20),
+            ..LimitOverrides::default()
+        };
+        let limits = resolve(Some(&file), &flags, None, &[]).unwrap().limits;
+        assert_eq!(limits.max_sockets, 3);
+        assert_eq!(
+            limits.code,
+            CodeLimits {
+                max_size: 1 << 20,
+                max_function_size: 8 << 10,
+                max_code_size: 1 << 20,
+            }
+        );
+        let limits = resolve(None, &LimitOverrides::default(), None, &[])
+            .unwrap()
+            .limits;
+        assert_eq!(limits.max_sockets, Limits::default().max_sockets);
+        assert_eq!(limits.code, CodeLimits::default());
+
+        std::fs::write(&file, "max-code-size = \"lots\"\n").unwrap();
+        let e = resolve(Some(&file), &LimitOverrides::default(), None, &[]).unwrap_err();
+        assert!(e.to_string().contains("p.toml: max-code-size: "), "{e}");
+    }
 }
