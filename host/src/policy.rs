@@ -152,13 +152,19 @@ pub enum Denial {
         /// The name the probe tried to resolve.
         name: String,
     },
+    /// A TCP connection to an address no grant can make a destination (WASI refuses it
+    /// before any policy is asked).
+    Destination {
+        /// What the probe tried to reach.
+        addr: SocketAddr,
+    },
 }
 
 impl Denial {
     /// The resource refused, as the operator would write it.
     pub fn resource(&self) -> String {
         match self {
-            Denial::Connect { addr, .. } => addr.to_string(),
+            Denial::Connect { addr, .. } | Denial::Destination { addr } => addr.to_string(),
             Denial::Lookup { name } => name.clone(),
         }
     }
@@ -187,6 +193,28 @@ impl fmt::Display for Denial {
                 f,
                 "name lookup of {name} denied by network policy; grant it with --allow-net {name}"
             ),
+            Denial::Destination { addr } => {
+                let ip = addr.ip();
+                let why = if ip.to_canonical().is_unspecified() {
+                    "the unspecified address is not a destination; connect to loopback, or to \
+                     an address granted with --allow-net"
+                        .to_string()
+                } else if addr.port() == 0 {
+                    "port 0 is not a destination".to_string()
+                } else if let IpAddr::V6(v6) = ip
+                    && let Some(v4) = v6.to_ipv4_mapped()
+                {
+                    let plain = SocketAddr::new(v4.into(), addr.port());
+                    format!(
+                        "IPv4-mapped IPv6 addresses are refused; connect to {plain} instead, \
+                         which --allow-net {plain} grants"
+                    )
+                } else {
+                    "a multicast, broadcast or IPv4-compatible address is not a TCP destination"
+                        .to_string()
+                };
+                write!(f, "connection to {addr} denied: {why}")
+            }
         }
     }
 }
@@ -305,6 +333,11 @@ impl NetPolicy {
             });
         }
         ok
+    }
+
+    /// Records a connection WASI refused for its destination alone.
+    pub fn refuse_destination(&self, addr: SocketAddr) {
+        self.record(Denial::Destination { addr });
     }
 
     /// Checks a name lookup and records a denial if it is refused.

@@ -7,11 +7,16 @@
 //! the deadline. wasmtime-wasi has no such cap, so these two functions shadow WASI's,
 //! count, and delegate.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use wasmtime::StoreContextMut;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
-use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddressFamily, Network};
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    self, ErrorCode, IpAddressFamily, IpSocketAddress, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
 use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket};
 use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
@@ -95,14 +100,50 @@ impl SocketCap {
     }
 }
 
+/// The version of `wasi:sockets` wasmtime-wasi registers (guests importing any 0.2.x are
+/// linked to it); `start-connect` is replaced under this name.
+const WASI_TCP: &str = "wasi:sockets/tcp@0.2.12";
+
 /// Replaces WASI's `tcp-create-socket` and `udp-create-socket` in `linker` (which must
-/// already hold WASI) with the capped ones.
+/// already hold WASI) with the capped ones, and `tcp-socket.start-connect` with one that
+/// names a refused destination.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     tcp_create_socket::add_to_linker::<HostState, Sockets>(linker, view)?;
     udp_create_socket::add_to_linker::<HostState, Sockets>(linker, view)?;
+    linker
+        .instance(WASI_TCP)?
+        .func_wrap("[method]tcp-socket.start-connect", start_connect)?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// WASI refuses some destinations (`0.0.0.0`, `::`, IPv4-mapped IPv6, port 0, multicast)
+/// with a bare `invalid-argument` before the network policy is asked, so the operator
+/// would learn nothing; such a refusal is recorded as a denial with what to connect to
+/// instead.
+fn start_connect(
+    mut store: StoreContextMut<'_, HostState>,
+    (socket, network, remote): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress),
+) -> wasmtime::Result<(Result<(), ErrorCode>,)> {
+    let addr = SocketAddr::from(remote);
+    let mut v = view(store.data_mut());
+    let Err(e) = HostTcpSocket::start_connect(&mut v.sockets, socket, network, remote) else {
+        return Ok((Ok(()),));
+    };
+    let code = network::Host::convert_error_code(&mut v.sockets, e)?;
+    if code == ErrorCode::InvalidArgument && !is_destination(addr) {
+        v.sandbox.net.refuse_destination(addr);
+    }
+    Ok((Err(code),))
+}
+
+/// Whether WASI accepts `addr` as a TCP destination at all.
+fn is_destination(addr: SocketAddr) -> bool {
+    let mapped = matches!(addr.ip(), IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+    let ip = addr.ip().to_canonical();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    !(mapped || ip.is_unspecified() || ip.is_multicast() || broadcast || addr.port() == 0)
 }
 
 /// The view of the host state that the shadowed socket functions (here and in
