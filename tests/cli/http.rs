@@ -113,7 +113,7 @@ fn http_request_head_over_the_limit_is_named_and_one_under_it_is_sent() {
     healthprobe(["run", "http", &url, &big(20_000)]).expect(
         1,
         "unhealthy: http: ",
-        &["request to", "is too large", "exceed 16.0 KiB"],
+        &["request to", "is too large", "exceed 16 KiB"],
     );
 }
 

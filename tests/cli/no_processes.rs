@@ -114,3 +114,69 @@ fn verbose_says_the_filter_is_on() {
         "{out:#?}"
     );
 }
+
+#[test]
+fn the_kernel_refuses_file_writes_outside_the_allowed_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (allowed, other) = (dir.path().join("allowed"), dir.path().join("other"));
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let env = [
+        ("HEALTHPROBE_WRITES_ALLOWED", allowed.to_str().unwrap()),
+        ("HEALTHPROBE_WRITES_OTHER", other.to_str().unwrap()),
+    ];
+    // Without the rules the same worker writes both: the test can fail.
+    let free = in_own_process(
+        "no_processes::writes_worker",
+        &[env[0], env[1], ("HEALTHPROBE_CONFINE", "off")],
+    );
+    assert!(
+        free.contains("allowed: ok") && free.contains("other: ok"),
+        "{free}"
+    );
+    std::fs::remove_file(other.join("file")).unwrap();
+    std::fs::remove_file(other.join("thread")).unwrap();
+    let confined = in_own_process("no_processes::writes_worker", &env);
+    assert!(confined.contains("allowed: ok"), "{confined}");
+    assert!(confined.contains("other: refused"), "{confined}");
+    assert!(confined.contains("thread other: refused"), "{confined}");
+    assert!(!other.join("file").exists() && !other.join("thread").exists());
+}
+
+#[test]
+#[ignore = "run by the_kernel_refuses_file_writes_outside_the_allowed_directory in a process of its own"]
+fn writes_worker() {
+    let (Some(allowed), Some(other)) = (
+        std::env::var_os("HEALTHPROBE_WRITES_ALLOWED"),
+        std::env::var_os("HEALTHPROBE_WRITES_OTHER"),
+    ) else {
+        return;
+    };
+    let (allowed, other) = (
+        std::path::PathBuf::from(allowed),
+        std::path::PathBuf::from(other),
+    );
+    if std::env::var("HEALTHPROBE_CONFINE").as_deref() != Ok("off") {
+        healthprobe::confine::limit_writes(&[&allowed]);
+    }
+    let write = |label: &str, path: std::path::PathBuf| match std::fs::write(&path, b"x") {
+        Ok(()) => println!("{label}: ok"),
+        Err(e) => println!("{label}: refused ({e})"),
+    };
+    write("allowed", allowed.join("file"));
+    write("other", other.join("file"));
+    // A thread started afterwards inherits the rules.
+    let other_in_thread = other.join("thread");
+    std::thread::spawn(move || write("thread other", other_in_thread))
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn verbose_says_where_a_run_may_write() {
+    let out = crate::support::healthprobe(["run", "tcp", "address=127.0.0.1:1", "--verbose"]);
+    assert!(
+        out.stderr.contains("file writes: none (Landlock)"),
+        "{out:#?}"
+    );
+}

@@ -37,6 +37,18 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s.limits.code,
         Err(f) => return fail(f.to_string()),
     };
+    let out = args.output.clone().unwrap_or_else(|| {
+        let mut p = PathBuf::from(source.label());
+        p.set_extension("cwasm");
+        p
+    });
+    // Before the first thread starts: the output's directory is the only place written
+    // (a temporary file, then renamed).
+    let out_dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    crate::confine::limit_writes(&[&out_dir]);
     let code = match runner::identify(&source, &limits) {
         Ok((code, _)) => code,
         Err(f) => return fail(f.to_string()),
@@ -45,11 +57,6 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Ok(c) => c,
         Err(f) => return fail(f.to_string()),
     };
-    let out = args.output.clone().unwrap_or_else(|| {
-        let mut p = PathBuf::from(source.label());
-        p.set_extension("cwasm");
-        p
-    });
     // Never in place: a running healthprobe may have the old file mapped.
     if let Err(e) = crate::fsio::write_atomically(&out, &[&compiled]) {
         return fail(format!(

@@ -48,6 +48,8 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             Ok(s) => s,
             Err(f) => return fail(f.to_string()),
         };
+    // Inspecting writes nothing; set before the first thread starts.
+    crate::confine::limit_writes(&[]);
     let (code, sha256) = match runner::identify(&source, &limits.code) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),

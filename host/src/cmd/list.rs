@@ -64,6 +64,8 @@ pub fn execute(args: ListArgs) -> Result<ExitCode, crate::Error> {
 /// Each bundled probe's description, or the first probe that could not describe itself.
 fn describe_all() -> Result<Vec<ProbeInfo>, (&'static str, Failure)> {
     let setup = |f| ("list", f);
+    // Listing writes nothing; set before the first thread starts.
+    crate::confine::limit_writes(&[]);
     let runner = Runner::new().map_err(setup)?;
     let rt = super::runtime().map_err(setup)?;
     let limits = Limits::default();

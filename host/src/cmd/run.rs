@@ -84,6 +84,20 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(failure) => return bad_input(failure.to_string()),
     };
+    #[cfg(feature = "compiler")]
+    let cache = args.cache.cache();
+    #[cfg(not(feature = "compiler"))]
+    let _ = &args.cache;
+    // Before the first thread starts, so every thread inherits it: the compile cache is
+    // the only place a run writes to, and only a component file is compiled.
+    #[cfg(feature = "compiler")]
+    let writable = cache
+        .as_ref()
+        .filter(|_| matches!(source, ProbeSource::File(_)))
+        .and_then(|c| std::fs::create_dir_all(c.dir()).ok().map(|()| c.dir()));
+    #[cfg(not(feature = "compiler"))]
+    let writable: Option<&std::path::Path> = None;
+    crate::confine::limit_writes(writable.as_slice());
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
@@ -109,9 +123,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Err(failure) => return bad_input(failure.to_string()),
     };
     #[cfg(feature = "compiler")]
-    let runner = runner.with_cache(args.cache.cache());
-    #[cfg(not(feature = "compiler"))]
-    let _ = &args.cache;
+    let runner = runner.with_cache(cache);
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(failure) => return bad_input(failure.to_string()),
@@ -181,7 +193,7 @@ fn print(report: &Report, format: Format, verbose: bool) -> std::io::Result<()> 
     output::print_line(&line)?;
     if verbose {
         let room = output::MAX_OUTPUT.saturating_sub(line.len() + 1);
-        let notes = [crate::confine::describe()];
+        let notes = crate::confine::describe();
         eprint!("{}", output::render_guest_output(report, &notes, room));
     }
     Ok(())
