@@ -1,11 +1,12 @@
 //! `wasi:sockets/tcp-create-socket` and `udp-create-socket` with a cap on the sockets a run
-//! holds at once (`--max-sockets`).
+//! holds at once (`--max-sockets`), and `tcp-socket.start-connect` naming the destinations
+//! WASI refuses before the network policy is asked.
 //!
-//! Without it, a probe could open sockets up to the process's file descriptor limit: the
-//! host would then fail in ways the probe is not blamed for (no descriptor left for the
+//! Without the cap, a probe could open sockets up to the process's file descriptor limit:
+//! the host would then fail in ways the probe is not blamed for (no descriptor left for the
 //! compile cache or the resolver), and closing thousands of connections costs time after
-//! the deadline. wasmtime-wasi has no such cap, so these two functions shadow WASI's,
-//! count, and delegate.
+//! the deadline. wasmtime-wasi has no such cap, so these functions shadow WASI's, check,
+//! and delegate.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
