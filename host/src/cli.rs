@@ -42,7 +42,9 @@ pub fn run() -> Result<ExitCode, crate::Error> {
     run_from(std::env::args_os())
 }
 
-/// Parses `args` and runs the subcommand.
+/// Parses `args` and runs the subcommand. Like the `healthprobe` process, it confines the
+/// calling process's file writes (Landlock, see `crate::confine`) before the command starts
+/// its threads: call it only in a process of its own.
 pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, crate::Error> {
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {
