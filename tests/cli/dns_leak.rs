@@ -303,24 +303,7 @@ fn run_in_namespace(cases: &[Case]) -> Option<Vec<Value>> {
         .write_all(serde_json::to_string(&input).unwrap().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "harness output is not JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    if let Some(reason) = v.get("skip") {
-        // Under CI a skip would hide whether names leak to DNS at all.
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DNS leak test skipped under CI: {reason}"
-        );
-        eprintln!("DNS leak test skipped: {reason}");
-        return None;
-    }
-    assert!(v.get("error").is_none(), "harness error: {v}");
+    let v = crate::support::harness_result(&out, "DNS leak test")?;
     let results = v["cases"].as_array().cloned().unwrap_or_default();
     assert_eq!(results.len(), cases.len(), "{v}");
     Some(results)

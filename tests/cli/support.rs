@@ -473,3 +473,27 @@ pub fn synthetic_component(funcs: usize, body_bytes: usize) -> Vec<u8> {
     section(1, &module, &mut component);
     component
 }
+
+/// The JSON line a test harness script (tests/zombies, tests/dns) printed last, or `None`
+/// when it had to skip (not root, no namespaces); under `CI=true` a skip fails the test,
+/// since it would hide what the harness exists to show.
+pub fn harness_result(out: &std::process::Output, what: &str) -> Option<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "harness output is not JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    if let Some(reason) = v.get("skip") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{what} skipped under CI: {reason}"
+        );
+        eprintln!("{what} skipped: {reason}");
+        return None;
+    }
+    assert!(v.get("error").is_none(), "harness error: {v}");
+    Some(v)
+}

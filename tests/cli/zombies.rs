@@ -13,24 +13,7 @@ fn zombie_scenario(label: &str, extra: &[&str], command: &[&str]) -> Option<serd
         .args(command)
         .output()
         .expect("run python3 tests/zombies/harness.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "harness output is not JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    if let Some(reason) = v.get("skip") {
-        // Under CI a skip would hide the one result this product exists for.
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "zombie test skipped under CI: {reason}"
-        );
-        eprintln!("zombie regression skipped: {reason}");
-        return None;
-    }
-    assert!(v.get("error").is_none(), "harness error: {v}");
+    let v = crate::support::harness_result(&out, "zombie regression")?;
     eprintln!("zombie scenario {label}: {v}");
     Some(v)
 }
