@@ -32,6 +32,8 @@ pub enum Command {
     Compile(cmd::compile::CompileArgs),
     /// List the bundled probes and their parameters.
     List(cmd::list::ListArgs),
+    /// Print the WIT package that probes are written against (or write it to a directory).
+    Wit(cmd::wit::WitArgs),
 }
 
 /// Forbids new processes for good (see `crate::confine`), then parses the process
@@ -56,6 +58,7 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, cr
         Command::Inspect(args) => cmd::inspect::execute(args),
         Command::Compile(args) => cmd::compile::execute(args),
         Command::List(args) => cmd::list::execute(args),
+        Command::Wit(args) => cmd::wit::execute(args),
     }
 }
 

@@ -7,6 +7,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::imports::http::HttpCtx;
 use crate::imports::sockets::SocketCap;
+use crate::imports::wasi_http::WasiHttp;
 use crate::limits::Limiter;
 use crate::sandbox::Sandbox;
 
@@ -28,6 +29,8 @@ pub struct HostState {
     pub activity: Activity,
     /// The `http` import's context, with the run's deadline.
     pub http: HttpCtx,
+    /// `wasi:http`'s context and the hooks that send its requests.
+    pub wasi_http: WasiHttp,
 }
 
 /// The host call a probe is blocked in, shared with the runner: when the deadline drops
@@ -54,6 +57,18 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        // Requests leave the store, so each call hands the hooks the cap as it stands.
+        self.wasi_http.hooks.cap = self.sockets.conn_cap(&self.table);
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.wasi_http.ctx,
+            table: &mut self.table,
+            hooks: &mut self.wasi_http.hooks,
         }
     }
 }

@@ -55,6 +55,16 @@ fn component_of_another_world_is_exit_3() {
         "error: ",
         &["not a healthprobe probe"],
     );
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("other.cwasm");
+    healthprobe([
+        "compile".as_ref(),
+        wasm.as_os_str(),
+        "-o".as_ref(),
+        cwasm.as_os_str(),
+    ])
+    .expect(3, "error: ", &["not a healthprobe probe"]);
+    assert!(!cwasm.exists());
 }
 
 #[test]
@@ -71,6 +81,17 @@ fn component_importing_an_interface_the_host_lacks_is_exit_3() {
         out.stdout.contains("test:missing/api@0.1.0  NOT PROVIDED"),
         "{out:#?}"
     );
+    // `compile` refuses what `run` cannot link, with run's message, and writes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("bad.cwasm");
+    healthprobe([
+        "compile".as_ref(),
+        wasm.as_os_str(),
+        "-o".as_ref(),
+        cwasm.as_os_str(),
+    ])
+    .expect(3, "error: ", &["cannot be linked", "test:missing/api"]);
+    assert!(!cwasm.exists());
 }
 
 #[test]

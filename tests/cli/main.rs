@@ -15,6 +15,7 @@ mod http;
 mod network_policy;
 mod no_processes;
 mod tcp;
+mod wasi_http;
 mod zombies;
 
 // The sandbox for third-party probes, and what `list` and `inspect` tell about them.

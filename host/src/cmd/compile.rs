@@ -53,7 +53,11 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Ok((code, _)) => code,
         Err(f) => return fail(f.to_string()),
     };
-    let compiled = match Runner::new().and_then(|runner| runner.precompile(&code, &limits)) {
+    let compiled = match Runner::new().and_then(|runner| {
+        let compiled = runner.precompile(&code, &limits)?;
+        runner.check_precompiled(&compiled)?;
+        Ok(compiled)
+    }) {
         Ok(c) => c,
         Err(f) => return fail(f.to_string()),
     };

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::flags::{CodeLimitArgs, FormatArgs, GrantArgs};
+use crate::flags::{CacheArgs, CodeLimitArgs, FormatArgs, GrantArgs};
 use crate::imports;
 use crate::output::{self, Format};
 use crate::report::Failure;
@@ -30,6 +30,9 @@ pub struct InspectArgs {
     pub code: CodeLimitArgs,
 
     #[command(flatten)]
+    pub cache: CacheArgs,
+
+    #[command(flatten)]
     pub format: FormatArgs,
 }
 
@@ -48,8 +51,12 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             Ok(s) => s,
             Err(f) => return fail(f.to_string()),
         };
-    // Inspecting writes nothing; set before the first thread starts.
-    crate::confine::limit_writes(&[]);
+    // A `.wasm` is compiled through the compile cache, as `run` does: inspecting a big
+    // component then costs what a cached run costs, and warms the cache for `run`.
+    #[cfg(feature = "compiler")]
+    let cache = args.cache.open(&source);
+    #[cfg(not(feature = "compiler"))]
+    args.cache.open(&source);
     let (code, sha256) = match runner::identify(&source, &limits.code) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
@@ -59,19 +66,21 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
+    #[cfg(feature = "compiler")]
+    let runner = runner.with_cache(cache);
     // The component's imports can be read even when it cannot be linked or described:
     // then inspect says what is wrong after listing them.
     let inspected = rt.block_on(async {
-        let (component, _) = runner.component(code, &sha256, &limits.code).await?;
+        let (component, how) = runner.component(code, &sha256, &limits.code).await?;
         let (caps, unknown) = imports::capabilities(&component);
         let info = match runner.link(&component) {
             Ok(pre) => runner.describe_linked(&pre, &limits).await,
             Err(f) => Err(f),
         };
-        Ok::<_, Failure>((caps, unknown, info))
+        Ok::<_, Failure>((caps, unknown, info, how))
     });
     rt.shutdown_background();
-    let (caps, unknown, info) = match inspected {
+    let (caps, unknown, info, how) = match inspected {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
@@ -93,6 +102,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
                 "source": source_text,
                 "size": size,
                 "sha256": sha256,
+                "code": how,
                 "params": info.as_ref().map(|i| i.params.iter().map(output::param_json).collect::<Vec<_>>()),
                 "capabilities": caps.iter().map(|c| {
                     let (granted, detail) = (c.grant)(&sandbox);
@@ -112,6 +122,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             out.push(format!("source:  {source_text}"));
             out.push(format!("size:    {size} bytes"));
             out.push(format!("sha256:  {sha256}"));
+            out.push(format!("code:    {how}"));
             if let Some(i) = &info {
                 out.push("parameters:".into());
                 for p in &i.params {

@@ -85,19 +85,9 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Err(failure) => return bad_input(failure.to_string()),
     };
     #[cfg(feature = "compiler")]
-    let cache = args.cache.cache();
+    let cache = args.cache.open(&source);
     #[cfg(not(feature = "compiler"))]
-    let _ = &args.cache;
-    // Before the first thread starts, so every thread inherits it: the compile cache is
-    // the only place a run writes to, and only a component file is compiled.
-    #[cfg(feature = "compiler")]
-    let writable = cache
-        .as_ref()
-        .filter(|_| matches!(source, ProbeSource::File(_)))
-        .and_then(|c| std::fs::create_dir_all(c.dir()).ok().map(|()| c.dir()));
-    #[cfg(not(feature = "compiler"))]
-    let writable: Option<&std::path::Path> = None;
-    crate::confine::limit_writes(writable.as_slice());
+    args.cache.open(&source);
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),

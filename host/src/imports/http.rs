@@ -27,7 +27,7 @@ use crate::text;
 /// Largest response body handed to the guest.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 /// Largest response header block accepted.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// ureq's buffer for the request head (its default, 128 KiB, is zeroed on every request:
 /// a health check paid for it in page faults).
 const REQUEST_BUFFER_BYTES: usize = 16 * 1024;

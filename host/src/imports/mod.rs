@@ -5,12 +5,15 @@
 //! - [`wasi`]: WASI 0.2, its context built from the sandbox's grants;
 //! - [`lookup`]: `wasi:sockets/ip-name-lookup`, shadowed by a per-name policy check;
 //! - [`sockets`]: WASI's socket constructors, shadowed by a cap on live sockets;
-//! - [`http`]: `healthprobe:probe/http`, the host's HTTP client.
+//! - [`http`]: `healthprobe:probe/http`, the host's HTTP client;
+//! - [`wasi_http`]: `wasi:http/outgoing-handler`, the standard HTTP client interface, under
+//!   the same rules.
 
 pub mod http;
 pub mod lookup;
 pub mod sockets;
 pub mod wasi;
+pub mod wasi_http;
 
 use wasmtime::component::{Component, Linker};
 
@@ -21,6 +24,7 @@ use crate::state::HostState;
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
+    wasi_http::add_to_linker(linker)?;
     // After WASI: they replace some of WASI's functions.
     lookup::add_to_linker(linker)?;
     sockets::add_to_linker(linker)
@@ -42,6 +46,7 @@ pub struct Capability {
 /// Every capability, in the order `inspect` lists them.
 pub const CAPABILITIES: &[&Capability] = &[
     &http::CAPABILITY,
+    &wasi_http::CAPABILITY,
     &wasi::TCP,
     &wasi::UDP,
     &lookup::CAPABILITY,
@@ -70,7 +75,10 @@ pub fn classify(import: &str) -> Import {
     if let Some(c) = CAPABILITIES.iter().find(|c| c.interfaces.contains(&iface)) {
         return Import::Asks(c);
     }
-    if http::PLUMBING.contains(&iface) || wasi::PLUMBING.contains(&iface) {
+    if [http::PLUMBING, wasi_http::PLUMBING, wasi::PLUMBING]
+        .iter()
+        .any(|p| p.contains(&iface))
+    {
         return Import::Plumbing;
     }
     Import::NotProvided
@@ -83,12 +91,13 @@ pub fn capabilities(component: &Component) -> (Vec<&'static Capability>, Vec<Str
     let mut unknown = Vec::new();
     for (name, _) in component.component_type().imports(component.engine()) {
         match classify(name) {
-            Import::Asks(c) if !caps.iter().any(|k| std::ptr::eq(*k, c)) => caps.push(c),
+            Import::Asks(c) if !caps.iter().any(|k| k.key == c.key) => caps.push(c),
             Import::NotProvided => unknown.push(name.to_string()),
             Import::Asks(_) | Import::Plumbing => {}
         }
     }
-    let rank = |c: &&Capability| CAPABILITIES.iter().position(|k| std::ptr::eq(*k, *c));
+    // By key: a `const` may be copied wherever it is used, so addresses prove nothing.
+    let rank = |c: &&Capability| CAPABILITIES.iter().position(|k| k.key == c.key);
     caps.sort_by_key(rank);
     (caps, unknown)
 }
@@ -126,7 +135,11 @@ mod tests {
                 seen.push(i);
             }
         }
-        for i in http::PLUMBING.iter().chain(wasi::PLUMBING) {
+        for i in http::PLUMBING
+            .iter()
+            .chain(wasi_http::PLUMBING)
+            .chain(wasi::PLUMBING)
+        {
             assert!(matches!(classify(i), Import::Plumbing), "{i}");
         }
         assert!(matches!(

@@ -32,6 +32,8 @@ pub struct SocketCap {
     max: usize,
     /// Table indices of the sockets created so far; some may have been dropped since.
     created: Vec<Created>,
+    /// The `wasi:http` client's open connections.
+    conns: Conns,
     exceeded: Exceeded,
     held: Held,
 }
@@ -49,6 +51,54 @@ impl Held {
     }
 }
 
+/// The connections the `wasi:http` client (`super::wasi_http`) holds open: they count
+/// against the same cap as the WASI sockets.
+#[derive(Debug, Clone, Default)]
+pub struct Conns(Arc<AtomicUsize>);
+
+impl Conns {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What the `wasi:http` client needs of the cap, taken afresh on each of its calls (its
+/// requests leave the store, so they cannot consult [`SocketCap`] itself).
+#[derive(Debug, Clone)]
+pub struct ConnCap {
+    max: usize,
+    /// The WASI sockets the probe held when the snapshot was taken.
+    wasi: usize,
+    conns: Conns,
+    exceeded: Exceeded,
+    held: Held,
+}
+
+impl ConnCap {
+    /// One more connection, counted until the permit drops, or `None` (recorded for the
+    /// verdict) if the probe holds as many sockets as it may.
+    pub fn admit(&self) -> Option<ConnPermit> {
+        let open = self.conns.0.fetch_add(1, Ordering::Relaxed);
+        if self.wasi + open >= self.max {
+            self.conns.0.fetch_sub(1, Ordering::Relaxed);
+            self.exceeded
+                .record(LimitExceeded::Sockets { limit: self.max });
+            return None;
+        }
+        self.held.0.store(self.wasi + open + 1, Ordering::Relaxed);
+        Some(ConnPermit(self.conns.clone()))
+    }
+}
+
+/// One open `wasi:http` connection.
+pub struct ConnPermit(Conns);
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Created {
     Tcp(u32),
@@ -62,18 +112,37 @@ impl SocketCap {
         Self {
             max,
             created: Vec::new(),
+            conns: Conns::default(),
             exceeded,
             held,
         }
     }
 
-    /// How many sockets the probe holds now.
+    /// How many sockets the probe holds now: WASI sockets and `wasi:http` connections.
+    pub fn live(&mut self, table: &ResourceTable) -> usize {
+        let n = self.wasi_live(table) + self.conns.get();
+        self.held.0.store(n, Ordering::Relaxed);
+        n
+    }
+
+    /// The cap as the `wasi:http` client sees it now.
+    pub fn conn_cap(&mut self, table: &ResourceTable) -> ConnCap {
+        ConnCap {
+            max: self.max,
+            wasi: self.wasi_live(table),
+            conns: self.conns.clone(),
+            exceeded: self.exceeded.clone(),
+            held: self.held.clone(),
+        }
+    }
+
+    /// How many WASI sockets the probe holds now.
     ///
     /// A socket the guest dropped leaves the table, and its slot may since hold another
     /// kind of resource; only sockets made here can be sockets (probes may not listen, so
     /// nothing is accepted), so what is still a socket of its kind is still held. The list
     /// never grows past the cap, so this stays cheap.
-    pub fn live(&mut self, table: &ResourceTable) -> usize {
+    fn wasi_live(&mut self, table: &ResourceTable) -> usize {
         self.created.retain(|c| match *c {
             Created::Tcp(rep) => table.get(&Resource::<TcpSocket>::new_own(rep)).is_ok(),
             Created::Udp(rep) => table.get(&Resource::<UdpSocket>::new_own(rep)).is_ok(),
@@ -81,13 +150,14 @@ impl SocketCap {
         // A slot freed and reused by a new socket of the same kind appears twice.
         self.created.sort_unstable();
         self.created.dedup();
-        self.held.0.store(self.created.len(), Ordering::Relaxed);
         self.created.len()
     }
 
     fn push(&mut self, created: Created) {
         self.created.push(created);
-        self.held.0.store(self.created.len(), Ordering::Relaxed);
+        self.held
+            .0
+            .store(self.created.len() + self.conns.get(), Ordering::Relaxed);
     }
 
     /// Whether one more socket is allowed; a refusal is recorded for the verdict.

@@ -432,6 +432,13 @@ impl Runner {
         Err(Failure::BadInput(NO_COMPILER.into()))
     }
 
+    /// Loads code made by [`Runner::precompile`] the way `run` loads a `.cwasm`, and links
+    /// it: `compile` refuses, with `run`'s message, a component that `run` could not run.
+    pub fn check_precompiled(&self, compiled: &[u8]) -> Result<(), Failure> {
+        let component = self.deserialize(Precompiled::Component, compiled)?;
+        self.link(&component).map(drop)
+    }
+
     /// Links a component against the host's imports and checks its exports.
     pub(crate) fn link(&self, component: &Component) -> Result<ProbePre<HostState>, Failure> {
         let backend = [self.aot.get(), self.jit_if_made()]

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::ProbePre;
@@ -36,6 +37,7 @@ use crate::bindings::healthprobe::probe::types::{CheckError, CheckResult, ProbeI
 use crate::cache;
 use crate::imports::http::HttpCtx;
 use crate::imports::sockets::{Held, SocketCap};
+use crate::imports::wasi_http::WasiHttp;
 use crate::limits::{Exceeded, Limiter, Limits};
 use crate::params;
 use crate::report::{Failure, Report, Verdict};
@@ -369,15 +371,24 @@ impl Runner {
         shared: &Shared,
     ) -> Result<Store<HostState>, Failure> {
         let wasi = crate::imports::wasi::ctx(&shared.sandbox, &shared.stdout, &shared.stderr)?;
+        let table = ResourceTable::new();
+        let mut sockets = SocketCap::new(
+            limits.max_sockets,
+            shared.exceeded.clone(),
+            shared.sockets.clone(),
+        );
+        let wasi_http = WasiHttp::new(
+            &shared.sandbox,
+            shared.deadline,
+            &shared.activity,
+            sockets.conn_cap(&table),
+        );
         let state = HostState {
             wasi,
-            table: Default::default(),
+            table,
             limiter: Limiter::new(limits.max_memory, shared.exceeded.clone()),
-            sockets: SocketCap::new(
-                limits.max_sockets,
-                shared.exceeded.clone(),
-                shared.sockets.clone(),
-            ),
+            sockets,
+            wasi_http,
             sandbox: shared.sandbox.clone(),
             activity: shared.activity.clone(),
             http: HttpCtx::new(
