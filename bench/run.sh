@@ -5,6 +5,8 @@
 #   bench/run.sh                      # builds the static (musl) release binary first
 #   HEALTHPROBE=path/to/healthprobe bench/run.sh
 #   RUNS=50 bench/run.sh
+#   LANGUAGES=1 bench/run.sh          # also the Python and JavaScript examples (built with
+#                                     # examples/probes/build.sh: componentize-py, componentize-js)
 #
 # Needs hyperfine, wget, curl, python3, GNU time, redis-server and redis-cli (installed
 # with apt-get if missing). Loopback only: it starts its own HTTP server and Redis on
@@ -51,9 +53,10 @@ import http.server, socketserver, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        body = b'{"status":"UP"}'
+        metrics = self.path == "/metrics"
+        body = b'queue_depth{queue="jobs"} 3\n' if metrics else b'{"status":"UP"}'
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if metrics else "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -90,6 +93,19 @@ add "healthprobe run redis" "$HP run redis address=127.0.0.1:$redis_port"
 add "http.wasm, first run (compiles)" "$HP run $WASM url=$url --no-cache"
 add "http.wasm, from the cache" "$HP run $WASM url=$url --cache-dir $work/cache"
 add "http.cwasm" "$HP run $work/http.cwasm url=$url"
+if [[ -n ${LANGUAGES:-} ]]; then
+    HEALTHPROBE=$HP examples/probes/build.sh >&2
+    PY=$(realpath target/example-probes/prometheus-threshold.wasm)
+    JS=$(realpath target/example-probes/actuator-health.wasm)
+    py_args="url=http://127.0.0.1:$port/metrics metric=queue_depth warn=100"
+    js_args="url=$url"
+    "$HP" compile "$PY" -o "$work/py.cwasm" >/dev/null
+    "$HP" compile "$JS" -o "$work/js.cwasm" >/dev/null
+    add "python example, from the cache" "$HP run $PY $py_args --cache-dir $work/cache"
+    add "python example, .cwasm" "$HP run $work/py.cwasm $py_args"
+    add "javascript example, from the cache" "$HP run $JS $js_args --cache-dir $work/cache"
+    add "javascript example, .cwasm" "$HP run $work/js.cwasm $js_args"
+fi
 
 args=()
 for i in "${!names[@]}"; do args+=(--command-name "${names[$i]}" "${cmds[$i]}"); done
@@ -115,4 +131,16 @@ cached, cwasm = med["http.wasm, from the cache"], med["http.cwasm"]
 print(f"cache / cwasm: {cached / cwasm:.2f}; redis: healthprobe / redis-cli: "
       f"{med['healthprobe run redis'] / med['redis-cli ping']:.2f}")
 PY
+if [[ -n ${LANGUAGES:-} ]]; then
+    # A first run compiles the whole component; seconds each, so three runs, not hyperfine.
+    echo "first run (compiles, --no-cache), median of 3: wall, peak RSS; component size"
+    for probe in "$PY $py_args" "$JS $js_args"; do
+        file=${probe%% *}
+        for _ in 1 2 3; do
+            /usr/bin/time -f "%e %M" sh -c "exec $HP run $probe --no-cache --timeout 60s >/dev/null 2>&1" 2>&1 | tail -1
+        done | sort -n | sed -n 2p |
+            awk -v f="$(basename "$file")" -v size="$(stat -c %s "$file")" \
+                '{printf "%-28s %6.2f s %7.1fM   %.1f MB\n", f, $1, $2 / 1024, size / 1e6}'
+    done
+fi
 ls -l "$HP" | awk '{printf "binary: %s, %.1f MB\n", $NF, $5 / 1e6}'

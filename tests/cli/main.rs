@@ -21,6 +21,7 @@ mod zombies;
 // The sandbox for third-party probes, and what `list` and `inspect` tell about them.
 mod inspect;
 mod integrity;
+mod languages;
 mod sandbox;
 
 // Loading code (precompiled components, the compile cache, the runtime-only build) and

@@ -1,0 +1,180 @@
+//! Probes in other languages, built with each language's own toolchain from its registry
+//! by `examples/probes/build.sh` (componentize-py from PyPI, componentize-js from npm),
+//! then run like any third-party `.wasm`: through the compile cache, under the same
+//! network policy and deadline. The JavaScript example uses the standard `fetch`, which
+//! reaches the host through `wasi:http`.
+//!
+//! The toolchains are downloaded on first use. Where they cannot be (no Python venv
+//! module, no node), the tests skip, except under `CI=true`, where `.ci/run` installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::support::{HttpServer, SLACK, SilentServer, healthprobe};
+
+/// The examples' `.wasm` files, built once per test run; `None` when the toolchains are
+/// missing outside CI.
+fn examples() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+            let out = Command::new(root.join("examples/probes/build.sh"))
+                .env("HEALTHPROBE", env!("CARGO_BIN_EXE_healthprobe"))
+                .output()
+                .expect("run examples/probes/build.sh");
+            if out.status.success() {
+                return Some(root.join("target/example-probes"));
+            }
+            let why = format!(
+                "examples/probes/build.sh failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("skipped: {why}");
+            None
+        })
+        .as_deref()
+}
+
+/// Runs an example with its own compile cache and a timeout that fits a first compile
+/// (a few seconds for these 12-18 MB components) on a busy machine.
+fn run(wasm: &Path, cache: &Path, args: &[&str]) -> crate::support::Outcome {
+    healthprobe(
+        [
+            "run",
+            wasm.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--timeout",
+            "60s",
+        ]
+        .into_iter()
+        .chain(args.iter().copied()),
+    )
+}
+
+#[test]
+fn the_python_example_compares_a_prometheus_sample_with_thresholds() {
+    let Some(dir) = examples() else { return };
+    let wasm = dir.join("prometheus-threshold.wasm");
+    let cache = tempfile::tempdir().unwrap();
+    let server = HttpServer::start(|_| {
+        (
+            200,
+            vec![("Content-Type".into(), "text/plain; version=0.0.4".into())],
+            "# TYPE queue_depth gauge\nqueue_depth{queue=\"mail\"} 3\nqueue_depth{queue=\"jobs\"} 120\n".into(),
+        )
+    });
+    let url = format!("url={}", server.url("/metrics"));
+    let check = |metric: &str| {
+        let metric = format!("metric={metric}");
+        run(
+            &wasm,
+            cache.path(),
+            &[&url, &metric, "warn=100", "critical=1000"],
+        )
+    };
+    check("queue_depth{queue=\"mail\"}").expect(
+        0,
+        "healthy: prometheus-threshold: ",
+        &["queue_depth{queue=\"mail\"} = 3"],
+    );
+    check("queue_depth{queue=\"jobs\"}").expect(
+        0,
+        "degraded: prometheus-threshold: ",
+        &["= 120 (warning at 100)"],
+    );
+    check("missing").expect(
+        1,
+        "unhealthy: prometheus-threshold: ",
+        &["no sample missing"],
+    );
+    // The host's http import applies the policy to a Python probe as to any other.
+    let denied = healthprobe([
+        "run",
+        wasm.to_str().unwrap(),
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        &url,
+        "metric=up",
+        "--allow-net",
+        "127.0.0.1:1",
+    ]);
+    denied.expect(
+        1,
+        "unhealthy: prometheus-threshold: ",
+        &["denied by network policy"],
+    );
+}
+
+#[test]
+fn the_javascript_example_fetches_through_wasi_http_under_the_same_rules() {
+    let Some(dir) = examples() else { return };
+    let wasm = dir.join("actuator-health.wasm");
+    let cache = tempfile::tempdir().unwrap();
+    let health = |body: &'static str| HttpServer::fixed(200, body);
+    let up = health(
+        r#"{"status":"UP","components":{"db":{"status":"UP"},"redis":{"status":"UP","components":{"primary":{"status":"UP"}}}}}"#,
+    );
+    run(
+        &wasm,
+        cache.path(),
+        &[&format!("url={}", up.url("/actuator/health"))],
+    )
+    .expect(0, "healthy: actuator-health: UP (3 components)", &[]);
+    let partly = health(
+        r#"{"status":"UP","components":{"db":{"status":"UP"},"mail":{"status":"OUT_OF_SERVICE"}}}"#,
+    );
+    run(&wasm, cache.path(), &[&format!("url={}", partly.url("/"))]).expect(
+        0,
+        "degraded: actuator-health: UP, but mail OUT_OF_SERVICE",
+        &[],
+    );
+    let down = health(r#"{"status":"DOWN","components":{"db":{"status":"DOWN"}}}"#);
+    run(&wasm, cache.path(), &[&format!("url={}", down.url("/"))]).expect(
+        1,
+        "unhealthy: actuator-health: DOWN: db DOWN",
+        &[],
+    );
+
+    // `fetch` to a port not granted: denied, and the server never sees a connection.
+    let silent = SilentServer::start();
+    let url = format!("url=http://{}/actuator/health", silent.addr);
+    run(
+        &wasm,
+        cache.path(),
+        &[&url, "--allow-net", &up.addr.to_string()],
+    )
+    .expect(
+        1,
+        "unhealthy: actuator-health: ",
+        &[&format!(
+            "connection to {} denied by network policy",
+            silent.addr
+        )],
+    );
+    assert_eq!(silent.accepted(), 0);
+
+    // `fetch` to a hung server ends within the timeout (the code is cached by now).
+    healthprobe([
+        "run",
+        wasm.to_str().unwrap(),
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        &url,
+        "--timeout",
+        "2s",
+    ])
+    .expect(
+        1,
+        "unhealthy: actuator-health: ",
+        &["timeout after 2s", "waiting for http://"],
+    )
+    .within(Duration::from_secs(2) + SLACK);
+    assert_eq!(silent.accepted(), 1);
+}
