@@ -71,6 +71,25 @@ fn the_python_example_compares_a_prometheus_sample_with_thresholds() {
         )
     });
     let url = format!("url={}", server.url("/metrics"));
+    // A first run whose timeout is shorter than the compile says so, and what to do.
+    healthprobe([
+        "run",
+        wasm.to_str().unwrap(),
+        "--no-cache",
+        "--timeout",
+        "500ms",
+        &url,
+        "metric=up",
+    ])
+    .expect(
+        1,
+        "unhealthy: ",
+        &[
+            "timeout after 500ms while compiling the probe",
+            "healthprobe compile",
+        ],
+    )
+    .within(Duration::from_millis(500) + SLACK);
     let check = |metric: &str| {
         let metric = format!("metric={metric}");
         run(

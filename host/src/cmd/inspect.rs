@@ -71,7 +71,9 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     // The component's imports can be read even when it cannot be linked or described:
     // then inspect says what is wrong after listing them.
     let inspected = rt.block_on(async {
-        let (component, how) = runner.component(code, &sha256, &limits.code).await?;
+        let (component, how) = runner
+            .component(code, &sha256, &limits.code, &Default::default())
+            .await?;
         let (caps, unknown) = imports::capabilities(&component);
         let info = match runner.link(&component) {
             Ok(pre) => runner.describe_linked(&pre, &limits).await,

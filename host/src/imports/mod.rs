@@ -117,6 +117,7 @@ mod tests {
                     Code::Bundled(b),
                     b.sha256,
                     &crate::limits::CodeLimits::default(),
+                    &Default::default(),
                 ))
                 .unwrap();
             let (caps, unknown) = capabilities(&component);

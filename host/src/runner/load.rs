@@ -13,7 +13,7 @@ use crate::bundled;
 use crate::cache;
 use crate::limits::CodeLimits;
 use crate::report::Failure;
-use crate::state::HostState;
+use crate::state::{Activity, HostState};
 use crate::text;
 
 use super::{Runner, Shared};
@@ -196,6 +196,12 @@ fn check_header(bytes: &[u8]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What a timeout while compiling says. A compiler cannot be paused and resumed, so a run
+/// whose timeout is shorter than the compile never gets further than the last one.
+const COMPILING: &str = "while compiling the probe (nothing is kept of a compile cut short: \
+    compile it once, ahead of time, with `healthprobe compile` when building the image, or \
+    give the first run a longer --timeout; later runs load it from the compile cache)";
+
 impl Runner {
     /// Reads, verifies, compiles (or loads precompiled) and links the component; `shared`
     /// receives its sha256 and how its code was obtained.
@@ -219,7 +225,8 @@ impl Runner {
         if let Some(pre) = self.cached(&digest) {
             return Ok(pre);
         }
-        let (component, how) = self.component(code, &digest, limits).await?;
+        let activity = shared.map(|s| s.activity.clone()).unwrap_or_default();
+        let (component, how) = self.component(code, &digest, limits, &activity).await?;
         if let Some(shared) = shared {
             *shared.code_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
         }
@@ -245,6 +252,7 @@ impl Runner {
         code: Code,
         digest: &str,
         limits: &CodeLimits,
+        activity: &Activity,
     ) -> Result<(Component, String), Failure> {
         match code {
             Code::Bundled(b) => {
@@ -275,7 +283,11 @@ impl Runner {
                     return Ok((component, "precompiled file (healthprobe compile)".into()));
                 }
                 check_header(&bytes)?;
-                self.compile_cached(bytes, digest, limits).await
+                // Named by the timeout if the deadline hits the compile.
+                activity.set(Some(COMPILING.into()));
+                let compiled = self.compile_cached(bytes, digest, limits).await;
+                activity.set(None);
+                compiled
             }
         }
     }

@@ -468,7 +468,9 @@ enum Stage {
 impl Stage {
     fn during(self, activity: &Activity) -> Option<String> {
         match self {
-            Stage::Loading => Some("while loading and compiling the probe".into()),
+            Stage::Loading => activity
+                .current()
+                .or_else(|| Some("while loading the probe".into())),
             Stage::Instantiating => Some("while instantiating the probe".into()),
             Stage::Describing => Some("while describing the probe".into()),
             Stage::Checking => activity.current(),
