@@ -199,3 +199,21 @@ fn a_broken_stdout_never_panics_and_keeps_the_contract() {
         assert_eq!(code, Some(3), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn component_using_the_async_abi_is_refused_with_the_flag_that_avoids_it() {
+    let wasm = guest("async-export");
+    let needles = ["component model's async ABI", "componentize-qjs --sync"];
+    healthprobe(["run".as_ref(), wasm.as_os_str(), "--no-cache".as_ref()])
+        .expect(3, "error: ", &needles);
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("async.cwasm");
+    healthprobe([
+        "compile".as_ref(),
+        wasm.as_os_str(),
+        "-o".as_ref(),
+        cwasm.as_os_str(),
+    ])
+    .expect(3, "error: ", &needles);
+    assert!(!cwasm.exists());
+}

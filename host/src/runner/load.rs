@@ -202,6 +202,47 @@ const COMPILING: &str = "while compiling the probe (nothing is kept of a compile
     compile it once, ahead of time, with `healthprobe compile` when building the image, or \
     give the first run a longer --timeout; later runs load it from the compile cache)";
 
+/// Why a component did not compile, for the operator. One that uses the component model's
+/// async ABI is valid WebAssembly, only not accepted here, and its toolchain can usually
+/// leave it out, so the message says how.
+#[cfg(feature = "compiler")]
+fn not_compiled(bytes: &[u8], e: &wasmtime::Error) -> Failure {
+    if needs_async(bytes) {
+        return Failure::BadInput(ASYNC_REFUSED.into());
+    }
+    Failure::BadInput(format!(
+        "not a valid WebAssembly component: {}",
+        text::chain(e)
+    ))
+}
+
+/// The engine leaves the component model's async ABI off: wasmtime 48 calls its support
+/// very incomplete, and its tasks, streams and cancellation would be new ground for the
+/// deadline, fuel and memory bounds every run relies on.
+#[cfg(feature = "compiler")]
+const ASYNC_REFUSED: &str = "the component uses the component model's async ABI (async \
+    exports, tasks, streams or futures), which healthprobe does not run; build it without: \
+    componentize-qjs --sync (jco componentize --backend quickjs --backend-qjs-disable-async); \
+    componentize-js, componentize-py and wit-bindgen's synchronous bindings need no flag";
+
+/// Whether `bytes` is a component that validates with every WebAssembly feature but not
+/// without the component model's async ones.
+#[cfg(feature = "compiler")]
+fn needs_async(bytes: &[u8]) -> bool {
+    use wasmparser::{Validator, WasmFeatures};
+    let asynchronous = WasmFeatures::CM_ASYNC
+        | WasmFeatures::CM_ASYNC_STACKFUL
+        | WasmFeatures::CM_MORE_ASYNC_BUILTINS
+        | WasmFeatures::CM_THREADING
+        | WasmFeatures::CM_ERROR_CONTEXT;
+    let valid = |features| {
+        Validator::new_with_features(features)
+            .validate_all(bytes)
+            .is_ok()
+    };
+    valid(WasmFeatures::all()) && !valid(WasmFeatures::all() - asynchronous)
+}
+
 impl Runner {
     /// Reads, verifies, compiles (or loads precompiled) and links the component; `shared`
     /// receives its sha256 and how its code was obtained.
@@ -370,15 +411,11 @@ impl Runner {
         // deadline still ends the run (the thread finishes in the background, or the
         // process exits).
         let engine = self.jit()?.engine.clone();
-        tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| Failure::Setup(format!("compiler thread failed: {e}")))?
-            .map_err(|e| {
-                Failure::BadInput(format!(
-                    "not a valid WebAssembly component: {}",
-                    text::chain(&e)
-                ))
-            })
+        tokio::task::spawn_blocking(move || {
+            Component::new(&engine, &bytes).map_err(|e| not_compiled(&bytes, &e))
+        })
+        .await
+        .map_err(|e| Failure::Setup(format!("compiler thread failed: {e}")))?
     }
 
     /// Loads a `.cwasm` made by `healthprobe compile`.
@@ -434,12 +471,7 @@ impl Runner {
             .map_err(|e| Failure::Setup(format!("cannot start the compiler: {e}")))?
             .precompile_component(bytes)
             .map(Cow::Owned)
-            .map_err(|e| {
-                Failure::BadInput(format!(
-                    "not a valid WebAssembly component: {}",
-                    text::chain(&e)
-                ))
-            });
+            .map_err(|e| not_compiled(bytes, &e));
         #[cfg(not(feature = "compiler"))]
         Err(Failure::BadInput(NO_COMPILER.into()))
     }
