@@ -222,37 +222,26 @@ fn an_unwritable_cache_compiles_in_memory_and_says_nothing() {
     );
 }
 
-/// The runtime-only build (`--no-default-features`: no Cranelift), built on first use in
-/// its own target directory.
+/// The runtime-only build (no Cranelift), built on first use as the workspace's
+/// `healthprobe-runtime-only` binary, in the target directory of this test run: cargo
+/// holds no lock while tests run, the units it shares with the full build are reused, and
+/// its own name keeps it from replacing the `healthprobe` binary the other tests run.
 fn runtime_only() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            let target = root.join("target").join("runtime-only");
             let status = Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--locked",
-                    "--no-default-features",
-                    "--bin",
-                    "healthprobe",
-                ])
+                .args(["build", "--locked", "-p", "healthprobe-runtime-only"])
                 .arg("--manifest-path")
-                .arg(root.join("host/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(&target)
-                .env_remove("RUSTFLAGS")
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("CARGO_BUILD_TARGET")
+                .arg(root.join("Cargo.toml"))
                 .status()
                 .expect("run cargo to build the runtime-only healthprobe");
             assert!(
                 status.success(),
                 "building the runtime-only healthprobe failed"
             );
-            target.join("debug").join("healthprobe")
+            Path::new(env!("CARGO_BIN_EXE_healthprobe")).with_file_name("healthprobe-runtime-only")
         })
         .clone()
 }
