@@ -20,11 +20,14 @@ use wasmtime::component::{Component, Linker};
 use crate::sandbox::Sandbox;
 use crate::state::HostState;
 
-/// Registers every import with `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// Registers every import with `linker`; `wasi:http` only if `wasi_http` (see
+/// [`wasi_http::imported_by`]).
+pub fn add_to_linker(linker: &mut Linker<HostState>, wasi_http: bool) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
-    wasi_http::add_to_linker(linker)?;
+    if wasi_http {
+        wasi_http::add_to_linker(linker)?;
+    }
     // After WASI: they replace some of WASI's functions.
     lookup::add_to_linker(linker)?;
     sockets::add_to_linker(linker)

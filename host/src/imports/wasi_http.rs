@@ -56,6 +56,15 @@ pub const PLUMBING: &[&str] = &["wasi:http/types"];
 /// a request body holds at most twice this in host memory.
 const REQUEST_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Whether `component` imports any of `wasi:http`: only then does its linker need the
+/// interface (few probes do, and registering it costs every run start-up time).
+pub fn imported_by(component: &wasmtime::component::Component) -> bool {
+    component
+        .component_type()
+        .imports(component.engine())
+        .any(|(name, _)| name.starts_with("wasi:http/"))
+}
+
 /// Registers `wasi:http/outgoing-handler` and `wasi:http/types`, served from
 /// [`HostState::wasi_http`].
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {

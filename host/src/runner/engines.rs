@@ -17,10 +17,14 @@ use crate::state::HostState;
 use super::Runner;
 use super::clock::Clock;
 
-/// An engine and the linker of the host's imports for it.
+/// An engine and the linkers of the host's imports for it.
 pub(super) struct Backend {
     pub(super) engine: Engine,
-    pub(super) linker: Linker<HostState>,
+    /// Every import but `wasi:http`.
+    linker: Linker<HostState>,
+    /// Every import, `wasi:http` included, made only for a component that imports it:
+    /// registering its fifty-odd functions would cost every other check start-up time.
+    with_wasi_http: OnceLock<Linker<HostState>>,
 }
 
 impl Backend {
@@ -33,11 +37,35 @@ impl Backend {
         let engine = config
             .and_then(|c| Engine::new(&c))
             .map_err(|e| Failure::Setup(format!("cannot start the WebAssembly engine: {e}")))?;
-        let mut linker = Linker::new(&engine);
-        crate::imports::add_to_linker(&mut linker)
-            .map_err(|e| Failure::Setup(format!("cannot set up the host functions: {e}")))?;
+        let linker = Self::linker(&engine, false)?;
         clock.tick(engine.clone());
-        Ok(Self { engine, linker })
+        Ok(Self {
+            engine,
+            linker,
+            with_wasi_http: OnceLock::new(),
+        })
+    }
+
+    fn linker(engine: &Engine, wasi_http: bool) -> Result<Linker<HostState>, Failure> {
+        let mut linker = Linker::new(engine);
+        crate::imports::add_to_linker(&mut linker, wasi_http)
+            .map_err(|e| Failure::Setup(format!("cannot set up the host functions: {e}")))?;
+        Ok(linker)
+    }
+
+    /// The linker for `component`: with `wasi:http` only if it imports it.
+    pub(super) fn linker_for(
+        &self,
+        component: &wasmtime::component::Component,
+    ) -> Result<&Linker<HostState>, Failure> {
+        if !crate::imports::wasi_http::imported_by(component) {
+            return Ok(&self.linker);
+        }
+        if let Some(l) = self.with_wasi_http.get() {
+            return Ok(l);
+        }
+        let made = Self::linker(&self.engine, true)?;
+        Ok(self.with_wasi_http.get_or_init(|| made))
     }
 }
 

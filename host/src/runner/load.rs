@@ -492,7 +492,7 @@ impl Runner {
             .ok_or_else(|| {
                 Failure::Setup("the component is from another runner's engine".into())
             })?;
-        let pre = backend.linker.instantiate_pre(component).map_err(|e| {
+        let pre = backend.linker_for(component)?.instantiate_pre(component).map_err(|e| {
             Failure::BadInput(format!(
                 "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2; see `healthprobe inspect`",
                 text::chain(&e)
