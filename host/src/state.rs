@@ -46,6 +46,15 @@ impl Activity {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what;
     }
 
+    /// Clears the record if it still says `what`: a request that ends in the background
+    /// must not erase what another one recorded since.
+    pub fn clear_if(&self, what: &str) {
+        let mut current = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_deref() == Some(what) {
+            *current = None;
+        }
+    }
+
     /// What the probe is waiting for, if it is in a host call that records it.
     pub fn current(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()

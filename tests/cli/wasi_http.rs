@@ -82,6 +82,15 @@ fn a_redirect_to_a_port_not_granted_is_denied() {
 }
 
 #[test]
+fn a_finished_request_is_not_named_when_the_probe_times_out_later() {
+    let server = HttpServer::fixed(200, "ok");
+    let out = fetch(&server.url("/"), &["then-spin=true", "--timeout", "1s"]);
+    out.expect(1, "unhealthy: wasi-http: timeout after 1s", &[])
+        .within(Duration::from_secs(1) + SLACK);
+    assert!(!out.stdout.contains("waiting for"), "{out:#?}");
+}
+
+#[test]
 fn a_silent_server_ends_within_the_timeout_naming_the_url() {
     let server = SilentServer::start();
     let url = format!("http://{}/health", server.addr);

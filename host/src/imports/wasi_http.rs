@@ -126,14 +126,19 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Sent> + Send> {
-        // Named in the timeout message if the deadline hits the request.
-        self.activity
-            .set(Some(format!("waiting for {}", request.uri())));
+        // Named in the timeout message if the deadline hits the request; cleared once the
+        // response has been read whole or failed.
+        let waiting = format!("waiting for {}", request.uri());
+        self.activity.set(Some(waiting.clone()));
         let job = Job {
             policy: self.policy.clone(),
             insecure_tls: self.insecure_tls,
             deadline: tokio::time::Instant::from_std(self.deadline) + AFTER_DEADLINE,
             permit: self.cap.admit(),
+            waiting: Waiting {
+                activity: self.activity.clone(),
+                what: waiting,
+            },
         };
         Box::new(job.send(request, options.unwrap_or_default()))
     }
@@ -165,6 +170,22 @@ struct Job {
     insecure_tls: bool,
     deadline: tokio::time::Instant,
     permit: Option<ConnPermit>,
+    waiting: Waiting,
+}
+
+/// The activity a request recorded, to clear when it is over. Only done when it ends, not
+/// when it is dropped: the deadline drops requests still waiting, and the timeout message
+/// must still name them.
+#[derive(Clone)]
+struct Waiting {
+    activity: Activity,
+    what: String,
+}
+
+impl Waiting {
+    fn over(&self) {
+        self.activity.clear_if(&self.what);
+    }
 }
 
 trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
@@ -180,7 +201,16 @@ impl Job {
         })
     }
 
-    async fn send(mut self, mut req: http::Request<WasiBody>, options: RequestOptions) -> Sent {
+    async fn send(self, req: http::Request<WasiBody>, options: RequestOptions) -> Sent {
+        let waiting = self.waiting.clone();
+        let sent = self.exchange(req, options).await;
+        if sent.is_err() {
+            waiting.over();
+        }
+        sent
+    }
+
+    async fn exchange(mut self, mut req: http::Request<WasiBody>, options: RequestOptions) -> Sent {
         let uri = req.uri().clone();
         let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_owned();
@@ -277,6 +307,7 @@ impl Job {
         let response = response.map(|body| {
             CappedBody {
                 inner: body,
+                waiting: self.waiting.clone(),
                 read: 0,
                 between,
                 deadline,
@@ -442,6 +473,7 @@ impl rustls::client::danger::ServerCertVerifier for Unverified {
 /// A response body with the `http` import's size cap, whose every read is bounded by the
 /// run's deadline and by the guest's between-bytes timeout, if shorter.
 struct CappedBody {
+    waiting: Waiting,
     inner: Incoming,
     read: u64,
     between: Option<Duration>,
@@ -468,30 +500,32 @@ impl Body for CappedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.read += data.len() as u64;
-                    if this.read > MAX_BODY_BYTES {
-                        return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(
-                            this.read,
-                        )))));
-                    }
                 }
-                let next = this.next_wait();
-                this.timer.as_mut().reset(next);
-                Poll::Ready(Some(Ok(frame)))
+                if this.read > MAX_BODY_BYTES {
+                    Some(Err(Error::HttpResponseBodySize(Some(this.read))))
+                } else {
+                    let next = this.next_wait();
+                    this.timer.as_mut().reset(next);
+                    Some(Ok(frame))
+                }
             }
-            Poll::Ready(Some(Err(e))) if e.is_timeout() => {
-                Poll::Ready(Some(Err(Error::HttpResponseTimeout)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) if e.is_timeout() => Some(Err(Error::HttpResponseTimeout)),
+            Poll::Ready(Some(Err(e))) => Some(Err(Error::from(e))),
+            Poll::Ready(None) => None,
             Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
-                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => Some(Err(Error::ConnectionReadTimeout)),
+                Poll::Pending => return Poll::Pending,
             },
+        };
+        // The whole body read, or an error the guest will see: the request is over.
+        if !matches!(polled, Some(Ok(_))) {
+            this.waiting.over();
         }
+        Poll::Ready(polled)
     }
 
     fn is_end_stream(&self) -> bool {

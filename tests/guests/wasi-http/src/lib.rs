@@ -32,6 +32,10 @@ impl Probe for WasiHttp {
             "follow",
             "redirects to follow (default 0)",
         ))
+        .param(ParamSpec::optional(
+            "then-spin",
+            "compute forever once the body is read (true/false)",
+        ))
     }
 
     fn check(params: &Params, _budget: Budget) -> Result<CheckResult, CheckError> {
@@ -96,6 +100,12 @@ impl Probe for WasiHttp {
                         e.to_debug_string()
                     )));
                 }
+            }
+        }
+        if params.str("then-spin") == Some("true") {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
             }
         }
         let message = format!("HTTP {status}, {size} bytes");
