@@ -55,16 +55,7 @@ fn component_of_another_world_is_exit_3() {
         "error: ",
         &["not a healthprobe probe"],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let cwasm = dir.path().join("other.cwasm");
-    healthprobe([
-        "compile".as_ref(),
-        wasm.as_os_str(),
-        "-o".as_ref(),
-        cwasm.as_os_str(),
-    ])
-    .expect(3, "error: ", &["not a healthprobe probe"]);
-    assert!(!cwasm.exists());
+    compile_is_refused(&wasm, &["not a healthprobe probe"]);
 }
 
 #[test]
@@ -82,16 +73,7 @@ fn component_importing_an_interface_the_host_lacks_is_exit_3() {
         "{out:#?}"
     );
     // `compile` refuses what `run` cannot link, with run's message, and writes nothing.
-    let dir = tempfile::tempdir().unwrap();
-    let cwasm = dir.path().join("bad.cwasm");
-    healthprobe([
-        "compile".as_ref(),
-        wasm.as_os_str(),
-        "-o".as_ref(),
-        cwasm.as_os_str(),
-    ])
-    .expect(3, "error: ", &["cannot be linked", "test:missing/api"]);
-    assert!(!cwasm.exists());
+    compile_is_refused(&wasm, &["cannot be linked", "test:missing/api"]);
 }
 
 #[test]
@@ -206,14 +188,20 @@ fn component_using_the_async_abi_is_refused_with_the_flag_that_avoids_it() {
     let needles = ["component model's async ABI", "componentize-qjs --sync"];
     healthprobe(["run".as_ref(), wasm.as_os_str(), "--no-cache".as_ref()])
         .expect(3, "error: ", &needles);
+    compile_is_refused(&wasm, &needles);
+}
+
+/// `compile` refuses `wasm` with exit 3 and a message holding `needles`, and writes no
+/// `.cwasm`: it refuses what `run` would.
+fn compile_is_refused(wasm: &std::path::Path, needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let cwasm = dir.path().join("async.cwasm");
+    let cwasm = dir.path().join("refused.cwasm");
     healthprobe([
         "compile".as_ref(),
         wasm.as_os_str(),
         "-o".as_ref(),
         cwasm.as_os_str(),
     ])
-    .expect(3, "error: ", &needles);
+    .expect(3, "error: ", needles);
     assert!(!cwasm.exists());
 }

@@ -40,14 +40,7 @@ fn tcp_connect_denied_by_policy_names_the_address_and_reaches_nothing() {
 #[test]
 fn redirect_to_a_port_not_granted_is_denied() {
     let target = SilentServer::start();
-    let location = format!("http://{}/", target.addr);
-    let redirector = HttpServer::start(move |_| {
-        (
-            302,
-            vec![("Location".into(), location.clone())],
-            String::new(),
-        )
-    });
+    let redirector = HttpServer::redirect(format!("http://{}/", target.addr));
     let out = healthprobe([
         "run",
         "http",

@@ -245,6 +245,17 @@ impl HttpServer {
         })
     }
 
+    /// A server that answers every request with a 302 to `location`.
+    pub fn redirect(location: String) -> Self {
+        Self::start(move |_| {
+            (
+                302,
+                vec![("Location".into(), location.clone())],
+                String::new(),
+            )
+        })
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

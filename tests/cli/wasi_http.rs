@@ -61,14 +61,7 @@ fn a_name_not_granted_is_never_looked_up() {
 #[test]
 fn a_redirect_to_a_port_not_granted_is_denied() {
     let target = SilentServer::start();
-    let location = format!("http://{}/", target.addr);
-    let redirector = HttpServer::start(move |_| {
-        (
-            302,
-            vec![("Location".into(), location.clone())],
-            String::new(),
-        )
-    });
+    let redirector = HttpServer::redirect(format!("http://{}/", target.addr));
     fetch(
         &redirector.url("/"),
         &["follow=1", "--allow-net", &redirector.addr.to_string()],

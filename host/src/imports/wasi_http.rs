@@ -194,11 +194,7 @@ impl<T> Stream for T where T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'st
 impl Job {
     /// The deadline, or `after` from now if that comes first.
     fn by(&self, after: Option<Duration>) -> tokio::time::Instant {
-        after.map_or(self.deadline, |t| {
-            tokio::time::Instant::now()
-                .checked_add(t)
-                .map_or(self.deadline, |at| at.min(self.deadline))
-        })
+        by(self.deadline, after)
     }
 
     async fn send(self, req: http::Request<WasiBody>, options: RequestOptions) -> Sent {
@@ -483,12 +479,18 @@ struct CappedBody {
 
 impl CappedBody {
     fn next_wait(&self) -> tokio::time::Instant {
-        self.between.map_or(self.deadline, |t| {
-            tokio::time::Instant::now()
-                .checked_add(t)
-                .map_or(self.deadline, |at| at.min(self.deadline))
-        })
+        by(self.deadline, self.between)
     }
+}
+
+/// `deadline`, or `after` from now if that comes first (a guest's own timeout can only
+/// shorten a wait).
+fn by(deadline: tokio::time::Instant, after: Option<Duration>) -> tokio::time::Instant {
+    after.map_or(deadline, |t| {
+        tokio::time::Instant::now()
+            .checked_add(t)
+            .map_or(deadline, |at| at.min(deadline))
+    })
 }
 
 impl Body for CappedBody {

@@ -494,7 +494,7 @@ impl Runner {
             })?;
         let pre = backend.linker_for(component)?.instantiate_pre(component).map_err(|e| {
             Failure::BadInput(format!(
-                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2; see `healthprobe inspect`",
+                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (wasi:http included); see `healthprobe inspect` for what the probe imports",
                 text::chain(&e)
             ))
         })?;
