@@ -5,8 +5,8 @@
 #   bench/run.sh                      # builds the static (musl) release binary first
 #   HEALTHPROBE=path/to/healthprobe bench/run.sh
 #   RUNS=50 bench/run.sh
-#   LANGUAGES=1 bench/run.sh          # also the Python and JavaScript examples (built with
-#                                     # examples/probes/build.sh: componentize-py, componentize-js)
+#   LANGUAGES=1 bench/run.sh          # also the Python, JavaScript and C examples (built
+#                                     # with examples/probes/build.sh)
 #
 # Needs hyperfine, wget, curl, python3, GNU time, redis-server and redis-cli (installed
 # with apt-get if missing). Loopback only: it starts its own HTTP server and Redis on
@@ -97,14 +97,19 @@ if [[ -n ${LANGUAGES:-} ]]; then
     HEALTHPROBE=$HP examples/probes/build.sh >&2
     PY=$(realpath target/example-probes/prometheus-threshold.wasm)
     JS=$(realpath target/example-probes/actuator-health.wasm)
+    C=$(realpath target/example-probes/http-latency.wasm)
     py_args="url=http://127.0.0.1:$port/metrics metric=queue_depth warn=100"
     js_args="url=$url"
+    c_args="url=$url requests=1"
     "$HP" compile "$PY" -o "$work/py.cwasm" >/dev/null
     "$HP" compile "$JS" -o "$work/js.cwasm" >/dev/null
+    "$HP" compile "$C" -o "$work/c.cwasm" >/dev/null
     add "python example, from the cache" "$HP run $PY $py_args --cache-dir $work/cache"
     add "python example, .cwasm" "$HP run $work/py.cwasm $py_args"
     add "javascript example, from the cache" "$HP run $JS $js_args --cache-dir $work/cache"
     add "javascript example, .cwasm" "$HP run $work/js.cwasm $js_args"
+    add "c example, from the cache" "$HP run $C $c_args --cache-dir $work/cache"
+    add "c example, .cwasm" "$HP run $work/c.cwasm $c_args"
 fi
 
 args=()
@@ -134,7 +139,7 @@ PY
 if [[ -n ${LANGUAGES:-} ]]; then
     # A first run compiles the whole component; seconds each, so three runs, not hyperfine.
     echo "first run (compiles, --no-cache), median of 3: wall, peak RSS; component size"
-    for probe in "$PY $py_args" "$JS $js_args"; do
+    for probe in "$PY $py_args" "$JS $js_args" "$C $c_args"; do
         file=${probe%% *}
         for _ in 1 2 3; do
             /usr/bin/time -f "%e %M" sh -c "exec $HP run $probe --no-cache --timeout 60s >/dev/null 2>&1" 2>&1 | tail -1

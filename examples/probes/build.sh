@@ -3,7 +3,9 @@
 # registry, against the WIT package the healthprobe binary prints (`healthprobe wit`):
 #   python      componentize-py (PyPI), into a virtual environment
 #   javascript  componentize-js (npm), its default build (`fetch` through wasi:http)
-# Usage: examples/probes/build.sh [python|javascript]...   (default: all)
+#   c           Debian's clang and wasi-libc, with wit-bindgen's C generator and
+#               wit-component from crates.io (c/componentize) for the component steps
+# Usage: examples/probes/build.sh [python|javascript|c]...   (default: all)
 # Writes target/example-probes/<probe>.wasm; the tools are kept in target/example-probe-tools.
 # HEALTHPROBE names the binary (default: target/debug/healthprobe, built if missing).
 set -euo pipefail
@@ -41,11 +43,30 @@ javascript() {
         -o "$out/actuator-health.wasm" "$here/javascript/app.js"
 }
 
-for language in "${@:-python javascript}"; do
+c() {
+    command -v clang >/dev/null && [[ -e /usr/lib/wasm32-wasi/libc.a ]] || {
+        echo "build.sh: clang and wasi-libc are needed (Debian: clang lld wasi-libc libclang-rt-dev-wasm32)" >&2
+        exit 3
+    }
+    # `wit-bindgen c WIT --world probe` and `wasm-tools component new --adapt`, through
+    # the libraries they are made of (see c/componentize/Cargo.toml).
+    cargo build --quiet --locked --manifest-path "$here/c/componentize/Cargo.toml" \
+        --target-dir "$tools/c-componentize"
+    local componentize=$tools/c-componentize/debug/c-componentize
+    "$componentize" bindgen "$tools/wit" "$tools/c-bindings"
+    # A WASI preview-1 reactor (a library: no main), which the adapter turns into a
+    # preview-2 component exporting the probe world.
+    clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+        -I "$tools/c-bindings" -o "$tools/http-latency.core.wasm" \
+        "$here/c/latency.c" "$tools/c-bindings/probe.c" "$tools/c-bindings/probe_component_type.o"
+    "$componentize" new "$tools/http-latency.core.wasm" "$out/http-latency.wasm"
+}
+
+for language in "${@:-python javascript c}"; do
     for l in $language; do
         case "$l" in
-            python | javascript) "$l" ;;
-            *) echo "build.sh: unknown language $l (python, javascript)" >&2; exit 3 ;;
+            python | javascript | c) "$l" ;;
+            *) echo "build.sh: unknown language $l (python, javascript, c)" >&2; exit 3 ;;
         esac
         echo "build.sh: built the $l example"
     done

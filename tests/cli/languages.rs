@@ -1,5 +1,6 @@
 //! Probes in other languages, built with each language's own toolchain from its registry
-//! by `examples/probes/build.sh` (componentize-py from PyPI, componentize-js from npm),
+//! by `examples/probes/build.sh` (componentize-py from PyPI, componentize-js from npm,
+//! Debian's clang and wasi-libc for C),
 //! then run like any third-party `.wasm`: through the compile cache, under the same
 //! network policy and deadline. The JavaScript example uses the standard `fetch`, which
 //! reaches the host through `wasi:http`.
@@ -196,4 +197,78 @@ fn the_javascript_example_fetches_through_wasi_http_under_the_same_rules() {
     )
     .within(Duration::from_secs(2) + SLACK);
     assert_eq!(silent.accepted(), 1);
+}
+
+#[test]
+fn the_c_example_grades_the_slowest_of_its_requests() {
+    let Some(dir) = examples() else { return };
+    let wasm = dir.join("http-latency.wasm");
+    let cache = tempfile::tempdir().unwrap();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = requests.clone();
+    let server = HttpServer::start(move |req| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match req.url() {
+            "/slow" => {
+                std::thread::sleep(Duration::from_millis(300));
+                (200, vec![], "ok".into())
+            }
+            "/down" => (503, vec![], "maintenance".into()),
+            _ => (200, vec![], "ok".into()),
+        }
+    });
+    let check = |path: &str, args: &[&str]| {
+        let url = format!("url={}", server.url(path));
+        run(&wasm, cache.path(), &[&[url.as_str()], args].concat())
+    };
+    check("/fast", &["warn-ms=250", "critical-ms=1000"]).expect(
+        0,
+        "healthy: http-latency: slowest of 3 requests to http://",
+        &[],
+    );
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    check("/slow", &["requests=2", "warn-ms=250", "critical-ms=1000"]).expect(
+        0,
+        "degraded: http-latency: slowest of 2 requests to http://",
+        &["(warning at 250 ms)"],
+    );
+    check("/slow", &["requests=1", "warn-ms=100", "critical-ms=250"]).expect(
+        1,
+        "unhealthy: http-latency: ",
+        &["(critical at 250 ms)"],
+    );
+    check("/down", &[]).expect(
+        1,
+        "unhealthy: http-latency: HTTP 503 from http://",
+        &["(expected 200-399)"],
+    );
+    // Parameters the C code refuses are bad input, as for any probe.
+    check("/fast", &["requests=50"]).expect(3, "", &["requests", "expected 1 to 20"]);
+    check("/fast", &["warn-ms=soon"]).expect(3, "", &["warn-ms", "whole number"]);
+
+    // The host's http import applies the network policy and the deadline to C as to Rust.
+    let silent = SilentServer::start();
+    let hung = format!("url=http://{}/", silent.addr);
+    run(
+        &wasm,
+        cache.path(),
+        &[&hung, "--allow-net", &server.addr.to_string()],
+    )
+    .expect(
+        1,
+        "unhealthy: http-latency: ",
+        &["denied by network policy"],
+    );
+    assert_eq!(silent.accepted(), 0);
+    healthprobe([
+        "run",
+        wasm.to_str().unwrap(),
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        &hung,
+        "--timeout",
+        "2s",
+    ])
+    .expect(1, "unhealthy: http-latency: ", &["timeout"])
+    .within(Duration::from_secs(2) + SLACK);
 }
