@@ -9,6 +9,8 @@
 # Writes target/example-probes/<probe>.wasm; the tools are kept in target/example-probe-tools.
 # HEALTHPROBE names the binary (default: target/debug/healthprobe, built if missing).
 set -euo pipefail
+# componentize-py imports the app; its bytecode would land beside the source.
+export PYTHONDONTWRITEBYTECODE=1
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/examples/probes
 out=$root/target/example-probes

@@ -273,6 +273,7 @@ impl Settings {
             limits: self.limits.clone(),
             sandbox: self.sandbox(grants)?,
             sha256: self.sha256.clone(),
+            hash_precompiled: false,
         })
     }
 

@@ -49,8 +49,8 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         _ => PathBuf::from("."),
     };
     crate::confine::limit_writes(&[&out_dir]);
-    let code = match runner::identify(&source, &limits) {
-        Ok((code, _)) => code,
+    let code = match runner::identify(&source, &limits, false) {
+        Ok(code) => code,
         Err(f) => return fail(f.to_string()),
     };
     let compiled = match Runner::new().and_then(|runner| {

@@ -57,10 +57,11 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     let cache = args.cache.open(&source);
     #[cfg(not(feature = "compiler"))]
     args.cache.open(&source);
-    let (code, sha256) = match runner::identify(&source, &limits.code) {
+    let code = match runner::identify(&source, &limits.code, true) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
+    let sha256 = code.digest().unwrap_or_default().to_owned();
     let size = code.size();
     let (runner, rt) = match Runner::new().and_then(|r| Ok((r, super::runtime()?))) {
         Ok(x) => x,
@@ -72,7 +73,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     // then inspect says what is wrong after listing them.
     let inspected = rt.block_on(async {
         let (component, how) = runner
-            .component(code, &sha256, &limits.code, &Default::default())
+            .component(code, &limits.code, &Default::default())
             .await?;
         let (caps, unknown) = imports::capabilities(&component);
         let info = match runner.link(&component) {

@@ -11,7 +11,7 @@ use crate::flags::{CacheArgs, GrantArgs, LimitArgs, OutputArgs};
 use crate::output::{self, Format};
 use crate::params;
 use crate::report::{Report, Verdict};
-use crate::runner::{ProbeSource, Runner};
+use crate::runner::{ProbeSource, RunConfig, Runner};
 use crate::settings;
 use crate::text;
 
@@ -109,7 +109,11 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     };
     // After the watchdog: the grants' host names are resolved here.
     let config = match settings.run_config(&args.grants.overrides()) {
-        Ok(c) => c,
+        // `--verbose` prints the digest of what ran, so a `.cwasm` is hashed (and read).
+        Ok(c) => RunConfig {
+            hash_precompiled: args.output.verbose,
+            ..c
+        },
         Err(failure) => return bad_input(failure.to_string()),
     };
     #[cfg(feature = "compiler")]

@@ -118,7 +118,6 @@ mod tests {
             let (component, _) = rt
                 .block_on(runner.component(
                     Code::Bundled(b),
-                    b.sha256,
                     &crate::limits::CodeLimits::default(),
                     &Default::default(),
                 ))

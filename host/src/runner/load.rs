@@ -59,67 +59,154 @@ impl ProbeSource {
     }
 }
 
-/// A probe's code: precompiled in the binary, or the bytes of a file (a component or a
-/// `.cwasm`).
+/// A probe's code: precompiled in the binary, or a file (a component or a `.cwasm`).
 #[derive(Debug)]
 pub enum Code {
     /// A bundled probe.
     Bundled(&'static bundled::Bundled),
-    /// The file's bytes.
-    File(Cow<'static, [u8]>),
+    /// A file, hashed but not kept: a cached or precompiled run never needs its bytes.
+    File(FileCode),
 }
 
 impl Code {
     /// The size of the component as given (for a bundled probe, before precompiling).
-    pub fn size(&self) -> usize {
+    pub fn size(&self) -> u64 {
         match self {
-            Code::Bundled(b) => b.wasm_size,
-            Code::File(bytes) => bytes.len(),
+            Code::Bundled(b) => b.wasm_size as u64,
+            Code::File(f) => f.size,
+        }
+    }
+
+    /// Its SHA-256 (for a bundled probe, of the component as built); `None` for a `.cwasm`
+    /// that was not hashed, because it is mapped instead of read.
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            Code::Bundled(b) => Some(b.sha256),
+            Code::File(f) => f.digest.as_deref(),
         }
     }
 }
 
-/// The probe's code and its SHA-256 (for a bundled probe, of the component as built). A
-/// file larger than `limits.max_size` is refused before it is read.
+/// A probe file. Reading an 18 MB component and a 48 MB cache entry into memory to run
+/// it cost more than everything else a cached run of it does, so a component is hashed
+/// in a stream, and read whole only to be compiled.
+#[derive(Debug)]
+pub struct FileCode {
+    path: PathBuf,
+    size: u64,
+    max_size: u64,
+    /// The SHA-256 of what was hashed: always for a component (the compile cache's key),
+    /// for a `.cwasm` only when asked for.
+    digest: Option<String>,
+    /// What a `.cwasm` holds; `None` for anything else.
+    precompiled: Option<Precompiled>,
+}
+
+impl FileCode {
+    /// The file's bytes, read again; refused if they are not the ones hashed.
+    fn read(&self) -> Result<Vec<u8>, Failure> {
+        let bytes = read_capped(&self.path, self.max_size).map_err(cannot_read)??;
+        match &self.digest {
+            Some(digest) if sha256_hex(&bytes) != *digest => Err(Failure::BadInput(
+                "the probe file changed while healthprobe read it; run the check again once it is written (replace probe files by renaming, not in place)".into(),
+            )),
+            _ => Ok(bytes),
+        }
+    }
+}
+
+fn cannot_read(e: std::io::Error) -> Failure {
+    Failure::BadInput(format!(
+        "cannot read the probe file: {}; check the path",
+        text::io_error(&e)
+    ))
+}
+
+/// Finds the probe's code and, unless it is a `.cwasm` and `hash_precompiled` is false,
+/// its SHA-256. A file larger than `limits.max_size` is refused before it is read.
 pub(crate) fn identify(
     source: &ProbeSource,
     limits: &CodeLimits,
-) -> Result<(Code, String), Failure> {
-    Ok(match source {
-        ProbeSource::Bundled(b) => (Code::Bundled(b), b.sha256.to_string()),
-        ProbeSource::File(path) => {
-            let bytes = read_capped(path, limits.max_size).map_err(|e| {
-                Failure::BadInput(format!(
-                    "cannot read the probe file: {}; check the path",
-                    text::io_error(&e)
-                ))
-            })??;
-            let digest = sha256_hex(&bytes);
-            (Code::File(bytes.into()), digest)
+    hash_precompiled: bool,
+) -> Result<Code, Failure> {
+    let path = match source {
+        ProbeSource::Bundled(b) => return Ok(Code::Bundled(b)),
+        ProbeSource::File(path) => path,
+    };
+    // Reads the ELF header and section table only; a damaged `.cwasm` is not detected and
+    // is refused by its header once read, as any other file that is not a component.
+    let precompiled = Engine::detect_precompiled_file(path).ok().flatten();
+    let (size, digest) = if precompiled.is_none() || hash_precompiled {
+        let (size, digest) = hash_capped(path, limits.max_size).map_err(cannot_read)??;
+        (size, Some(digest))
+    } else {
+        let size = std::fs::metadata(path).map_err(cannot_read)?.len();
+        if size > limits.max_size {
+            return Err(too_big(size, limits.max_size));
         }
-    })
+        (size, None)
+    };
+    Ok(Code::File(FileCode {
+        path: path.clone(),
+        size,
+        max_size: limits.max_size,
+        digest,
+        precompiled,
+    }))
+}
+
+fn too_big(size: u64, max: u64) -> Failure {
+    Failure::BadInput(format!(
+        "the probe file is {}, over the size limit of {}; raise --max-size if you trust it",
+        text::size(size),
+        text::size(max)
+    ))
+}
+
+/// The file's size and SHA-256, read in a stream through a bound, or the refusal if it is
+/// larger than `max` (a file that grows after its size was checked is refused too).
+fn hash_capped(path: &Path, max: u64) -> std::io::Result<Result<(u64, String), Failure>> {
+    use sha2::Digest;
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > max {
+        return Ok(Err(too_big(size, max)));
+    }
+    let mut hasher = sha2::Sha256::new();
+    let mut input = file.take(max.saturating_add(1));
+    let mut buf = vec![0; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if total > max {
+        return Ok(Err(too_big(total, max)));
+    }
+    Ok(Ok((total, format!("{:x}", hasher.finalize()))))
 }
 
 /// The file's bytes, or the refusal if it is larger than `max`; read through a bound, so a
 /// file that grows after its size was checked is refused too.
 fn read_capped(path: &Path, max: u64) -> std::io::Result<Result<Vec<u8>, Failure>> {
     use std::io::Read;
-    let too_big = |size: u64| {
-        Failure::BadInput(format!(
-            "the probe file is {}, over the size limit of {}; raise --max-size if you trust it",
-            text::size(size),
-            text::size(max)
-        ))
-    };
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     if size > max {
-        return Ok(Err(too_big(size)));
+        return Ok(Err(too_big(size, max)));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
-        return Ok(Err(too_big(bytes.len() as u64)));
+        return Ok(Err(too_big(bytes.len() as u64, max)));
     }
     Ok(Ok(bytes))
 }
@@ -165,6 +252,12 @@ fn check_code(bytes: &[u8], limits: &CodeLimits) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn core_module() -> Failure {
+    Failure::BadInput(
+        "a precompiled core module, not a component; precompile the component with `healthprobe compile`".into(),
+    )
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -252,32 +345,40 @@ impl Runner {
         limits: &CodeLimits,
         shared: Option<&Shared>,
     ) -> Result<ProbePre<HostState>, Failure> {
-        let (code, digest) = identify(source, limits)?;
+        let pinned = shared.and_then(|s| s.sha256.as_deref());
+        let code = identify(
+            source,
+            limits,
+            pinned.is_some() || shared.is_some_and(|s| s.hash_precompiled),
+        )?;
+        let digest = code.digest().map(str::to_owned);
         if let Some(shared) = shared {
-            if let Some(expected) = &shared.sha256
-                && !expected.eq_ignore_ascii_case(&digest)
+            if let (Some(expected), Some(digest)) = (pinned, &digest)
+                && !expected.eq_ignore_ascii_case(digest)
             {
                 return Err(Failure::BadInput(format!(
                     "sha256 mismatch: the probe is {digest}, --sha256 pins {expected}; refusing to run it"
                 )));
             }
-            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest.clone());
+            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) = digest.clone();
         }
-        if let Some(pre) = self.cached(&digest) {
+        if let Some(pre) = digest.as_deref().and_then(|d| self.cached(d)) {
             return Ok(pre);
         }
         let activity = shared.map(|s| s.activity.clone()).unwrap_or_default();
-        let (component, how) = self.component(code, &digest, limits, &activity).await?;
+        let (component, how) = self.component(code, limits, &activity).await?;
         if let Some(shared) = shared {
             *shared.code_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
         }
         let pre = self.link(&component)?;
-        let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
-        // A bound, so a runner fed ever-changing files cannot grow without limit.
-        if linked.len() >= 64 {
-            linked.clear();
+        if let Some(digest) = digest {
+            let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
+            // A bound, so a runner fed ever-changing files cannot grow without limit.
+            if linked.len() >= 64 {
+                linked.clear();
+            }
+            linked.insert(digest, pre.clone());
         }
-        linked.insert(digest, pre.clone());
         Ok(pre)
     }
 
@@ -286,12 +387,10 @@ impl Runner {
         linked.get(digest).cloned()
     }
 
-    /// The compiled component for `code` (whose SHA-256 is `digest`), and how it was
-    /// obtained, for `--verbose`.
+    /// The compiled component for `code`, and how it was obtained, for `--verbose`.
     pub(crate) async fn component(
         &self,
         code: Code,
-        digest: &str,
         limits: &CodeLimits,
         activity: &Activity,
     ) -> Result<(Component, String), Failure> {
@@ -318,15 +417,18 @@ impl Runner {
                 let component = component.map_err(|e| broken(text::chain(&e)))?;
                 Ok((component, "precompiled when healthprobe was built".into()))
             }
-            Code::File(bytes) => {
-                if let Some(kind) = Engine::detect_precompiled(&bytes) {
-                    let component = self.deserialize(kind, &bytes)?;
+            Code::File(file) => {
+                if let Some(kind) = file.precompiled {
+                    let component = match file.digest {
+                        // Hashed (pinned, or for --verbose): what runs is what was hashed.
+                        Some(_) => self.deserialize(kind, &file.read()?)?,
+                        None => self.deserialize_file(kind, &file)?,
+                    };
                     return Ok((component, "precompiled file (healthprobe compile)".into()));
                 }
-                check_header(&bytes)?;
                 // Named by the timeout if the deadline hits the compile.
                 activity.set(Some(COMPILING.into()));
-                let compiled = self.compile_cached(bytes, digest, limits).await;
+                let compiled = self.compile_cached(&file, limits).await;
                 activity.set(None);
                 compiled
             }
@@ -337,42 +439,49 @@ impl Runner {
     #[cfg(feature = "compiler")]
     async fn compile_cached(
         &self,
-        bytes: Cow<'static, [u8]>,
-        digest: &str,
+        file: &FileCode,
         limits: &CodeLimits,
     ) -> Result<(Component, String), Failure> {
         let Some(cache) = &self.cache else {
-            let component = self.compile(bytes, limits).await?;
+            let component = self.compile(file.read()?, limits).await?;
             return Ok((
                 component,
                 cache::Outcome::Unavailable("disabled".into()).to_string(),
             ));
         };
         let engine = &self.jit()?.engine;
+        let digest = file
+            .digest
+            .as_deref()
+            .expect("a component is always hashed");
         let entry = cache.entry(digest, engine);
         let mut replaced = false;
-        match cache::Cache::load(&entry) {
-            Ok(Some(precompiled)) => {
+        match cache::Cache::verify(&entry) {
+            Ok(true) => {
                 // SAFETY: the entry is intact (its checksum matches) and was written by
                 // `store` below from this engine's compiler; wasmtime still checks its
                 // header, version and settings. Entries are replaced by renaming, never
                 // written in place, so the mapped file does not change under the code.
-                // Mapped, the code is not copied again (a third of a cached run's page
-                // faults); from the bytes read, it also loads from a `noexec` mount.
+                // Mapped, neither the code nor the memory images are copied; read into
+                // memory (and checked again), it also loads from a `noexec` mount.
                 #[allow(unsafe_code)]
                 let loaded = unsafe {
-                    Component::deserialize_file(engine, &entry)
-                        .or_else(|_| Component::deserialize(engine, &precompiled))
+                    Component::deserialize_file(engine, &entry).or_else(
+                        |e| match cache::Cache::load(&entry) {
+                            Ok(Some(bytes)) => Component::deserialize(engine, &bytes),
+                            _ => Err(e),
+                        },
+                    )
                 };
                 match loaded {
                     Ok(c) => return Ok((c, cache::Outcome::Hit(entry).to_string())),
                     Err(_) => replaced = true,
                 }
             }
-            Ok(None) => {}
+            Ok(false) => {}
             Err(cache::Corrupt) => replaced = true,
         }
-        let component = self.compile(bytes, limits).await?;
+        let component = self.compile(file.read()?, limits).await?;
         let outcome = match component
             .serialize()
             .map_err(|e| e.to_string())
@@ -392,8 +501,7 @@ impl Runner {
     #[cfg(not(feature = "compiler"))]
     async fn compile_cached(
         &self,
-        _bytes: Cow<'static, [u8]>,
-        _digest: &str,
+        _file: &FileCode,
         _limits: &CodeLimits,
     ) -> Result<(Component, String), Failure> {
         Err(Failure::BadInput(NO_COMPILER.into()))
@@ -401,11 +509,8 @@ impl Runner {
 
     /// Compiles a component with the run-time engine's compiler (Winch).
     #[cfg(feature = "compiler")]
-    async fn compile(
-        &self,
-        bytes: Cow<'static, [u8]>,
-        limits: &CodeLimits,
-    ) -> Result<Component, Failure> {
+    async fn compile(&self, bytes: Vec<u8>, limits: &CodeLimits) -> Result<Component, Failure> {
+        check_header(&bytes)?;
         check_code(&bytes, limits)?;
         // A compiler cannot be interrupted; it runs on the blocking pool so that the caller's
         // deadline still ends the run (the thread finishes in the background, or the
@@ -421,9 +526,7 @@ impl Runner {
     /// Loads a `.cwasm` made by `healthprobe compile`.
     fn deserialize(&self, kind: Precompiled, bytes: &[u8]) -> Result<Component, Failure> {
         if kind != Precompiled::Component {
-            return Err(Failure::BadInput(
-                "a precompiled core module, not a component; precompile the component with `healthprobe compile`".into(),
-            ));
+            return Err(core_module());
         }
         // SAFETY: wasmtime requires the bytes to come from `precompile_component` of a
         // compatible engine; it checks the header, the wasmtime version and the engine
@@ -440,6 +543,24 @@ impl Runner {
         })
     }
 
+    /// Maps a `.cwasm` made by `healthprobe compile` instead of reading it: the code and
+    /// the memory images are not copied (35 MB for the Python example). Where the file
+    /// cannot be mapped executable (a `noexec` mount), it is read.
+    fn deserialize_file(&self, kind: Precompiled, file: &FileCode) -> Result<Component, Failure> {
+        if kind != Precompiled::Component {
+            return Err(core_module());
+        }
+        // SAFETY: as for `deserialize`; and the file must not change while it is mapped,
+        // which `healthprobe compile` never does (it writes a new file and renames it) and
+        // the README asks of anyone replacing one.
+        #[allow(unsafe_code)]
+        let mapped = unsafe { Component::deserialize_file(&self.aot()?.engine, &file.path) };
+        match mapped {
+            Ok(component) => Ok(component),
+            Err(_) => self.deserialize(kind, &file.read()?),
+        }
+    }
+
     /// Compiles a component ahead of time for this engine (`healthprobe compile`); a
     /// bundled probe is already compiled.
     pub fn precompile(
@@ -453,7 +574,7 @@ impl Runner {
                     Failure::BadInput(format!("the bundled probe {} is corrupt: {why}", b.name))
                 });
             }
-            Code::File(bytes) => bytes,
+            Code::File(file) => &file.read()?,
         };
         if Engine::detect_precompiled(bytes).is_some() {
             return Err(Failure::BadInput(

@@ -78,6 +78,9 @@ pub struct RunConfig {
     /// The probe's pinned SHA-256 (lower-case hex); a mismatch refuses the run before
     /// anything is compiled.
     pub sha256: Option<String>,
+    /// Whether to hash a `.cwasm` that is not pinned (for `--verbose`): unhashed, it is
+    /// mapped instead of read.
+    pub hash_precompiled: bool,
 }
 
 /// Loads and runs probes; reusable across runs.
@@ -149,6 +152,7 @@ impl Runner {
             deadline: start + limits.timeout,
             sandbox: config.sandbox.clone(),
             sha256: config.sha256.clone(),
+            hash_precompiled: config.hash_precompiled,
             sha256_seen: Mutex::default(),
             code_seen: Mutex::default(),
             stdout: Capture::new(limits.capture_bytes),
@@ -346,6 +350,7 @@ impl Runner {
             deadline: Instant::now() + limits.timeout,
             sandbox: Sandbox::nothing(),
             sha256: None,
+            hash_precompiled: false,
             sha256_seen: Mutex::default(),
             code_seen: Mutex::default(),
             stdout: Capture::new(0),
@@ -424,6 +429,8 @@ struct Shared {
     sandbox: Sandbox,
     /// The pinned digest (`--sha256`), if any.
     sha256: Option<String>,
+    /// See [`RunConfig::hash_precompiled`].
+    hash_precompiled: bool,
     /// The digest of what was loaded, once it was read.
     sha256_seen: Mutex<Option<String>>,
     /// How the code was obtained (precompiled, cached, compiled), once it was.
