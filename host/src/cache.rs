@@ -27,6 +27,8 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 const TRAILER_MAGIC: &[u8; 8] = b"hpcache2";
 /// Magic plus the XXH3-128 checksum, little-endian.
 const TRAILER_LEN: usize = TRAILER_MAGIC.len() + 16;
+/// How much of an entry `verify` maps at once.
+const WINDOW: u64 = 4 << 20;
 
 /// The environment variable naming the cache directory (what `--cache-dir` overrides).
 pub const ENV: &str = "HEALTHPROBE_CACHE_DIR";
@@ -93,32 +95,36 @@ impl Cache {
             .join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
     }
 
-    /// Whether `entry` exists and is intact, read in a stream (the caller maps it).
+    /// Whether `entry` exists and is intact. Read through mappings of one window at a
+    /// time: the pages are not copied (as a read would), and no more of them are mapped
+    /// at once than a window (a whole mapping would count the entry in the peak RSS).
     pub fn verify(entry: &Path) -> Result<bool, Corrupt> {
-        use std::io::Read;
-        let Ok(mut file) = std::fs::File::open(entry) else {
+        let Ok(file) = std::fs::File::open(entry) else {
             return Ok(false);
         };
         let len = file.metadata().map_err(|_| Corrupt)?.len();
         let body_len = len.checked_sub(TRAILER_LEN as u64).ok_or(Corrupt)?;
         let mut hasher = Xxh3::new();
-        let mut body = (&mut file).take(body_len);
-        let mut buf = vec![0; 256 * 1024];
-        let mut read = 0u64;
-        loop {
-            match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher.update(&buf[..n]);
-                    read += n as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(Corrupt),
+        let mut trailer = Vec::with_capacity(TRAILER_LEN);
+        let mut at = 0;
+        while at < len {
+            let size = WINDOW.min(len - at);
+            // SAFETY: entries are replaced by renaming, never changed in place (see
+            // `store`), so a mapping stays as it was when mapped; the code loaded from the
+            // same file relies on that too.
+            #[allow(unsafe_code)]
+            let window = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(at)
+                    .len(size as usize)
+                    .populate()
+                    .map(&file)
             }
-        }
-        let mut trailer = [0; TRAILER_LEN];
-        if read != body_len || file.read_exact(&mut trailer).is_err() {
-            return Err(Corrupt);
+            .map_err(|_| Corrupt)?;
+            let body = body_len.saturating_sub(at).min(size) as usize;
+            hasher.update(&window[..body]);
+            trailer.extend_from_slice(&window[body..]);
+            at += size;
         }
         Self::check(hasher.digest128(), &trailer).map(|()| true)
     }
@@ -177,8 +183,8 @@ mod tests {
         let entry = cache.entry("abc", &engine);
         assert_eq!(Cache::load(&entry), Ok(None));
         assert_eq!(Cache::verify(&entry), Ok(false));
-        // Over one read buffer, so the streamed check sees more than one piece.
-        let code: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        // Over one window, with the trailer across the second, so `verify` sees pieces.
+        let code: Vec<u8> = (0..WINDOW - 5).map(|i| (i % 251) as u8).collect();
         cache.store(&entry, &code).unwrap();
         assert_eq!(Cache::load(&entry), Ok(Some(code.clone())));
         assert_eq!(Cache::verify(&entry), Ok(true));
@@ -186,7 +192,12 @@ mod tests {
         // One flipped byte (early, late, in the checksum), a truncation, a foreign file:
         // each is refused by both.
         let stored = std::fs::read(&entry).unwrap();
-        for at in [3, 400_000, stored.len() - 1] {
+        for at in [
+            3,
+            WINDOW as usize - 100,
+            WINDOW as usize + 2,
+            stored.len() - 1,
+        ] {
             let mut bytes = stored.clone();
             bytes[at] ^= 1;
             std::fs::write(&entry, &bytes).unwrap();

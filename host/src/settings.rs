@@ -273,7 +273,7 @@ impl Settings {
             limits: self.limits.clone(),
             sandbox: self.sandbox(grants)?,
             sha256: self.sha256.clone(),
-            hash_precompiled: false,
+            report_sha256: false,
         })
     }
 

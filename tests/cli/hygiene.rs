@@ -68,7 +68,7 @@ fn resource_hygiene_worker() {
         },
         sandbox: Sandbox::loopback(),
         sha256: None,
-        hash_precompiled: false,
+        report_sha256: false,
     };
     let fast = config(Duration::from_secs(5));
     let slow = config(Duration::from_millis(100));

@@ -54,6 +54,33 @@ fn verbose_output_shows_the_sha256() {
     assert!(out.stderr.contains(&sha256_of(&wasm)), "{out:#?}");
 }
 
+#[test]
+fn a_cwasm_is_hashed_only_when_pinned_or_verbose() {
+    let cwasm = support::hostile_cwasm();
+    let digest = sha256_of(&cwasm);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", cwasm.to_str().unwrap(), "mode=echo", "value=ok"];
+        args.extend(extra);
+        healthprobe(args)
+    };
+    // Mapped, not read: nothing to name.
+    let plain = run(&[]);
+    plain.expect(0, "healthy: hostile: ", &["ok"]);
+    let verbose = run(&["--verbose"]);
+    verbose.expect(0, "healthy: hostile: ", &["ok"]);
+    assert!(
+        verbose.stderr.contains(&format!("sha256: {digest}")),
+        "{verbose:#?}"
+    );
+    run(&["--sha256", &digest]).expect(0, "healthy: hostile: ", &["ok"]);
+    let wrong = format!(
+        "{}{}",
+        if digest.starts_with('0') { '1' } else { '0' },
+        &digest[1..]
+    );
+    run(&["--sha256", &wrong]).expect(3, "error: ", &["sha256 mismatch", &digest]);
+}
+
 fn sha256_of(path: &std::path::Path) -> String {
     let out = healthprobe([
         "inspect".as_ref(),

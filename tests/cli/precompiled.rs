@@ -128,7 +128,7 @@ fn an_intact_cache_entry_for_another_engine_is_replaced() {
     let runner = healthprobe::runner::Runner::new().unwrap();
     let cache = Cache::new(dir.path().to_path_buf());
     let entry = cache.entry(
-        &healthprobe::runner::sha256_hex(&bytes),
+        &healthprobe::runner::cache_key(&bytes),
         runner.wasm_engine().unwrap(),
     );
     let other = wasmtime::Engine::new(

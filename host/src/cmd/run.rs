@@ -111,7 +111,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     let config = match settings.run_config(&args.grants.overrides()) {
         // `--verbose` prints the digest of what ran, so a `.cwasm` is hashed (and read).
         Ok(c) => RunConfig {
-            hash_precompiled: args.output.verbose,
+            report_sha256: args.output.verbose,
             ..c
         },
         Err(failure) => return bad_input(failure.to_string()),

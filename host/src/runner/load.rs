@@ -77,12 +77,20 @@ impl Code {
         }
     }
 
-    /// Its SHA-256 (for a bundled probe, of the component as built); `None` for a `.cwasm`
-    /// that was not hashed, because it is mapped instead of read.
+    /// Its SHA-256 (for a bundled probe, of the component as built), if it was computed:
+    /// see [`identify`].
     pub fn digest(&self) -> Option<&str> {
         match self {
             Code::Bundled(b) => Some(b.sha256),
-            Code::File(f) => f.digest.as_deref(),
+            Code::File(f) => f.sha256.as_deref(),
+        }
+    }
+
+    /// What identifies the code within one process (a digest of its content), if any.
+    fn key(&self) -> Option<&str> {
+        match self {
+            Code::Bundled(b) => Some(b.sha256),
+            Code::File(f) => f.key.as_deref().or(f.sha256.as_deref()),
         }
     }
 }
@@ -95,9 +103,12 @@ pub struct FileCode {
     path: PathBuf,
     size: u64,
     max_size: u64,
-    /// The SHA-256 of what was hashed: always for a component (the compile cache's key),
-    /// for a `.cwasm` only when asked for.
-    digest: Option<String>,
+    /// The SHA-256, when asked for.
+    sha256: Option<String>,
+    /// A component's BLAKE3, the compile cache's key: a third of the time SHA-256 takes
+    /// on this project's two-core machines, which a cached run of a big component spends
+    /// on every check.
+    key: Option<String>,
     /// What a `.cwasm` holds; `None` for anything else.
     precompiled: Option<Precompiled>,
 }
@@ -106,12 +117,13 @@ impl FileCode {
     /// The file's bytes, read again; refused if they are not the ones hashed.
     fn read(&self) -> Result<Vec<u8>, Failure> {
         let bytes = read_capped(&self.path, self.max_size).map_err(cannot_read)??;
-        match &self.digest {
-            Some(digest) if sha256_hex(&bytes) != *digest => Err(Failure::BadInput(
+        let again = Digests::of(&bytes, self.sha256.is_some(), self.key.is_some());
+        if again.sha256 != self.sha256 || again.key != self.key {
+            return Err(Failure::BadInput(
                 "the probe file changed while healthprobe read it; run the check again once it is written (replace probe files by renaming, not in place)".into(),
-            )),
-            _ => Ok(bytes),
+            ));
         }
+        Ok(bytes)
     }
 }
 
@@ -122,12 +134,14 @@ fn cannot_read(e: std::io::Error) -> Failure {
     ))
 }
 
-/// Finds the probe's code and, unless it is a `.cwasm` and `hash_precompiled` is false,
-/// its SHA-256. A file larger than `limits.max_size` is refused before it is read.
+/// Finds the probe's code, hashed as far as needed: a component's compile-cache key
+/// (BLAKE3), and the SHA-256 of any file if `sha256` (pinned, `--verbose`, `inspect`).
+/// A `.cwasm` hashed for neither is mapped, never read. A file larger than
+/// `limits.max_size` is refused before it is read.
 pub(crate) fn identify(
     source: &ProbeSource,
     limits: &CodeLimits,
-    hash_precompiled: bool,
+    sha256: bool,
 ) -> Result<Code, Failure> {
     let path = match source {
         ProbeSource::Bundled(b) => return Ok(Code::Bundled(b)),
@@ -136,23 +150,81 @@ pub(crate) fn identify(
     // Reads the ELF header and section table only; a damaged `.cwasm` is not detected and
     // is refused by its header once read, as any other file that is not a component.
     let precompiled = Engine::detect_precompiled_file(path).ok().flatten();
-    let (size, digest) = if precompiled.is_none() || hash_precompiled {
-        let (size, digest) = hash_capped(path, limits.max_size).map_err(cannot_read)??;
-        (size, Some(digest))
+    let key = cfg!(feature = "compiler") && precompiled.is_none();
+    let (size, digests) = if sha256 || key {
+        hash_capped(path, limits.max_size, sha256, key).map_err(cannot_read)??
     } else {
         let size = std::fs::metadata(path).map_err(cannot_read)?.len();
         if size > limits.max_size {
             return Err(too_big(size, limits.max_size));
         }
-        (size, None)
+        (size, Digests::default())
     };
     Ok(Code::File(FileCode {
         path: path.clone(),
         size,
         max_size: limits.max_size,
-        digest,
+        sha256: digests.sha256,
+        key: digests.key,
         precompiled,
     }))
+}
+
+/// The hex digests of a file's content that were asked for.
+#[derive(Default)]
+struct Digests {
+    sha256: Option<String>,
+    key: Option<String>,
+}
+
+impl Digests {
+    fn of(bytes: &[u8], sha256: bool, key: bool) -> Self {
+        let mut hashers = Hashers::new(sha256, key);
+        hashers.update(bytes);
+        hashers.finish()
+    }
+}
+
+struct Hashers {
+    sha256: Option<sha2::Sha256>,
+    #[cfg(feature = "compiler")]
+    key: Option<blake3::Hasher>,
+}
+
+impl Hashers {
+    fn new(sha256: bool, key: bool) -> Self {
+        use sha2::Digest;
+        #[cfg(not(feature = "compiler"))]
+        let _ = key;
+        Hashers {
+            sha256: sha256.then(sha2::Sha256::new),
+            #[cfg(feature = "compiler")]
+            key: key.then(blake3::Hasher::new),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        if let Some(h) = &mut self.sha256 {
+            h.update(bytes);
+        }
+        #[cfg(feature = "compiler")]
+        if let Some(h) = &mut self.key {
+            // Both cores: the pieces are large enough (see `hash_capped`) to pay for it.
+            h.update_rayon(bytes);
+        }
+    }
+
+    fn finish(self) -> Digests {
+        use sha2::Digest;
+        Digests {
+            sha256: self.sha256.map(|h| format!("{:x}", h.finalize())),
+            #[cfg(feature = "compiler")]
+            key: self.key.map(|h| h.finalize().to_hex().to_string()),
+            #[cfg(not(feature = "compiler"))]
+            key: None,
+        }
+    }
 }
 
 fn too_big(size: u64, max: u64) -> Failure {
@@ -163,19 +235,23 @@ fn too_big(size: u64, max: u64) -> Failure {
     ))
 }
 
-/// The file's size and SHA-256, read in a stream through a bound, or the refusal if it is
+/// The file's size and digests, read in a stream through a bound, or the refusal if it is
 /// larger than `max` (a file that grows after its size was checked is refused too).
-fn hash_capped(path: &Path, max: u64) -> std::io::Result<Result<(u64, String), Failure>> {
-    use sha2::Digest;
+fn hash_capped(
+    path: &Path,
+    max: u64,
+    sha256: bool,
+    key: bool,
+) -> std::io::Result<Result<(u64, Digests), Failure>> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     if size > max {
         return Ok(Err(too_big(size, max)));
     }
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = Hashers::new(sha256, key);
     let mut input = file.take(max.saturating_add(1));
-    let mut buf = vec![0; 256 * 1024];
+    let mut buf = vec![0; 1024 * 1024];
     let mut total = 0u64;
     loop {
         match input.read(&mut buf) {
@@ -191,7 +267,7 @@ fn hash_capped(path: &Path, max: u64) -> std::io::Result<Result<(u64, String), F
     if total > max {
         return Ok(Err(too_big(total, max)));
     }
-    Ok(Ok((total, format!("{:x}", hasher.finalize()))))
+    Ok(Ok((total, hasher.finish())))
 }
 
 /// The file's bytes, or the refusal if it is larger than `max`; read through a bound, so a
@@ -252,6 +328,12 @@ fn check_code(bytes: &[u8], limits: &CodeLimits) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The compile cache's key for a component: the hex BLAKE3 of its bytes.
+#[cfg(feature = "compiler")]
+pub fn cache_key(bytes: &[u8]) -> String {
+    Digests::of(bytes, false, true).key.unwrap_or_default()
 }
 
 fn core_module() -> Failure {
@@ -349,20 +431,22 @@ impl Runner {
         let code = identify(
             source,
             limits,
-            pinned.is_some() || shared.is_some_and(|s| s.hash_precompiled),
+            pinned.is_some() || shared.is_some_and(|s| s.report_sha256),
         )?;
-        let digest = code.digest().map(str::to_owned);
         if let Some(shared) = shared {
-            if let (Some(expected), Some(digest)) = (pinned, &digest)
+            let digest = code.digest();
+            if let (Some(expected), Some(digest)) = (pinned, digest)
                 && !expected.eq_ignore_ascii_case(digest)
             {
                 return Err(Failure::BadInput(format!(
                     "sha256 mismatch: the probe is {digest}, --sha256 pins {expected}; refusing to run it"
                 )));
             }
-            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) = digest.clone();
+            *shared.sha256_seen.lock().unwrap_or_else(|e| e.into_inner()) =
+                digest.map(str::to_owned);
         }
-        if let Some(pre) = digest.as_deref().and_then(|d| self.cached(d)) {
+        let key = code.key().map(str::to_owned);
+        if let Some(pre) = key.as_deref().and_then(|k| self.cached(k)) {
             return Ok(pre);
         }
         let activity = shared.map(|s| s.activity.clone()).unwrap_or_default();
@@ -371,13 +455,13 @@ impl Runner {
             *shared.code_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
         }
         let pre = self.link(&component)?;
-        if let Some(digest) = digest {
+        if let Some(key) = key {
             let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
             // A bound, so a runner fed ever-changing files cannot grow without limit.
             if linked.len() >= 64 {
                 linked.clear();
             }
-            linked.insert(digest, pre.clone());
+            linked.insert(key, pre.clone());
         }
         Ok(pre)
     }
@@ -419,7 +503,7 @@ impl Runner {
             }
             Code::File(file) => {
                 if let Some(kind) = file.precompiled {
-                    let component = match file.digest {
+                    let component = match file.sha256 {
                         // Hashed (pinned, or for --verbose): what runs is what was hashed.
                         Some(_) => self.deserialize(kind, &file.read()?)?,
                         None => self.deserialize_file(kind, &file)?,
@@ -450,11 +534,8 @@ impl Runner {
             ));
         };
         let engine = &self.jit()?.engine;
-        let digest = file
-            .digest
-            .as_deref()
-            .expect("a component is always hashed");
-        let entry = cache.entry(digest, engine);
+        let key = file.key.as_deref().expect("a component is always hashed");
+        let entry = cache.entry(key, engine);
         let mut replaced = false;
         match cache::Cache::verify(&entry) {
             Ok(true) => {

@@ -46,6 +46,8 @@ use crate::state::{Activity, HostState};
 use crate::stdio::Capture;
 
 pub use clock::{EPOCH_TICK, Timer};
+#[cfg(feature = "compiler")]
+pub use load::cache_key;
 pub(crate) use load::identify;
 pub use load::{Code, ProbeSource, sha256_hex};
 
@@ -78,9 +80,9 @@ pub struct RunConfig {
     /// The probe's pinned SHA-256 (lower-case hex); a mismatch refuses the run before
     /// anything is compiled.
     pub sha256: Option<String>,
-    /// Whether to hash a `.cwasm` that is not pinned (for `--verbose`): unhashed, it is
-    /// mapped instead of read.
-    pub hash_precompiled: bool,
+    /// Whether the report names the code's SHA-256 (for `--verbose`). Otherwise it is
+    /// computed only to check a pin, and a `.cwasm` is mapped instead of read.
+    pub report_sha256: bool,
 }
 
 /// Loads and runs probes; reusable across runs.
@@ -152,7 +154,7 @@ impl Runner {
             deadline: start + limits.timeout,
             sandbox: config.sandbox.clone(),
             sha256: config.sha256.clone(),
-            hash_precompiled: config.hash_precompiled,
+            report_sha256: config.report_sha256,
             sha256_seen: Mutex::default(),
             code_seen: Mutex::default(),
             stdout: Capture::new(limits.capture_bytes),
@@ -350,7 +352,7 @@ impl Runner {
             deadline: Instant::now() + limits.timeout,
             sandbox: Sandbox::nothing(),
             sha256: None,
-            hash_precompiled: false,
+            report_sha256: false,
             sha256_seen: Mutex::default(),
             code_seen: Mutex::default(),
             stdout: Capture::new(0),
@@ -429,8 +431,8 @@ struct Shared {
     sandbox: Sandbox,
     /// The pinned digest (`--sha256`), if any.
     sha256: Option<String>,
-    /// See [`RunConfig::hash_precompiled`].
-    hash_precompiled: bool,
+    /// See [`RunConfig::report_sha256`].
+    report_sha256: bool,
     /// The digest of what was loaded, once it was read.
     sha256_seen: Mutex<Option<String>>,
     /// How the code was obtained (precompiled, cached, compiled), once it was.
