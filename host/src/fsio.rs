@@ -1,7 +1,28 @@
-//! Writing files that other healthprobe processes may map while they run: never in place.
+//! Writing files that other healthprobe processes may map while they run (never in
+//! place), and reading big ones in a stream.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
+
+/// Feeds everything `input` yields to `each`, a piece at a time, and returns how many
+/// bytes that was. The pieces are small enough to stay in the CPU's cache between the
+/// copy out of the page cache and the hashing: with 1 MiB pieces, reading an 18 MB
+/// component took three times as long here.
+pub fn stream(mut input: impl Read, mut each: impl FnMut(&[u8])) -> std::io::Result<u64> {
+    let mut buf = vec![0; 128 * 1024];
+    let mut total = 0u64;
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                each(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// Writes `parts` to `path` atomically and durably: into a fresh temporary file in the
 /// same directory (a unique name, so concurrent writers never share one), flushed to

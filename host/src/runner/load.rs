@@ -105,9 +105,8 @@ pub struct FileCode {
     max_size: u64,
     /// The SHA-256, when asked for.
     sha256: Option<String>,
-    /// A component's BLAKE3, the compile cache's key: a third of the time SHA-256 takes
-    /// on this project's two-core machines, which a cached run of a big component spends
-    /// on every check.
+    /// A component's BLAKE3, the compile cache's key: half the time SHA-256 takes here,
+    /// which a cached run of a big component spends on every check.
     key: Option<String>,
     /// What a `.cwasm` holds; `None` for anything else.
     precompiled: Option<Precompiled>,
@@ -210,8 +209,7 @@ impl Hashers {
         }
         #[cfg(feature = "compiler")]
         if let Some(h) = &mut self.key {
-            // Both cores: the pieces are large enough (see `hash_capped`) to pay for it.
-            h.update_rayon(bytes);
+            h.update(bytes);
         }
     }
 
@@ -250,20 +248,9 @@ fn hash_capped(
         return Ok(Err(too_big(size, max)));
     }
     let mut hasher = Hashers::new(sha256, key);
-    let mut input = file.take(max.saturating_add(1));
-    let mut buf = vec![0; 1024 * 1024];
-    let mut total = 0u64;
-    loop {
-        match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                total += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let total = crate::fsio::stream(file.take(max.saturating_add(1)), |piece| {
+        hasher.update(piece)
+    })?;
     if total > max {
         return Ok(Err(too_big(total, max)));
     }
