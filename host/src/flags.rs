@@ -153,16 +153,22 @@ impl CacheArgs {
         }
     }
 
-    /// The compile cache for `source`, with file writes confined (Landlock) to its
+    /// The compile cache for `sources`, with file writes confined (Landlock) to its
     /// directory, created if missing: the only place a command that runs or inspects a
-    /// probe writes to, and only when the probe is a component file to compile. Call it
+    /// probe writes to, and only when a probe is a component file to compile. Call it
     /// before the command's first thread starts, so every thread inherits the rules.
     #[cfg(feature = "compiler")]
-    pub fn open(&self, source: &crate::runner::ProbeSource) -> Option<crate::cache::Cache> {
+    pub fn open<'a>(
+        &self,
+        sources: impl IntoIterator<Item = &'a crate::runner::ProbeSource>,
+    ) -> Option<crate::cache::Cache> {
         let cache = self.cache();
+        let compiles = sources
+            .into_iter()
+            .any(|s| matches!(s, crate::runner::ProbeSource::File(_)));
         let writable = cache
             .as_ref()
-            .filter(|_| matches!(source, crate::runner::ProbeSource::File(_)))
+            .filter(|_| compiles)
             .and_then(|c| std::fs::create_dir_all(c.dir()).ok().map(|()| c.dir()));
         crate::confine::limit_writes(writable.as_slice());
         cache
@@ -171,7 +177,7 @@ impl CacheArgs {
     /// Without a compiler there is no cache, and a command that runs or inspects a probe
     /// writes nothing.
     #[cfg(not(feature = "compiler"))]
-    pub fn open(&self, _source: &crate::runner::ProbeSource) {
+    pub fn open<'a>(&self, _sources: impl IntoIterator<Item = &'a crate::runner::ProbeSource>) {
         crate::confine::limit_writes(&[]);
     }
 }

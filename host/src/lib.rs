@@ -9,6 +9,7 @@ pub mod bindings;
 pub mod bundled;
 #[cfg(feature = "compiler")]
 pub mod cache;
+pub mod checks;
 pub mod cli;
 pub mod cmd;
 pub mod confine;

@@ -100,6 +100,58 @@ pub fn render(report: &Report, format: Format) -> String {
     excerpt(&out, MAX_OUTPUT - 1)
 }
 
+/// Renders the verdict of several checks as one JSON object: the combined status and
+/// message, and one entry per check (name, probe, status, message, time, details), at most
+/// [`MAX_OUTPUT`] bytes: details are left out first, then the checks' messages are cut.
+pub fn render_checks(combined: &Report, results: &[(&str, Report)]) -> String {
+    let millis = |r: &Report| u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX);
+    let object = |room: usize, details: bool| {
+        let checks: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(name, r)| {
+                let mut entry = serde_json::json!({
+                    "name": name,
+                    "probe": r.probe,
+                    "status": r.verdict,
+                    "message": excerpt(&one_line(&r.message), room),
+                    "elapsed_ms": millis(r),
+                });
+                if details {
+                    entry["details"] = r
+                        .details
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::String(excerpt(v, 256))))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into();
+                }
+                entry
+            })
+            .collect();
+        serde_json::json!({
+            "status": combined.verdict,
+            "message": excerpt(&one_line(&combined.message), room.max(MAX_MESSAGE / 2)),
+            "elapsed_ms": millis(combined),
+            "checks": checks,
+        })
+        .to_string()
+    };
+    let mut room = MAX_MESSAGE;
+    for details in [true, false] {
+        let out = object(room, details);
+        if out.len() < MAX_OUTPUT {
+            return out;
+        }
+    }
+    while room > 16 {
+        room /= 2;
+        let out = object(room, false);
+        if out.len() < MAX_OUTPUT {
+            return out;
+        }
+    }
+    excerpt(&object(16, false), MAX_OUTPUT - 1)
+}
+
 /// Renders the captured guest output for `--verbose`, with the host's own `notes` after
 /// it, within `room` bytes.
 pub fn render_guest_output(report: &Report, notes: &[String], room: usize) -> String {

@@ -89,7 +89,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// A `--policy` file. Unknown keys are refused, so a typo cannot silently drop a grant or
 /// a cap.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PolicyFile {
     /// Pinned SHA-256 of the probe.
@@ -128,15 +128,46 @@ impl PolicyFile {
         let bad = |why: String| Failure::BadInput(format!("policy file {}: {why}", path.display()));
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad(format!("cannot read it: {}", text::io_error(&e))))?;
-        toml::from_str(&text).map_err(|e| bad(e.message().to_string() + &location(&text, &e)))
+        toml::from_str(&text)
+            .map_err(|e| bad(e.message().to_string() + &location(&text, &e, "a policy file")))
+    }
+
+    /// This file, with what it leaves out taken from `defaults`; of the parameters, each
+    /// key it gives replaces the defaults' values for that key.
+    pub fn over(self, defaults: PolicyFile) -> PolicyFile {
+        let params = match (self.params, defaults.params) {
+            (Some(mine), Some(mut base)) => {
+                base.extend(mine);
+                Some(base)
+            }
+            (mine, base) => mine.or(base),
+        };
+        PolicyFile {
+            sha256: self.sha256.or(defaults.sha256),
+            timeout: self.timeout.or(defaults.timeout),
+            fuel: self.fuel.or(defaults.fuel),
+            max_memory: self.max_memory.or(defaults.max_memory),
+            max_sockets: self.max_sockets.or(defaults.max_sockets),
+            max_size: self.max_size.or(defaults.max_size),
+            max_function_size: self.max_function_size.or(defaults.max_function_size),
+            max_code_size: self.max_code_size.or(defaults.max_code_size),
+            allow_net: self.allow_net.or(defaults.allow_net),
+            allow_udp: self.allow_udp.or(defaults.allow_udp),
+            allow_read: self.allow_read.or(defaults.allow_read),
+            env: self.env.or(defaults.env),
+            allow_insecure_tls: self.allow_insecure_tls.or(defaults.allow_insecure_tls),
+            params,
+        }
     }
 }
 
-fn location(text: &str, e: &toml::de::Error) -> String {
+/// Where in `text` a parse error is, for the message about `what` (a policy file, a
+/// checks file).
+pub(crate) fn location(text: &str, e: &toml::de::Error, what: &str) -> String {
     e.span()
         .map(|span| {
             let line = 1 + text[..span.start.min(text.len())].matches('\n').count();
-            format!(" (line {line}); see the README for the keys a policy file takes")
+            format!(" (line {line}); see the README for the keys {what} takes")
         })
         .unwrap_or_default()
 }
@@ -150,8 +181,9 @@ pub struct Settings {
     pub sha256: Option<String>,
     /// The policy file's contents (empty without one), for the grants.
     pub file: PolicyFile,
-    /// The policy file's name, for messages.
-    file_name: String,
+    /// What the settings came from, for messages (`policy file P`, or a check in a
+    /// checks file).
+    subject: String,
     /// The probe's parameters in order: the policy file's, then the command line's (a key
     /// given on the command line replaces the file's values for it).
     pub params: Vec<(String, String)>,
@@ -164,11 +196,32 @@ pub fn resolve(
     sha256: Option<&str>,
     cli_params: &[(String, String)],
 ) -> Result<Settings, Failure> {
-    let (pf, file_name) = match file {
-        Some(path) => (PolicyFile::load(path)?, path.display().to_string()),
-        None => (PolicyFile::default(), String::new()),
+    let (pf, subject) = match file {
+        Some(path) => (
+            PolicyFile::load(path)?,
+            format!("policy file {}", path.display()),
+        ),
+        None => (PolicyFile::default(), "policy file".to_string()),
     };
-    let bad = |key: &str, why: String| bad_key(&file_name, key, why);
+    let mut settings = resolve_file(pf, subject, limits)?;
+    if let Some(h) = sha256 {
+        settings.sha256 = Some(h.to_string());
+    }
+    settings
+        .params
+        .retain(|(key, _)| !cli_params.iter().any(|(k, _)| k == key));
+    settings.params.extend(cli_params.iter().cloned());
+    Ok(settings)
+}
+
+/// Resolves a policy file's (or a check's) settings under the command line's `limits`;
+/// `subject` names where they came from in messages.
+pub fn resolve_file(
+    pf: PolicyFile,
+    subject: String,
+    limits: &LimitOverrides,
+) -> Result<Settings, Failure> {
+    let bad = |key: &str, why: String| bad_key(&subject, key, why);
 
     let defaults = Limits::default();
     let timeout = match (limits.timeout, &pf.timeout) {
@@ -220,17 +273,13 @@ pub fn resolve(
         ..defaults
     };
 
-    let sha256 = match (sha256, &pf.sha256) {
-        (Some(h), _) => Some(h.to_string()),
-        (None, Some(h)) => Some(parse_sha256(h).map_err(|e| bad("sha256", e))?),
-        (None, None) => None,
+    let sha256 = match &pf.sha256 {
+        Some(h) => Some(parse_sha256(h).map_err(|e| bad("sha256", e))?),
+        None => None,
     };
 
     let mut params = Vec::new();
     for (key, value) in pf.params.iter().flatten() {
-        if cli_params.iter().any(|(k, _)| k == key) {
-            continue;
-        }
         let values = match value {
             toml::Value::Array(items) => items.iter().collect(),
             v => vec![v],
@@ -254,13 +303,11 @@ pub fn resolve(
             params.push((key.clone(), text));
         }
     }
-    params.extend(cli_params.iter().cloned());
-
     Ok(Settings {
         limits,
         sha256,
         file: pf,
-        file_name,
+        subject,
         params,
     })
 }
@@ -280,13 +327,13 @@ impl Settings {
     /// The grants: a list on the command line replaces the file's list.
     pub fn sandbox(&self, grants: &GrantOverrides) -> Result<Sandbox, Failure> {
         sandbox(&self.file, grants, &|key, why| {
-            bad_key(&self.file_name, key, why)
+            bad_key(&self.subject, key, why)
         })
     }
 }
 
-fn bad_key(file: &str, key: &str, why: String) -> Failure {
-    Failure::BadInput(format!("policy file {file}: {key}: {why}"))
+fn bad_key(subject: &str, key: &str, why: String) -> Failure {
+    Failure::BadInput(format!("{subject}: {key}: {why}"))
 }
 
 /// Where a list came from, so an error names what the user wrote: the flag, or the

@@ -9,6 +9,7 @@ mod servers;
 
 // Running probes: results, bounds, and bad input.
 mod bad_input;
+mod checks;
 mod containment;
 mod dns_leak;
 mod http;

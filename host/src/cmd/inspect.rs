@@ -54,9 +54,9 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     // A `.wasm` is compiled through the compile cache, as `run` does: inspecting a big
     // component then costs what a cached run costs, and warms the cache for `run`.
     #[cfg(feature = "compiler")]
-    let cache = args.cache.open(&source);
+    let cache = args.cache.open([&source]);
     #[cfg(not(feature = "compiler"))]
-    args.cache.open(&source);
+    args.cache.open([&source]);
     let code = match runner::identify(&source, &limits.code, true) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),

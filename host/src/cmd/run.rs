@@ -1,4 +1,4 @@
-//! `healthprobe run PROBE [KEY=VALUE…]`.
+//! `healthprobe run PROBE [KEY=VALUE…]`, and `healthprobe run --config FILE [CHECK…]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use crate::checks::Checks;
 use crate::flags::{CacheArgs, GrantArgs, LimitArgs, OutputArgs};
 use crate::output::{self, Format};
 use crate::params;
@@ -19,13 +20,19 @@ use crate::text;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A bundled probe name (`http`, `tcp`, …), the path of a `.wasm` component, or a
-    /// `.cwasm` made by `healthprobe compile`.
-    #[arg(value_name = "PROBE")]
-    pub probe: String,
+    /// `.cwasm` made by `healthprobe compile`. With --config: a check to run.
+    #[arg(value_name = "PROBE", required_unless_present = "config")]
+    pub probe: Option<String>,
 
-    /// Probe parameters as KEY=VALUE; repeat a key for a repeatable parameter.
+    /// Probe parameters as KEY=VALUE; repeat a key for a repeatable parameter. With
+    /// --config: more checks to run.
     #[arg(value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+
+    /// Run the checks of a TOML checks file (all, or the ones named instead of PROBE)
+    /// side by side, and report one verdict: healthy only if every check passes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "sha256"])]
+    pub config: Option<PathBuf>,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -55,11 +62,14 @@ pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(300);
 
 /// Runs one probe and prints its result.
 pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
+    if let Some(config) = args.config.clone() {
+        return execute_checks(args, &config);
+    }
     let start = Instant::now();
     let format = args.output.format.format;
     let quiet = args.output.quiet;
     let reporter = Reporter::default();
-    let label = args.probe.clone();
+    let label = args.probe.clone().unwrap_or_default();
 
     let bad_input = |message: String| {
         let report = failure_report(&label, Verdict::Error, message, start);
@@ -70,7 +80,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
             Ok(p) => p,
             Err(message) => return bad_input(message),
         };
-    let source = match ProbeSource::resolve(&args.probe) {
+    let source = match ProbeSource::resolve(&label) {
         Ok(s) => s,
         Err(failure) => return bad_input(failure.to_string()),
     };
@@ -85,9 +95,9 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Err(failure) => return bad_input(failure.to_string()),
     };
     #[cfg(feature = "compiler")]
-    let cache = args.cache.open(&source);
+    let cache = args.cache.open([&source]);
     #[cfg(not(feature = "compiler"))]
-    args.cache.open(&source);
+    args.cache.open([&source]);
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
@@ -130,6 +140,88 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     reporter.emit(&report, format, quiet, args.output.verbose, false)
 }
 
+/// `run --config FILE [CHECK…]`: the checks side by side in one process, each under its
+/// own timeout from one start, and one verdict for all.
+fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, crate::Error> {
+    let start = Instant::now();
+    let format = args.output.format.format;
+    let quiet = args.output.quiet;
+    let reporter = Reporter::default();
+    let bad_input = |message: String| {
+        let report = failure_report("", Verdict::Error, message, start);
+        reporter.emit(&report, format, quiet, false, false)
+    };
+    let checks = match Checks::load(path, &args.limits.overrides()) {
+        Ok(c) => c,
+        Err(failure) => return bad_input(failure.to_string()),
+    };
+    let names: Vec<String> = args.probe.iter().chain(&args.params).cloned().collect();
+    let selected = match checks.select(&names) {
+        Ok(s) => s,
+        Err(failure) => return bad_input(failure.to_string()),
+    };
+    #[cfg(feature = "compiler")]
+    let cache = args.cache.open(selected.iter().map(|c| &c.source));
+    #[cfg(not(feature = "compiler"))]
+    args.cache.open(selected.iter().map(|c| &c.source));
+    let runner = match Runner::new() {
+        Ok(r) => r,
+        Err(f) => return bad_input(f.to_string()),
+    };
+    let timeout = selected
+        .iter()
+        .map(|c| c.settings.limits.timeout)
+        .max()
+        .unwrap_or_default();
+    let _watchdog = {
+        let reporter = reporter.clone();
+        runner.at(start + timeout + WATCHDOG_MARGIN, move || {
+            let message = format!(
+                "timeout after {} (a host call did not stop in time; ended by the watchdog)",
+                text::duration(timeout)
+            );
+            let report = failure_report("", Verdict::Unhealthy, message, start);
+            let _ = reporter.emit(&report, format, quiet, false, true);
+        })
+    };
+    let grants = args.grants.overrides();
+    let mut configs = Vec::new();
+    for check in &selected {
+        match check.settings.run_config(&grants) {
+            Ok(c) => configs.push(c),
+            Err(failure) => return bad_input(failure.to_string()),
+        }
+    }
+    #[cfg(feature = "compiler")]
+    let runner = runner.with_cache(cache);
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(failure) => return bad_input(failure.to_string()),
+    };
+    let reports = rt.block_on(futures_util::future::join_all(
+        selected.iter().zip(&configs).map(|(check, config)| {
+            runner.run(start, &check.source, &check.settings.params, config)
+        }),
+    ));
+    rt.shutdown_background();
+    let results: Vec<(&str, Report)> = selected
+        .iter()
+        .map(|c| c.name.as_str())
+        .zip(reports)
+        .collect();
+    let combined = crate::checks::combine(&results, start.elapsed());
+    if args.output.verbose && !quiet {
+        for (name, report) in &results {
+            eprintln!("{name}: {}", output::render(report, Format::Text));
+        }
+    }
+    let line = match format {
+        Format::Text => output::render(&combined, format),
+        Format::Json => output::render_checks(&combined, &results),
+    };
+    reporter.emit_line(&line, combined.verdict.exit_code(), quiet, false)
+}
+
 fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant) -> Report {
     Report {
         verdict,
@@ -163,18 +255,38 @@ impl Reporter {
         verbose: bool,
         exit: bool,
     ) -> Result<ExitCode, crate::Error> {
-        let code = report.verdict.exit_code();
+        self.once(report.verdict.exit_code(), exit, || {
+            if !quiet {
+                let _ = print(report, format, verbose);
+            }
+        })
+    }
+
+    /// Prints `line` as the result, with exit status `code`.
+    fn emit_line(
+        &self,
+        line: &str,
+        code: u8,
+        quiet: bool,
+        exit: bool,
+    ) -> Result<ExitCode, crate::Error> {
+        self.once(code, exit, || {
+            if !quiet {
+                let _ = output::print_line(line);
+            }
+        })
+    }
+
+    fn once(&self, code: u8, exit: bool, print: impl FnOnce()) -> Result<ExitCode, crate::Error> {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if *done {
             // Only the watchdog can get here, after main printed; main's code stands.
             return Ok(ExitCode::from(code));
         }
         *done = true;
-        if !quiet {
-            // With stdout closed the verdict still stands: Docker and Kubernetes read only
-            // the exit status.
-            let _ = print(report, format, verbose);
-        }
+        // With stdout closed the verdict still stands: Docker and Kubernetes read only the
+        // exit status.
+        print();
         if exit {
             std::process::exit(code.into());
         }

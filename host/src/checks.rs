@@ -1,0 +1,440 @@
+//! Checks files: several named checks in one TOML file, each with the keys of a `--policy`
+//! file plus `probe`, `groups` and `interval`, over an optional `[defaults]` table; and
+//! the one verdict their results make.
+//!
+//! ```toml
+//! [defaults]
+//! timeout = "2s"
+//!
+//! [checks.api]
+//! probe = "http"
+//! params = { url = "http://127.0.0.1:8080/health" }
+//! groups = ["liveness", "readiness"]
+//!
+//! [modules.http_2xx]          # a check template for `serve`'s /probe
+//! probe = "http"
+//! target = "url"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::report::{Failure, Report, Verdict};
+use crate::runner::ProbeSource;
+use crate::settings::{self, LimitOverrides, PolicyFile, Settings};
+use crate::text;
+
+/// The group a check is in when it names none.
+pub const DEFAULT_GROUP: &str = "readiness";
+/// How often `serve` runs a check that gives no interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The file as written. Unknown keys are refused, with their line, as in a policy file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksFile {
+    #[serde(default)]
+    defaults: Entry,
+    #[serde(default)]
+    checks: BTreeMap<String, Entry>,
+    #[serde(default)]
+    modules: BTreeMap<String, Entry>,
+}
+
+/// One `[checks.NAME]`, `[modules.NAME]` or `[defaults]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Entry {
+    probe: Option<String>,
+    groups: Option<Vec<String>>,
+    interval: Option<String>,
+    target: Option<String>,
+    #[serde(flatten)]
+    policy: PolicyFile,
+}
+
+/// A check, ready to run.
+#[derive(Debug)]
+pub struct Check {
+    /// Its name in the file.
+    pub name: String,
+    /// What to run.
+    pub source: ProbeSource,
+    /// Its caps, pin, parameters and grants.
+    pub settings: Settings,
+    /// The groups it belongs to (`serve`'s `/livez` and `/readyz`).
+    pub groups: Vec<String>,
+    /// How often `serve` runs it.
+    pub interval: Duration,
+}
+
+/// A `/probe` module: a check whose `target` parameter comes with each request.
+#[derive(Debug)]
+pub struct Module {
+    /// Its name in the file.
+    pub name: String,
+    /// What to run.
+    pub source: ProbeSource,
+    /// Its caps, pin, parameters and grants.
+    pub settings: Settings,
+    /// The parameter the request's target fills.
+    pub target: String,
+}
+
+/// A loaded checks file.
+#[derive(Debug)]
+pub struct Checks {
+    /// The checks, by name.
+    pub checks: Vec<Check>,
+    /// The modules, by name.
+    pub modules: Vec<Module>,
+}
+
+impl Checks {
+    /// Reads `path`. Limits given on the command line (`limits`) apply to every check, as
+    /// they do over a policy file.
+    pub fn load(path: &Path, limits: &LimitOverrides) -> Result<Self, Failure> {
+        let subject = format!("checks file {}", path.display());
+        let bad = |why: String| Failure::BadInput(format!("{subject}: {why}"));
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read it: {}", text::io_error(&e))))?;
+        let file: ChecksFile = toml::from_str(&text).map_err(|e| {
+            bad(e.message().to_string() + &settings::location(&text, &e, "a checks file"))
+        })?;
+        if file.checks.is_empty() {
+            return Err(bad(
+                "it has no checks; add a [checks.NAME] table with a probe".into(),
+            ));
+        }
+        for key in ["probe", "target"] {
+            let given = match key {
+                "probe" => file.defaults.probe.is_some(),
+                _ => file.defaults.target.is_some(),
+            };
+            if given {
+                return Err(bad(format!(
+                    "[defaults]: {key}: give it in each check, not in the defaults"
+                )));
+            }
+        }
+        // Relative probe paths are the file's neighbours, wherever it is run from.
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |table: &str, name: &str, entry: &Entry| {
+            let subject = format!("{subject}, [{table}.{name}]");
+            let entry = entry.clone().over(&file.defaults);
+            let probe = entry.probe.as_deref().ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "{subject}: no probe; give probe = \"NAME\" (a bundled probe, a .wasm or a .cwasm)"
+                ))
+            })?;
+            let source = source(probe, &dir)
+                .map_err(|f| Failure::BadInput(format!("{subject}: probe: {f}")))?;
+            let settings = settings::resolve_file(entry.policy.clone(), subject.clone(), limits)?;
+            Ok::<_, Failure>((subject, entry, source, settings))
+        };
+        let mut checks = Vec::new();
+        for (name, entry) in &file.checks {
+            check_name(name).map_err(|why| bad(format!("[checks.{name}]: {why}")))?;
+            let (subject, entry, source, settings) = resolve("checks", name, entry)?;
+            if entry.target.is_some() {
+                return Err(Failure::BadInput(format!(
+                    "{subject}: target: only a [modules.NAME] takes a target"
+                )));
+            }
+            let groups = entry
+                .groups
+                .unwrap_or_else(|| vec![DEFAULT_GROUP.to_string()]);
+            if let Some(bad_group) = groups.iter().find(|g| check_name(g).is_err()) {
+                return Err(Failure::BadInput(format!(
+                    "{subject}: groups: '{bad_group}' is not a group name (letters, digits, - and _)"
+                )));
+            }
+            let interval = match &entry.interval {
+                Some(s) => settings::parse_duration(s)
+                    .map_err(|e| Failure::BadInput(format!("{subject}: interval: {e}")))?,
+                None => DEFAULT_INTERVAL,
+            };
+            checks.push(Check {
+                name: name.clone(),
+                source,
+                settings,
+                groups,
+                interval,
+            });
+        }
+        let mut modules = Vec::new();
+        for (name, entry) in &file.modules {
+            check_name(name).map_err(|why| bad(format!("[modules.{name}]: {why}")))?;
+            let (subject, entry, source, settings) = resolve("modules", name, entry)?;
+            let target = entry.target.ok_or_else(|| {
+                Failure::BadInput(format!(
+                    "{subject}: no target; give target = \"PARAM\", the parameter a request's target fills (url, address, …)"
+                ))
+            })?;
+            modules.push(Module {
+                name: name.clone(),
+                source,
+                settings,
+                target,
+            });
+        }
+        Ok(Checks { checks, modules })
+    }
+
+    /// The checks named (all of them when none is), or the refusal naming the unknown
+    /// ones and the ones there are.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Check>, Failure> {
+        if names.is_empty() {
+            return Ok(self.checks.iter().collect());
+        }
+        let unknown: Vec<&str> = names
+            .iter()
+            .filter(|n| !self.checks.iter().any(|c| &c.name == *n))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Failure::BadInput(format!(
+                "no check named {} in the checks file; it has {}",
+                unknown.join(", "),
+                self.checks
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(self
+            .checks
+            .iter()
+            .filter(|c| names.contains(&c.name))
+            .collect())
+    }
+}
+
+impl Entry {
+    /// This entry, with what it leaves out taken from `defaults`.
+    fn over(self, defaults: &Entry) -> Entry {
+        let d = defaults.clone();
+        Entry {
+            probe: self.probe,
+            groups: self.groups.or(d.groups),
+            interval: self.interval.or(d.interval),
+            target: self.target,
+            policy: self.policy.over(d.policy),
+        }
+    }
+}
+
+/// A probe named in a checks file: a bundled probe, or a file relative to the checks
+/// file's directory.
+fn source(probe: &str, dir: &Path) -> Result<ProbeSource, Failure> {
+    if crate::bundled::find(probe).is_some() {
+        return ProbeSource::resolve(probe);
+    }
+    let path = dir.join(probe);
+    if !path.exists() {
+        return Err(Failure::BadInput(format!(
+            "unknown probe '{probe}': not a bundled probe ({}) and no file {}; a relative path is taken from the checks file's directory",
+            crate::bundled::names().join(", "),
+            path.display()
+        )));
+    }
+    Ok(ProbeSource::File(path))
+}
+
+/// Names of checks, modules and groups appear in URLs and metric labels.
+fn check_name(name: &str) -> Result<(), String> {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(())
+    } else {
+        Err("a name of letters, digits, - and _ only".into())
+    }
+}
+
+/// The one verdict of several checks' reports: an error if any check could not run, else
+/// unhealthy if any failed, else degraded if any is, else healthy. The message names every
+/// check that is not healthy, with its own message.
+pub fn combine(results: &[(&str, Report)], elapsed: Duration) -> Report {
+    let count = |v: Verdict| results.iter().filter(|(_, r)| r.verdict == v).count();
+    let (errors, failed, degraded) = (
+        count(Verdict::Error),
+        count(Verdict::Unhealthy),
+        count(Verdict::Degraded),
+    );
+    let total = results.len();
+    let plural = |n: usize| if n == 1 { "check" } else { "checks" };
+    let named = |v: Verdict| {
+        results
+            .iter()
+            .filter(|(_, r)| r.verdict == v)
+            .map(|(name, r)| format!("{name}: {}", r.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (verdict, message) = if errors > 0 {
+        (
+            Verdict::Error,
+            format!(
+                "{errors} of {total} {} could not run: {}",
+                plural(total),
+                named(Verdict::Error)
+            ),
+        )
+    } else if failed > 0 {
+        (
+            Verdict::Unhealthy,
+            format!(
+                "{failed} of {total} {} failed: {}",
+                plural(total),
+                named(Verdict::Unhealthy)
+            ),
+        )
+    } else if degraded > 0 {
+        (
+            Verdict::Degraded,
+            format!(
+                "{total} {} passed, {degraded} degraded: {}",
+                plural(total),
+                named(Verdict::Degraded)
+            ),
+        )
+    } else {
+        let names: Vec<&str> = results.iter().map(|(n, _)| *n).collect();
+        (
+            Verdict::Healthy,
+            format!("{total} {} passed ({})", plural(total), names.join(", ")),
+        )
+    };
+    Report {
+        verdict,
+        probe: String::new(),
+        message,
+        details: Vec::new(),
+        elapsed,
+        stdout: (Vec::new(), 0),
+        stderr: (Vec::new(), 0),
+        sha256: None,
+        code: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Checks, Failure> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checks.toml");
+        std::fs::write(&path, text).unwrap();
+        Checks::load(&path, &LimitOverrides::default())
+    }
+
+    #[test]
+    fn checks_take_policy_keys_over_the_defaults() {
+        let checks = load(
+            r#"
+[defaults]
+timeout = "2s"
+interval = "30s"
+params = { address = "127.0.0.1:1" }
+
+[checks.api]
+probe = "http"
+params = { url = "http://127.0.0.1:8080/health" }
+groups = ["liveness", "readiness"]
+timeout = "1s"
+
+[checks.cache]
+probe = "redis"
+
+[modules.http_2xx]
+probe = "http"
+target = "url"
+params = { expect-status = "200-299" }
+"#,
+        )
+        .unwrap();
+        let api = &checks.checks[0];
+        assert_eq!(api.name, "api");
+        assert_eq!(api.settings.limits.timeout, Duration::from_secs(1));
+        assert_eq!(api.groups, ["liveness", "readiness"]);
+        assert_eq!(api.interval, Duration::from_secs(30));
+        // A check's params table replaces none of the defaults' other keys.
+        assert!(
+            api.settings
+                .params
+                .contains(&("address".into(), "127.0.0.1:1".into()))
+        );
+        let cache = &checks.checks[1];
+        assert_eq!(cache.settings.limits.timeout, Duration::from_secs(2));
+        assert_eq!(cache.groups, [DEFAULT_GROUP]);
+        assert_eq!(checks.modules[0].target, "url");
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_where_they_are() {
+        let err = |text: &str| load(text).unwrap_err().to_string();
+        let e = err("[checks.api]\nprobe = \"http\"\ntimeuot = \"2s\"\n");
+        assert!(e.contains("timeuot") && e.contains("line"), "{e}");
+        let e = err("[checks.api]\nparams = { url = \"x\" }\n");
+        assert!(e.contains("[checks.api]: no probe"), "{e}");
+        let e = err("[checks.api]\nprobe = \"http\"\ntimeout = \"soon\"\n");
+        assert!(e.contains("[checks.api]: timeout"), "{e}");
+        let e = err("[checks.api]\nprobe = \"nosuch\"\n");
+        assert!(
+            e.contains("[checks.api]: probe: unknown probe 'nosuch'"),
+            "{e}"
+        );
+        let e = err("[checks.api]\nprobe = \"http\"\ntarget = \"url\"\n");
+        assert!(e.contains("only a [modules.NAME]"), "{e}");
+        let e = err("[modules.m]\nprobe = \"http\"\n[checks.a]\nprobe = \"tcp\"\n");
+        assert!(e.contains("[modules.m]: no target"), "{e}");
+        let e = err("[checks.\"a b\"]\nprobe = \"tcp\"\n");
+        assert!(e.contains("letters, digits"), "{e}");
+        let e = err("[defaults]\ntimeout = \"1s\"\n");
+        assert!(e.contains("no checks"), "{e}");
+    }
+
+    fn report(verdict: Verdict, message: &str) -> Report {
+        Report {
+            verdict,
+            message: message.into(),
+            ..combine(&[], Duration::ZERO)
+        }
+    }
+
+    #[test]
+    fn the_verdict_names_every_check_that_is_not_healthy() {
+        let ok = report(Verdict::Healthy, "fine");
+        let r = combine(&[("a", ok.clone()), ("b", ok.clone())], Duration::ZERO);
+        assert_eq!(
+            (r.verdict, r.message.as_str()),
+            (Verdict::Healthy, "2 checks passed (a, b)")
+        );
+        let slow = report(Verdict::Degraded, "slow");
+        let r = combine(&[("a", ok.clone()), ("b", slow)], Duration::ZERO);
+        assert_eq!(r.verdict, Verdict::Degraded);
+        assert_eq!(r.message, "2 checks passed, 1 degraded: b: slow");
+        let down = report(Verdict::Unhealthy, "timeout after 2s");
+        let r = combine(
+            &[("a", ok.clone()), ("cache", down.clone())],
+            Duration::ZERO,
+        );
+        assert_eq!(r.verdict, Verdict::Unhealthy);
+        assert_eq!(r.message, "1 of 2 checks failed: cache: timeout after 2s");
+        let broken = report(Verdict::Error, "unknown parameter 'x'");
+        let r = combine(&[("a", down), ("b", broken)], Duration::ZERO);
+        assert_eq!(r.verdict, Verdict::Error);
+        assert_eq!(
+            r.message,
+            "1 of 2 checks could not run: b: unknown parameter 'x'"
+        );
+    }
+}
