@@ -127,8 +127,8 @@ params = {{ address = "{}" }}
     );
     run_checks(&file, &[]).expect(
         0,
-        "degraded: 2 checks passed, 1 degraded: queue: ",
-        &["500"],
+        "degraded: 2 checks passed, 1 degraded: queue: queue depth 500 at /queue/depth (warn 100, critical 1000)",
+        &[],
     );
 }
 
