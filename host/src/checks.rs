@@ -101,9 +101,8 @@ impl Checks {
         let bad = |why: String| Failure::BadInput(format!("{subject}: {why}"));
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad(format!("cannot read it: {}", text::io_error(&e))))?;
-        let file: ChecksFile = toml::from_str(&text).map_err(|e| {
-            bad(e.message().to_string() + &settings::location(&text, &e, "a checks file"))
-        })?;
+        let file: ChecksFile = toml::from_str(&text)
+            .map_err(|e| bad(e.message().to_string() + &location(&text, &e)))?;
         if file.checks.is_empty() {
             return Err(bad(
                 "it has no checks; add a [checks.NAME] table with a probe".into(),
@@ -225,6 +224,33 @@ impl Entry {
             target: self.target,
             policy: self.policy.over(d.policy),
         }
+    }
+}
+
+/// Where a parse error is. An unknown key inside a check is reported by the TOML parser
+/// at its table (the policy keys are read as one group), so the key's own line is looked
+/// for from there.
+fn location(text: &str, e: &toml::de::Error) -> String {
+    let key_line = e.span().and_then(|span| {
+        let key = e
+            .message()
+            .strip_prefix("unknown field `")?
+            .split('`')
+            .next()?;
+        let start = span.start.min(text.len());
+        let first = 1 + text[..start].matches('\n').count();
+        text[start..]
+            .lines()
+            .position(|line| {
+                let line = line.trim_start();
+                let name = line.split(['=', ' ', '\t']).next().unwrap_or("");
+                name.trim_matches('"') == key && line.contains('=')
+            })
+            .map(|n| first + n)
+    });
+    match key_line {
+        Some(line) => format!(" (line {line}); see the README for the keys a checks file takes"),
+        None => settings::location(text, e, "a checks file"),
     }
 }
 
@@ -382,7 +408,10 @@ params = { expect-status = "200-299" }
     fn mistakes_are_refused_with_where_they_are() {
         let err = |text: &str| load(text).unwrap_err().to_string();
         let e = err("[checks.api]\nprobe = \"http\"\ntimeuot = \"2s\"\n");
-        assert!(e.contains("timeuot") && e.contains("line"), "{e}");
+        assert!(e.contains("timeuot") && e.contains("(line 3)"), "{e}");
+        let e =
+            err("[defaults]\ntimeout = \"1s\"\n[checks.a]\nprobe = \"tcp\"\n\n  \"bogus\" = 1\n");
+        assert!(e.contains("bogus") && e.contains("(line 6)"), "{e}");
         let e = err("[checks.api]\nparams = { url = \"x\" }\n");
         assert!(e.contains("[checks.api]: no probe"), "{e}");
         let e = err("[checks.api]\nprobe = \"http\"\ntimeout = \"soon\"\n");

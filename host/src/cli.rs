@@ -34,6 +34,9 @@ pub enum Command {
     List(cmd::list::ListArgs),
     /// Print the WIT package that probes are written against (or write it to a directory).
     Wit(cmd::wit::WitArgs),
+    /// Run the checks of a checks file in the background and serve their results over
+    /// HTTP: /livez, /readyz, /health and /metrics.
+    Serve(cmd::serve::ServeArgs),
 }
 
 /// Forbids new processes for good (see `crate::confine`), then parses the process
@@ -58,6 +61,7 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, cr
         Command::Inspect(args) => cmd::inspect::execute(args),
         Command::Compile(args) => cmd::compile::execute(args),
         Command::List(args) => cmd::list::execute(args),
+        Command::Serve(args) => cmd::serve::execute(args),
         Command::Wit(args) => cmd::wit::execute(args),
     }
 }

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
+pub mod serve;
 pub mod settings;
 mod state;
 mod stdio;

@@ -24,6 +24,7 @@ mod inspect;
 mod integrity;
 mod languages;
 mod sandbox;
+mod serve;
 
 // Loading code (precompiled components, the compile cache, the runtime-only build) and
 // the library's own resource use.

@@ -4,6 +4,7 @@ pub mod compile;
 pub mod inspect;
 pub mod list;
 pub mod run;
+pub mod serve;
 pub mod wit;
 
 /// A current-thread tokio runtime with I/O and timers (WASI sockets need both).

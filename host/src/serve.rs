@@ -1,0 +1,446 @@
+//! `serve`: the checks of a checks file, each run on its own interval in the background,
+//! and their latest results over HTTP: `/livez` and `/readyz` (kube-apiserver's
+//! conventions), `/health` (`application/health+json`) and `/metrics` (Prometheus).
+//!
+//! The checks run on a tokio runtime of their own, each in its own task, one run after
+//! another (never two runs of one check at once); every run is bounded by its own
+//! timeout, so a hung or hostile check delays only its own result. The HTTP side only
+//! reads the latest results: answering never waits for a check.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::checks::Check;
+use crate::report::{Report, Verdict};
+use crate::runner::{ProbeSource, RunConfig, Runner};
+use crate::text;
+
+/// One check as `serve` runs it.
+#[derive(Debug)]
+pub struct Served {
+    /// Its name in the checks file.
+    pub name: String,
+    /// Its groups (`liveness`, `readiness`, …).
+    pub groups: Vec<String>,
+    /// How often it runs (start to start).
+    pub interval: Duration,
+    source: ProbeSource,
+    params: Vec<(String, String)>,
+    config: RunConfig,
+    state: Mutex<CheckState>,
+}
+
+/// What is known of one check's runs.
+#[derive(Debug, Default)]
+struct CheckState {
+    last: Option<Outcome>,
+    /// Runs by verdict: healthy, degraded, unhealthy, error.
+    runs: [u64; 4],
+}
+
+#[derive(Debug, Clone)]
+struct Outcome {
+    report: Report,
+    /// When the run ended.
+    ended: Instant,
+    ended_at: SystemTime,
+}
+
+/// A check's state as the endpoints see it.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Whether it counts as passing (healthy or degraded, and recent).
+    pub pass: bool,
+    /// Healthy, degraded, unhealthy or error; unhealthy when stale or not run yet.
+    pub verdict: Verdict,
+    /// Its message, or why it has no recent result.
+    pub message: String,
+    /// How long the last run took.
+    pub duration: Option<Duration>,
+    /// When the last run ended.
+    pub time: Option<SystemTime>,
+}
+
+impl Served {
+    /// The checks to serve, with their grants resolved.
+    pub fn new(
+        checks: Vec<Check>,
+        grants: &crate::settings::GrantOverrides,
+    ) -> Result<Vec<Arc<Served>>, crate::Failure> {
+        checks
+            .into_iter()
+            .map(|c| {
+                let config = c.settings.run_config(grants)?;
+                Ok(Arc::new(Served {
+                    name: c.name,
+                    groups: c.groups,
+                    interval: c.interval,
+                    source: c.source,
+                    params: c.settings.params,
+                    config,
+                    state: Mutex::default(),
+                }))
+            })
+            .collect()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.config.limits.timeout
+    }
+
+    /// Runs the check forever, one run per interval (a run longer than the interval
+    /// delays the next; runs never overlap).
+    pub async fn run_forever(self: Arc<Self>, runner: Arc<Runner>) {
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let start = Instant::now();
+            let mut report = runner
+                .run(start, &self.source, &self.params, &self.config)
+                .await;
+            report.elapsed = start.elapsed();
+            self.record(report);
+        }
+    }
+
+    fn record(&self, report: Report) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let before = state.last.as_ref().map(|o| o.report.verdict);
+        state.runs[verdict_index(report.verdict)] += 1;
+        if before != Some(report.verdict) {
+            // State changes only, one line each: the log of a long-lived server.
+            eprintln!(
+                "healthprobe serve: check {} is now {}: {}: {}",
+                self.name,
+                verdict_word(report.verdict),
+                report.probe,
+                text::one_line(&report.message)
+            );
+        }
+        state.last = Some(Outcome {
+            report,
+            ended: Instant::now(),
+            ended_at: SystemTime::now(),
+        });
+    }
+
+    /// The check's state now: a result older than twice its interval plus its timeout
+    /// counts as failed, as does no result yet.
+    pub fn status(&self) -> Status {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(last) = &state.last else {
+            return Status {
+                pass: false,
+                verdict: Verdict::Unhealthy,
+                message: "no result yet".into(),
+                duration: None,
+                time: None,
+            };
+        };
+        let age = last.ended.elapsed();
+        let limit = self.interval * 2 + self.timeout();
+        let (pass, verdict, message) = if age > limit {
+            (
+                false,
+                Verdict::Unhealthy,
+                format!(
+                    "stale: the last result is {} old (over twice the interval plus the timeout, {})",
+                    text::duration(age),
+                    text::duration(limit)
+                ),
+            )
+        } else {
+            let v = last.report.verdict;
+            (
+                matches!(v, Verdict::Healthy | Verdict::Degraded),
+                v,
+                last.report.message.clone(),
+            )
+        };
+        Status {
+            pass,
+            verdict,
+            message,
+            duration: Some(last.report.elapsed),
+            time: Some(last.ended_at),
+        }
+    }
+
+    fn runs(&self) -> [u64; 4] {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).runs
+    }
+}
+
+const VERDICTS: [Verdict; 4] = [
+    Verdict::Healthy,
+    Verdict::Degraded,
+    Verdict::Unhealthy,
+    Verdict::Error,
+];
+
+fn verdict_index(v: Verdict) -> usize {
+    VERDICTS.iter().position(|x| *x == v).unwrap_or(3)
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Healthy => "healthy",
+        Verdict::Degraded => "degraded",
+        Verdict::Unhealthy => "unhealthy",
+        Verdict::Error => "error",
+    }
+}
+
+/// An HTTP answer: status, content type, body.
+pub type Answer = (u16, &'static str, String);
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Answers one GET request for `path` with `query` (without the `?`).
+pub fn answer(checks: &[Arc<Served>], path: &str, query: &str, started: SystemTime) -> Answer {
+    let verbose = query
+        .split('&')
+        .any(|p| p == "verbose" || p.starts_with("verbose="));
+    match path.trim_end_matches('/') {
+        "/livez" => group(checks, "liveness", "livez", verbose),
+        "/readyz" => group(checks, "readiness", "readyz", verbose),
+        "/health" => health(checks),
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics(checks, started),
+        ),
+        p => {
+            for (prefix, group_name) in [("/livez/", "liveness"), ("/readyz/", "readiness")] {
+                if let Some(name) = p.strip_prefix(prefix) {
+                    return match checks
+                        .iter()
+                        .find(|c| c.name == name && c.groups.iter().any(|g| g == group_name))
+                    {
+                        Some(c) => one(c),
+                        None => (
+                            404,
+                            TEXT,
+                            format!("no check {name} in the {group_name} group\n"),
+                        ),
+                    };
+                }
+            }
+            (
+                404,
+                TEXT,
+                "not found; try /livez, /readyz, /health or /metrics\n".into(),
+            )
+        }
+    }
+}
+
+/// `/livez` or `/readyz`: 200 `ok` when every check of the group passes, else 503; with
+/// `?verbose`, one `[+]name ok` or `[-]name failed: reason` line per check, as
+/// kube-apiserver writes them.
+fn group(checks: &[Arc<Served>], group: &str, endpoint: &str, verbose: bool) -> Answer {
+    let mut body = String::new();
+    let mut pass = true;
+    for check in checks
+        .iter()
+        .filter(|c| c.groups.iter().any(|g| g == group))
+    {
+        let status = check.status();
+        pass &= status.pass;
+        if verbose {
+            if status.pass {
+                let _ = writeln!(body, "[+]{} ok", check.name);
+            } else {
+                let _ = writeln!(
+                    body,
+                    "[-]{} failed: {}",
+                    check.name,
+                    text::one_line(&status.message)
+                );
+            }
+        }
+    }
+    let code = if pass { 200 } else { 503 };
+    if verbose {
+        let _ = writeln!(
+            body,
+            "{endpoint} check {}",
+            if pass { "passed" } else { "failed" }
+        );
+    } else if pass {
+        body.push_str("ok");
+    } else {
+        let _ = write!(body, "{endpoint} check failed");
+    }
+    (code, TEXT, body)
+}
+
+fn one(check: &Served) -> Answer {
+    let status = check.status();
+    if status.pass {
+        (200, TEXT, "ok".into())
+    } else {
+        (
+            503,
+            TEXT,
+            format!("{} failed: {}", check.name, text::one_line(&status.message)),
+        )
+    }
+}
+
+/// `/health`, in the IETF draft "Health Check Response Format for HTTP APIs": `status`
+/// pass, warn (a degraded check) or fail, and one entry per check.
+fn health(checks: &[Arc<Served>]) -> Answer {
+    let statuses: Vec<(&Served, Status)> = checks.iter().map(|c| (&**c, c.status())).collect();
+    let overall = if statuses.iter().any(|(_, s)| !s.pass) {
+        "fail"
+    } else if statuses.iter().any(|(_, s)| s.verdict == Verdict::Degraded) {
+        "warn"
+    } else {
+        "pass"
+    };
+    let mut entries = serde_json::Map::new();
+    for (check, s) in &statuses {
+        let status = match (s.pass, s.verdict) {
+            (true, Verdict::Degraded) => "warn",
+            (true, _) => "pass",
+            (false, _) => "fail",
+        };
+        let mut entry = serde_json::json!({
+            "componentId": check.name,
+            "componentType": "component",
+            "status": status,
+            "output": s.message,
+            "affectedEndpoints": check.groups,
+        });
+        if let Some(d) = s.duration {
+            entry["observedValue"] = serde_json::json!(d.as_secs_f64());
+            entry["observedUnit"] = "s".into();
+        }
+        if let Some(t) = s.time {
+            entry["time"] = humantime::format_rfc3339_millis(t).to_string().into();
+        }
+        entries.insert(format!("{}:run", check.name), serde_json::json!([entry]));
+    }
+    let body = serde_json::json!({
+        "status": overall,
+        "description": "healthprobe serve",
+        "checks": entries,
+    });
+    let code = if overall == "fail" { 503 } else { 200 };
+    (code, "application/health+json", format!("{body:#}\n"))
+}
+
+/// `/metrics`, in Prometheus's text format: each check's success, duration and runs, and
+/// the process's own memory, CPU, file descriptors and start time.
+fn metrics(checks: &[Arc<Served>], started: SystemTime) -> String {
+    let mut out = String::new();
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let statuses: Vec<Status> = checks.iter().map(|c| c.status()).collect();
+    family(
+        &mut out,
+        "healthprobe_check_success",
+        "gauge",
+        "Whether the check's latest result passes (1) or not (0; failed, stale or none yet).",
+    );
+    for (c, s) in checks.iter().zip(&statuses) {
+        let _ = writeln!(
+            out,
+            "healthprobe_check_success{{check=\"{}\"}} {}",
+            label(&c.name),
+            u8::from(s.pass)
+        );
+    }
+    family(
+        &mut out,
+        "healthprobe_check_duration_seconds",
+        "gauge",
+        "How long the check's latest run took.",
+    );
+    for (c, s) in checks.iter().zip(&statuses) {
+        if let Some(d) = s.duration {
+            let _ = writeln!(
+                out,
+                "healthprobe_check_duration_seconds{{check=\"{}\"}} {}",
+                label(&c.name),
+                d.as_secs_f64()
+            );
+        }
+    }
+    family(
+        &mut out,
+        "healthprobe_check_runs_total",
+        "counter",
+        "Runs of the check since the server started, by result.",
+    );
+    for c in checks {
+        for (v, n) in VERDICTS.iter().zip(c.runs()) {
+            let _ = writeln!(
+                out,
+                "healthprobe_check_runs_total{{check=\"{}\",result=\"{}\"}} {n}",
+                label(&c.name),
+                verdict_word(*v)
+            );
+        }
+    }
+    process_metrics(&mut out, started);
+    out
+}
+
+/// A label value, escaped as the text format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The process metrics Prometheus's client libraries export, read from `/proc/self`.
+fn process_metrics(out: &mut String, started: SystemTime) {
+    let start = started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let _ = writeln!(
+        out,
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {start}"
+    );
+    let page = 4096u64;
+    if let Some(rss) = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+    {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+            rss * page
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let _ = writeln!(
+            out,
+            "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {}",
+            fds.count()
+        );
+    }
+    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 a second
+    // on Linux).
+    if let Some(cpu) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+    {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
+            cpu as f64 / 100.0
+        );
+    }
+}

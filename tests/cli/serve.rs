@@ -1,0 +1,299 @@
+//! `serve`: checks on their intervals in the background, results over HTTP.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{self, HttpServer, SLACK, SilentServer, guest};
+
+/// A running `healthprobe serve`, stopped (SIGKILL) when dropped.
+struct Serve {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Starts `serve` on a free loopback port with `checks` as its checks file, and waits
+    /// until it answers.
+    fn start(checks: &str) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("checks.toml");
+        std::fs::write(&file, checks).unwrap();
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+            .args([
+                "serve",
+                "--config",
+                file.to_str().unwrap(),
+                "--listen",
+                &addr,
+            ])
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start healthprobe serve");
+        let serve = Serve {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&serve.addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen on {}",
+                serve.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serve
+    }
+
+    /// GET `path`: the status code, the content type and the body.
+    fn get(&self, path: &str) -> (u16, String, String) {
+        let mut conn = TcpStream::connect(&self.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let content_type = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Type: "))
+            .unwrap_or_default()
+            .to_string();
+        (code, content_type, body.to_string())
+    }
+
+    /// Polls `path` until `until` holds for its body (at most 10 s).
+    fn wait_for(&self, path: &str, until: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, _, body) = self.get(path);
+            if until(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{path} never got there: {body}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `healthprobe_check_runs_total` for `check` and `result`.
+    fn runs(&self, check: &str, result: &str) -> u64 {
+        let (_, _, metrics) = self.get("/metrics");
+        let series =
+            format!("healthprobe_check_runs_total{{check=\"{check}\",result=\"{result}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sigterm(child: &Child) {
+    // The test sends the signal a container runtime would; the host never does.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn endpoints_report_each_group_and_check_in_their_formats() {
+    let web = HttpServer::fixed(200, "ok");
+    let closed = SilentServer::start().addr;
+    let serve = Serve::start(&format!(
+        r#"
+[defaults]
+interval = "200ms"
+timeout = "2s"
+
+[checks.web]
+probe = "http"
+params = {{ url = "{}" }}
+groups = ["liveness", "readiness"]
+
+[checks.cache]
+probe = "redis"
+params = {{ address = "127.0.0.1:1" }}
+"#,
+        web.url("/health")
+    ));
+    let _ = closed;
+    let verbose = serve.wait_for("/readyz?verbose", |b| !b.contains("no result yet"));
+    assert_eq!(
+        verbose,
+        "[-]cache failed: connection to 127.0.0.1:1 refused\n[+]web ok\nreadyz check failed\n"
+    );
+    assert_eq!(serve.get("/readyz").0, 503);
+    let (code, content_type, body) = serve.get("/livez");
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert_eq!(
+        serve.get("/livez?verbose").2,
+        "[+]web ok\nlivez check passed\n"
+    );
+    assert_eq!(serve.get("/livez/web").0, 200);
+    assert_eq!(serve.get("/readyz/cache").0, 503);
+    assert_eq!(
+        serve.get("/livez/cache").0,
+        404,
+        "cache is not in the liveness group"
+    );
+    assert_eq!(serve.get("/nowhere").0, 404);
+
+    let (code, content_type, body) = serve.get("/health");
+    assert_eq!(
+        (code, content_type.as_str()),
+        (503, "application/health+json")
+    );
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "fail");
+    assert_eq!(health["checks"]["web:run"][0]["status"], "pass");
+    assert_eq!(health["checks"]["cache:run"][0]["status"], "fail");
+    assert!(
+        health["checks"]["web:run"][0]["time"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    let (code, content_type, metrics) = serve.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    for line in [
+        "healthprobe_check_success{check=\"web\"} 1",
+        "healthprobe_check_success{check=\"cache\"} 0",
+        "# TYPE healthprobe_check_runs_total counter",
+        "# TYPE healthprobe_check_duration_seconds gauge",
+        "# TYPE process_resident_memory_bytes gauge",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in {metrics}");
+    }
+    // Each check runs again on its interval.
+    let before = serve.runs("web", "healthy");
+    serve.wait_for("/metrics", |_| serve.runs("web", "healthy") >= before + 2);
+}
+
+#[test]
+fn a_hung_or_spinning_check_never_holds_up_another() {
+    let web = HttpServer::fixed(200, "ok");
+    let hung = SilentServer::start();
+    let hostile = guest("hostile");
+    let serve = Serve::start(&format!(
+        r#"
+[checks.web]
+probe = "http"
+params = {{ url = "{}" }}
+interval = "100ms"
+
+[checks.hung]
+probe = "http"
+params = {{ url = "http://{}/" }}
+timeout = "4s"
+interval = "100ms"
+
+[checks.spin]
+probe = "{}"
+params = {{ mode = "spin" }}
+timeout = "4s"
+fuel = 1000000000000
+interval = "100ms"
+"#,
+        web.url("/"),
+        hung.addr,
+        hostile.display()
+    ));
+    // While the other two hold their first runs for 4 s each, web keeps running every
+    // 100 ms: five more runs of web come in before either of them has a result.
+    serve.wait_for("/readyz?verbose", |b| b.contains("[+]web ok"));
+    let before = serve.runs("web", "healthy");
+    serve.wait_for("/metrics", |_| serve.runs("web", "healthy") >= before + 5);
+    let others: u64 = ["hung", "spin"]
+        .iter()
+        .flat_map(|c| ["healthy", "degraded", "unhealthy", "error"].map(|r| serve.runs(c, r)))
+        .sum();
+    assert_eq!(others, 0, "web waited for the others");
+    // Then both end by their own timeouts, and say so; web is still fine.
+    let verbose = serve.wait_for("/readyz?verbose", |b| {
+        b.matches("timeout after 4s").count() == 2
+    });
+    assert!(verbose.contains("[-]hung failed: "), "{verbose}");
+    assert!(verbose.contains("[-]spin failed: "), "{verbose}");
+    assert!(verbose.contains("[+]web ok"), "{verbose}");
+}
+
+#[test]
+fn sigterm_stops_the_server_within_a_second() {
+    let web = HttpServer::fixed(200, "ok");
+    let mut serve = Serve::start(&format!(
+        "[checks.web]\nprobe = \"http\"\nparams = {{ url = \"{}\" }}\n",
+        web.url("/")
+    ));
+    serve.wait_for("/readyz", |b| b == "ok");
+    let start = Instant::now();
+    sigterm(&serve.child);
+    let status = serve.child.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1) + SLACK,
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    let mut log = String::new();
+    serve
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("check web is now healthy: http: HTTP 200"),
+        "{log}"
+    );
+    assert!(log.contains("stopping"), "{log}");
+}
+
+#[test]
+fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
+    let (_dir, file) =
+        support::temp_file("checks.toml", b"[checks.a]\nprobe = \"tcp\"\nbogus = 1\n");
+    support::healthprobe(["serve", "--config", file.to_str().unwrap()]).expect(
+        3,
+        "error: serve: checks file ",
+        &["unknown field `bogus`", "line 3"],
+    );
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_dir, file) = support::temp_file("checks.toml", b"[checks.a]\nprobe = \"tcp\"\n");
+    let addr = taken.local_addr().unwrap().to_string();
+    support::healthprobe([
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        &addr,
+    ])
+    .expect(3, "error: serve: cannot listen on ", &[&addr, "--listen"]);
+}
