@@ -16,44 +16,65 @@ struct Serve {
 
 impl Serve {
     /// Starts `serve` on a free loopback port with `checks` as its checks file, and waits
-    /// until it answers.
+    /// until it answers. A port another test's server took first makes `serve` exit 3:
+    /// then it starts again on another.
     fn start(checks: &str) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("checks.toml");
         std::fs::write(&file, checks).unwrap();
-        let addr = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().to_string()
-        };
-        let child = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
-            .args([
-                "serve",
-                "--config",
-                file.to_str().unwrap(),
-                "--listen",
-                &addr,
-            ])
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start healthprobe serve");
-        let serve = Serve {
-            child,
-            addr,
-            _dir: dir,
-        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let addr = {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().to_string()
+            };
+            let child = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+                .args([
+                    "serve",
+                    "--config",
+                    file.to_str().unwrap(),
+                    "--listen",
+                    &addr,
+                ])
+                .arg("--cache-dir")
+                .arg(dir.path().join("cache"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start healthprobe serve");
+            let mut serve = Serve {
+                child,
+                addr,
+                _dir: tempfile::tempdir().unwrap(),
+            };
+            if serve.answers() {
+                serve._dir = dir;
+                return serve;
+            }
+            assert!(tries < 5, "serve never listened");
+        }
+    }
+
+    /// Whether this `serve` (not another test's server on its port) answers, waiting up
+    /// to 10 s; false once it has exited.
+    fn answers(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&serve.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "serve did not listen on {}",
-                serve.addr
-            );
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if TcpStream::connect(&self.addr).is_ok()
+                && self
+                    .get("/metrics")
+                    .2
+                    .contains("# TYPE healthprobe_check_success")
+            {
+                return true;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        serve
+        panic!("serve did not answer on {}", self.addr);
     }
 
     /// GET `path`: the status code, the content type and the body.
@@ -119,7 +140,6 @@ fn sigterm(child: &Child) {
 #[test]
 fn endpoints_report_each_group_and_check_in_their_formats() {
     let web = HttpServer::fixed(200, "ok");
-    let closed = SilentServer::start().addr;
     let serve = Serve::start(&format!(
         r#"
 [defaults]
@@ -137,7 +157,6 @@ params = {{ address = "127.0.0.1:1" }}
 "#,
         web.url("/health")
     ));
-    let _ = closed;
     let verbose = serve.wait_for("/readyz?verbose", |b| !b.contains("no result yet"));
     assert_eq!(
         verbose,
