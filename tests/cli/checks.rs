@@ -38,11 +38,7 @@ params = {{ address = "{closed}" }}
         web.url("/health"),
         web.addr,
     );
-    run_checks(&file, &[]).expect(
-        1,
-        "unhealthy: 1 of 3 checks failed: cache: ",
-        &[&format!("{closed}")],
-    );
+    run_checks(&file, &[]).expect(1, "unhealthy: 1 of 3 checks failed: cache: ", &[closed]);
     // Named checks only; a check that is not in the file is bad input.
     run_checks(&file, &["web", "port"]).expect(0, "healthy: 2 checks passed (port, web)", &[]);
     run_checks(&file, &["web", "db"]).expect(
