@@ -1,6 +1,7 @@
 //! `serve`: the checks of a checks file, each run on its own interval in the background,
 //! and their latest results over HTTP: `/livez` and `/readyz` (kube-apiserver's
-//! conventions), `/health` (`application/health+json`) and `/metrics` (Prometheus).
+//! conventions), `/health` (`application/health+json`) and `/metrics` (Prometheus); and
+//! `/probe`, blackbox_exporter's endpoint, which runs a module of the file on request.
 //!
 //! The checks run on a tokio runtime of their own, each in its own task, one run after
 //! another (never two runs of one check at once); every run is bounded by its own
@@ -11,7 +12,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::checks::Check;
+use crate::checks::{Check, Module};
 use crate::report::{Report, Verdict};
 use crate::runner::{ProbeSource, RunConfig, Runner};
 use crate::text;
@@ -171,6 +172,174 @@ impl Served {
     fn runs(&self) -> [u64; 4] {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).runs
     }
+}
+
+/// A `/probe` module as `serve` runs it.
+#[derive(Debug)]
+pub struct ServedModule {
+    /// Its name in the checks file.
+    pub name: String,
+    source: ProbeSource,
+    params: Vec<(String, String)>,
+    target: String,
+    config: RunConfig,
+}
+
+impl ServedModule {
+    /// The modules to serve, with their grants resolved.
+    pub fn new(
+        modules: Vec<Module>,
+        grants: &crate::settings::GrantOverrides,
+    ) -> Result<Vec<ServedModule>, crate::Failure> {
+        modules
+            .into_iter()
+            .map(|m| {
+                let config = m.settings.run_config(grants)?;
+                Ok(ServedModule {
+                    name: m.name,
+                    source: m.source,
+                    params: m.settings.params,
+                    target: m.target,
+                    config,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How much of Prometheus's scrape timeout `/probe` leaves for the answer to travel, as
+/// blackbox_exporter does.
+pub const SCRAPE_OFFSET: Duration = Duration::from_millis(500);
+
+/// `GET /probe?module=M&target=T`, as blackbox_exporter answers it: runs module `M` with
+/// its target parameter set to `T`, now, under the module's timeout or the scrape's
+/// (`X-Prometheus-Scrape-Timeout-Seconds` less [`SCRAPE_OFFSET`]) if shorter, and
+/// returns `probe_success`, `probe_duration_seconds` and the probe's numeric details as
+/// gauges. The target is reached under the module's grants only (loopback unless it
+/// grants more), so `/probe` is no proxy to anywhere. Blocks for the run.
+pub fn probe(
+    modules: &[ServedModule],
+    runner: &Runner,
+    query: &str,
+    scrape_timeout: Option<&str>,
+) -> Answer {
+    let bad = |why: String| (400, TEXT, why + "\n");
+    let mut module = None;
+    let mut target = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "module" => module = Some(value.into_owned()),
+            "target" => target = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let names = || {
+        modules
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(module_name) = module else {
+        return bad(format!("give module=NAME; the modules are {}", names()));
+    };
+    let Some(module) = modules.iter().find(|m| m.name == module_name) else {
+        return bad(format!(
+            "unknown module {module_name}; the modules are {}",
+            names()
+        ));
+    };
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        return bad(format!(
+            "give target=…, the {} of module {module_name}",
+            module.target
+        ));
+    };
+    let mut config = module.config.clone();
+    if let Some(header) = scrape_timeout {
+        let scrape = match header.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s > SCRAPE_OFFSET.as_secs_f64() => {
+                Duration::from_secs_f64(s) - SCRAPE_OFFSET
+            }
+            _ => {
+                return bad(format!(
+                    "X-Prometheus-Scrape-Timeout-Seconds: {header}: expected more than {} seconds",
+                    SCRAPE_OFFSET.as_secs_f64()
+                ));
+            }
+        };
+        config.limits.timeout = config.limits.timeout.min(scrape);
+    }
+    let mut params: Vec<(String, String)> = module
+        .params
+        .iter()
+        .filter(|(k, _)| *k != module.target)
+        .cloned()
+        .collect();
+    params.push((module.target.clone(), target));
+    let rt = match crate::cmd::runtime() {
+        Ok(rt) => rt,
+        Err(f) => return (500, TEXT, format!("{f}\n")),
+    };
+    let start = Instant::now();
+    let report = rt.block_on(runner.run(start, &module.source, &params, &config));
+    rt.shutdown_background();
+    let took = start.elapsed();
+    // The verdict, for a person reading the answer; Prometheus skips comments.
+    let mut out = format!(
+        "# {}\n",
+        text::one_line(&crate::output::render(&report, crate::output::Format::Text))
+    );
+    let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    let pass = matches!(report.verdict, Verdict::Healthy | Verdict::Degraded);
+    gauge(
+        &mut out,
+        "probe_success",
+        "Displays whether or not the probe was a success",
+        f64::from(u8::from(pass)),
+    );
+    gauge(
+        &mut out,
+        "probe_duration_seconds",
+        "Returns how long the probe took to complete in seconds",
+        took.as_secs_f64(),
+    );
+    let mut seen = vec!["probe_success".to_string(), "probe_duration_seconds".into()];
+    for (key, value) in &report.details {
+        let Ok(number) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let name = format!("probe_{}", metric_name(key));
+        if !number.is_finite() || seen.contains(&name) {
+            continue;
+        }
+        gauge(
+            &mut out,
+            &name,
+            &format!("The probe's detail {key}"),
+            number,
+        );
+        seen.push(name);
+    }
+    (200, "text/plain; version=0.0.4; charset=utf-8", out)
+}
+
+/// A detail's name as a metric name: lower case, `_` for anything else.
+fn metric_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 const VERDICTS: [Verdict; 4] = [

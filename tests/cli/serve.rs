@@ -19,6 +19,11 @@ impl Serve {
     /// until it answers. A port another test's server took first makes `serve` exit 3:
     /// then it starts again on another.
     fn start(checks: &str) -> Serve {
+        Serve::start_with(checks, &[])
+    }
+
+    /// [`Serve::start`] with more arguments.
+    fn start_with(checks: &str, extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("checks.toml");
         std::fs::write(&file, checks).unwrap();
@@ -39,6 +44,7 @@ impl Serve {
                 ])
                 .arg("--cache-dir")
                 .arg(dir.path().join("cache"))
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -79,9 +85,15 @@ impl Serve {
 
     /// GET `path`: the status code, the content type and the body.
     fn get(&self, path: &str) -> (u16, String, String) {
+        self.get_with(path, "")
+    }
+
+    /// GET `path` with `headers` (each ending in CRLF).
+    fn get_with(&self, path: &str, headers: &str) -> (u16, String, String) {
         let mut conn = TcpStream::connect(&self.addr).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(conn, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: test\r\n{headers}\r\n").unwrap();
         let mut raw = String::new();
         conn.read_to_string(&mut raw).unwrap();
         let (head, body) = raw.split_once("\r\n\r\n").unwrap();
@@ -315,4 +327,86 @@ fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
         &addr,
     ])
     .expect(3, "error: serve: cannot listen on ", &[&addr, "--listen"]);
+}
+
+/// The value of an unlabelled series in a Prometheus text answer.
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn probe_runs_a_module_now_like_blackbox_exporter_within_its_grants() {
+    let web = HttpServer::fixed(200, "ok");
+    let hung = SilentServer::start();
+    let elsewhere = SilentServer::start();
+    let serve = Serve::start_with(
+        &format!(
+            r#"
+[checks.web]
+probe = "http"
+params = {{ url = "{}" }}
+
+[modules.http_2xx]
+probe = "http"
+target = "url"
+timeout = "4s"
+allow-net = ["{}", "{}"]
+"#,
+            web.url("/"),
+            web.addr,
+            hung.addr
+        ),
+        &["--max-probes", "1"],
+    );
+    let probe = |target: &str| format!("/probe?module=http_2xx&target={target}");
+    let (code, content_type, body) = serve.get(&probe(&web.url("/metrics")));
+    assert_eq!(code, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    assert_eq!(sample(&body, "probe_success"), 1.0, "{body}");
+    assert_eq!(sample(&body, "probe_status"), 200.0, "{body}");
+    assert!(sample(&body, "probe_duration_seconds") > 0.0);
+    assert!(body.starts_with("# healthy: http: HTTP 200"), "{body}");
+
+    // Only where the module's grants allow: the target is no open proxy.
+    let (code, _, body) = serve.get(&probe(&format!("http://{}/", elsewhere.addr)));
+    assert_eq!((code, sample(&body, "probe_success")), (200, 0.0), "{body}");
+    assert!(body.contains("denied by network policy"), "{body}");
+    assert_eq!(elsewhere.accepted(), 0);
+
+    assert_eq!(serve.get("/probe?module=nope&target=x").0, 400);
+    assert_eq!(serve.get("/probe?module=http_2xx").0, 400);
+
+    // Prometheus's scrape timeout, less half a second, when shorter than the module's.
+    let start = Instant::now();
+    let (_, _, body) = serve.get_with(
+        &probe(&format!("http://{}/", hung.addr)),
+        "X-Prometheus-Scrape-Timeout-Seconds: 1.5\r\n",
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1) + SLACK,
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(sample(&body, "probe_success"), 0.0);
+    assert!(body.contains("timeout after 1s"), "{body}");
+
+    // One probe at a time (--max-probes 1): one more is turned away at once.
+    let held = hung.accepted();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| serve.get(&probe(&format!("http://{}/", hung.addr))));
+        while hung.accepted() == held {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (code, _, body) = serve.get(&probe(&web.url("/")));
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("--max-probes"), "{body}");
+        assert_eq!(first.join().unwrap().0, 200);
+    });
 }
