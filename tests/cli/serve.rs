@@ -90,20 +90,7 @@ impl Serve {
 
     /// GET `path` with `headers` (each ending in CRLF).
     fn get_with(&self, path: &str, headers: &str) -> (u16, String, String) {
-        let mut conn = TcpStream::connect(&self.addr).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(conn, "GET {path} HTTP/1.0\r\nHost: test\r\n{headers}\r\n").unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let content_type = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Type: "))
-            .unwrap_or_default()
-            .to_string();
-        (code, content_type, body.to_string())
+        http_get(&self.addr, path, headers).expect("serve answers")
     }
 
     /// Polls `path` until `until` holds for its body (at most 10 s).
@@ -329,6 +316,28 @@ fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
     .expect(3, "error: serve: cannot listen on ", &[&addr, "--listen"]);
 }
 
+/// GET `path` from `addr` over HTTP/1.0 with `headers` (each ending in CRLF): the status
+/// code, the content type and the body; `None` if nothing answered.
+fn http_get(addr: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
+    let mut conn = TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: test\r\n{headers}\r\n").ok()?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split(' ').nth(1)?.parse().ok()?;
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        })
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    Some((code, content_type, body.to_string()))
+}
+
 /// The value of an unlabelled series in a Prometheus text answer.
 fn sample(body: &str, name: &str) -> f64 {
     body.lines()
@@ -409,4 +418,117 @@ allow-net = ["{}", "{}"]
         assert!(body.contains("--max-probes"), "{body}");
         assert_eq!(first.join().unwrap().0, 200);
     });
+}
+
+/// Debian's Prometheus, scraping `serve` as it would in production: `/metrics` as a plain
+/// target, `/probe` as blackbox_exporter's relabelled targets. The values are read back
+/// through Prometheus's own query API.
+#[test]
+fn prometheus_scrapes_metrics_and_probe() {
+    let Some(prometheus) = support::which("prometheus") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prometheus is missing (scripts/test installs it)"
+        );
+        eprintln!("skipped: no prometheus (Debian package prometheus)");
+        return;
+    };
+    let web = HttpServer::fixed(200, "ok");
+    let serve = Serve::start(&format!(
+        r#"
+[checks.web]
+probe = "http"
+params = {{ url = "{}" }}
+interval = "200ms"
+
+[modules.http_2xx]
+probe = "http"
+target = "url"
+"#,
+        web.url("/")
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: healthprobe
+    static_configs: [{{ targets: ["{serve}"] }}]
+  - job_name: http_2xx
+    metrics_path: /probe
+    params: {{ module: [http_2xx] }}
+    static_configs: [{{ targets: ["{target}"] }}]
+    relabel_configs:
+      - {{ source_labels: [__address__], target_label: __param_target }}
+      - {{ source_labels: [__param_target], target_label: instance }}
+      - {{ target_label: __address__, replacement: "{serve}" }}
+"#,
+            serve = serve.addr,
+            target = web.url("/health")
+        ),
+    )
+    .unwrap();
+    // A free port, taken again by the next try if another test's server got it first.
+    let (mut child, addr) = (1..=5)
+        .find_map(|_| {
+            let addr = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string();
+            let mut child = Command::new(&prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                if http_get(&addr, "/-/ready", "")
+                    .is_some_and(|(code, _, body)| code == 200 && body.contains("Prometheus"))
+                {
+                    return Some((child, addr));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        })
+        .expect("prometheus never became ready");
+    let query = |q: &str| -> Option<String> {
+        let (_, _, body) = http_get(&addr, &format!("/api/v1/query?query={q}"), "")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some(v["data"]["result"][0]["value"][1].as_str()?.to_string())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = (None, None, None);
+    while Instant::now() < deadline {
+        seen = (
+            query("probe_success"),
+            query("probe_status"),
+            query("healthprobe_check_success%7Bcheck%3D%22web%22%7D"),
+        );
+        if seen.0.is_some() && seen.1.is_some() && seen.2.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen,
+        (Some("1".into()), Some("200".into()), Some("1".into())),
+        "probe_success, probe_status and healthprobe_check_success as Prometheus read them"
+    );
 }

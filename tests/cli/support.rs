@@ -508,3 +508,12 @@ pub fn harness_result(out: &std::process::Output, what: &str) -> Option<serde_js
     assert!(v.get("error").is_none(), "harness error: {v}");
     Some(v)
 }
+
+/// The path of `program` on `PATH`, if it is there.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
