@@ -98,9 +98,23 @@ impl Served {
         loop {
             ticks.tick().await;
             let start = Instant::now();
-            let mut report = runner
-                .run(start, &self.source, &self.params, &self.config)
-                .await;
+            // A panic is a healthprobe bug; it fails this run, not the check for good.
+            let run = std::panic::AssertUnwindSafe(runner.run(
+                start,
+                &self.source,
+                &self.params,
+                &self.config,
+            ));
+            let mut report = match futures_util::FutureExt::catch_unwind(run).await {
+                Ok(report) => report,
+                Err(_) => Report::failed(
+                    &self.source.label(),
+                    &crate::Failure::Setup(
+                        "the run panicked (a healthprobe bug; please report it)".into(),
+                    ),
+                    start.elapsed(),
+                ),
+            };
             report.elapsed = start.elapsed();
             self.record(report);
         }

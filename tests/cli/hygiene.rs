@@ -120,3 +120,36 @@ fn resource_hygiene_worker() {
         "resident memory grew: {rss0} KiB -> {rss1} KiB"
     );
 }
+
+/// wasmtime keeps the addresses of every loaded image in one table for the process and
+/// aborts on a second image at the same addresses. A bundled probe's code is loaded where
+/// it lies, so two runners in one process, or two first runs of one probe side by side
+/// (`serve`, `run --config`), must not each load it there.
+#[test]
+fn one_bundled_probe_runs_in_two_runners_and_side_by_side() {
+    use healthprobe::{Limits, ProbeSource, RunConfig, Runner, Sandbox, Verdict};
+    use std::time::Instant;
+    let ok = HttpServer::fixed(200, "ok");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = RunConfig {
+        limits: Limits::default(),
+        sandbox: Sandbox::loopback(),
+        sha256: None,
+        report_sha256: false,
+    };
+    let http = ProbeSource::resolve("http").unwrap();
+    let params = vec![("url".to_string(), ok.url("/"))];
+    let first = Runner::new().unwrap();
+    let second = Runner::new().unwrap();
+    let (a, b) = rt.block_on(futures_util::future::join(
+        first.run(Instant::now(), &http, &params, &config),
+        first.run(Instant::now(), &http, &params, &config),
+    ));
+    let c = rt.block_on(second.run(Instant::now(), &http, &params, &config));
+    for report in [a, b, c] {
+        assert_eq!(report.verdict, Verdict::Healthy, "{report:?}");
+    }
+}

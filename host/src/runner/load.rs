@@ -323,6 +323,41 @@ pub fn cache_key(bytes: &[u8]) -> String {
     Digests::of(bytes, false, true).key.unwrap_or_default()
 }
 
+/// Loads a bundled probe's code where it lies, once per process. wasmtime registers the
+/// address range of every loaded image in a process-wide table and aborts on a second
+/// image at the same addresses; so concurrent first runs of one bundled probe (`serve`,
+/// `run --config`), a runner's cache evicting it while a run still holds it, or a second
+/// runner, must all get the one component loaded in place: the first load keeps it for
+/// the process (its memory stays anyway). Another engine's runner gets a copy instead.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn in_place(
+    b: &'static bundled::Bundled,
+    engine: &Engine,
+    broken: &dyn Fn(String) -> Failure,
+) -> Result<Component, Failure> {
+    static LOADED: std::sync::Mutex<Vec<(&'static str, Component)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = loaded.iter().find(|(name, _)| *name == b.name) {
+        if Engine::same(c.engine(), engine) {
+            return Ok(c.clone());
+        }
+        // SAFETY: as for the bytes in place; copied, they belong to wasmtime alone.
+        #[allow(unsafe_code)]
+        let copy = unsafe { Component::deserialize(engine, b.precompiled().map_err(broken)?) };
+        return copy.map_err(|e| broken(text::chain(&e)));
+    }
+    // SAFETY: the bytes were made by `build.rs` with this binary's engine settings
+    // (src/engine.rs); wasmtime still checks them. In place, they live for the process and
+    // nothing writes to them (`Bundled::in_place`); the lock above makes this the only
+    // image ever loaded from them.
+    #[allow(unsafe_code)]
+    let component = unsafe { Component::deserialize_raw(engine, b.in_place().map_err(broken)?) }
+        .map_err(|e| broken(text::chain(&e)))?;
+    loaded.push((b.name, component.clone()));
+    Ok(component)
+}
+
 fn core_module() -> Failure {
     Failure::BadInput(
         "a precompiled core module, not a component; precompile the component with `healthprobe compile`".into(),
@@ -474,18 +509,15 @@ impl Runner {
                     ))
                 };
                 let engine = &self.aot()?.engine;
-                // SAFETY: the bytes were made by `build.rs` with this binary's engine
-                // settings (src/engine.rs); wasmtime still checks them. In place, they
-                // live for the process and nothing writes to them (`Bundled::in_place`).
                 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-                #[allow(unsafe_code)]
-                let component =
-                    unsafe { Component::deserialize_raw(engine, b.in_place().map_err(broken)?) };
+                let component = in_place(b, engine, &broken)?;
+                // SAFETY: the bytes were made by `build.rs` with this binary's engine
+                // settings (src/engine.rs); wasmtime still checks them.
                 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
                 #[allow(unsafe_code)]
                 let component =
-                    unsafe { Component::deserialize(engine, b.precompiled().map_err(broken)?) };
-                let component = component.map_err(|e| broken(text::chain(&e)))?;
+                    unsafe { Component::deserialize(engine, b.precompiled().map_err(broken)?) }
+                        .map_err(|e| broken(text::chain(&e)))?;
                 Ok((component, "precompiled when healthprobe was built".into()))
             }
             Code::File(file) => {
