@@ -236,7 +236,14 @@ fn ten_thousand_sockets_open_at_the_deadline_do_not_delay_the_exit() {
     )
     .expect(1, "unhealthy: hostile: timeout after 4s", &[])
     .within(Duration::from_secs(4) + SLACK / 2);
-    assert_eq!(server.accepted(), SOCKETS as usize);
+    // All of them on a quiet machine, within about a second. On a loaded one the probe
+    // may not have opened them all by the deadline (8,011 once, with the other core busy
+    // with three other test runs); thousands open at the deadline is what is tested.
+    let open = server.accepted();
+    assert!(
+        open >= SOCKETS as usize / 2,
+        "only {open} of {SOCKETS} sockets were open at the deadline"
+    );
 }
 
 #[test]
