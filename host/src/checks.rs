@@ -108,16 +108,11 @@ impl Checks {
                 "it has no checks; add a [checks.NAME] table with a probe".into(),
             ));
         }
-        for key in ["probe", "target"] {
-            let given = match key {
-                "probe" => file.defaults.probe.is_some(),
-                _ => file.defaults.target.is_some(),
-            };
-            if given {
-                return Err(bad(format!(
-                    "[defaults]: {key}: give it in each check, not in the defaults"
-                )));
-            }
+        if file.defaults.probe.is_some() || file.defaults.target.is_some() {
+            return Err(bad(
+                "[defaults]: probe and target belong in each check or module, not in the defaults"
+                    .into(),
+            ));
         }
         // Relative probe paths are the file's neighbours, wherever it is run from.
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -429,6 +424,8 @@ params = { expect-status = "200-299" }
         assert!(e.contains("letters, digits"), "{e}");
         let e = err("[defaults]\ntimeout = \"1s\"\n");
         assert!(e.contains("no checks"), "{e}");
+        let e = err("[defaults]\nprobe = \"tcp\"\n[checks.a]\nprobe = \"tcp\"\n");
+        assert!(e.contains("not in the defaults"), "{e}");
     }
 
     fn report(verdict: Verdict, message: &str) -> Report {

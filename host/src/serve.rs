@@ -121,24 +121,30 @@ impl Served {
     }
 
     fn record(&self, report: Report) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let before = state.last.as_ref().map(|o| o.report.verdict);
-        state.runs[verdict_index(report.verdict)] += 1;
-        if before != Some(report.verdict) {
-            // State changes only, one line each: the log of a long-lived server.
+        let (verdict, line) = (
+            report.verdict,
+            format!("{}: {}", report.probe, text::one_line(&report.message)),
+        );
+        let changed = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let before = state.last.as_ref().map(|o| o.report.verdict);
+            state.runs[verdict_index(verdict)] += 1;
+            state.last = Some(Outcome {
+                report,
+                ended: Instant::now(),
+                ended_at: SystemTime::now(),
+            });
+            before != Some(verdict)
+        };
+        // State changes only, one line each: the log of a long-lived server. Written
+        // without the lock, so a slow stderr never holds up the endpoints.
+        if changed {
             eprintln!(
-                "healthprobe serve: check {} is now {}: {}: {}",
+                "healthprobe serve: check {} is now {}: {line}",
                 self.name,
-                verdict_word(report.verdict),
-                report.probe,
-                text::one_line(&report.message)
+                verdict_word(verdict)
             );
         }
-        state.last = Some(Outcome {
-            report,
-            ended: Instant::now(),
-            ended_at: SystemTime::now(),
-        });
     }
 
     /// The check's state now: a result older than twice its interval plus its timeout
