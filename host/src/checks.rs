@@ -45,7 +45,7 @@ struct ChecksFile {
 }
 
 /// One `[checks.NAME]`, `[modules.NAME]` or `[defaults]` table.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Entry {
     probe: Option<String>,
@@ -69,7 +69,13 @@ pub struct Check {
     pub groups: Vec<String>,
     /// How often `serve` runs it.
     pub interval: Duration,
+    /// Its table with the defaults applied: a reload keeps a check whose table is equal.
+    pub definition: Definition,
 }
+
+/// A check's table in the file, with the defaults applied; only compared.
+#[derive(Debug, PartialEq)]
+pub struct Definition(Entry);
 
 /// A `/probe` module: a check whose `target` parameter comes with each request.
 #[derive(Debug)]
@@ -133,6 +139,7 @@ impl Checks {
         for (name, entry) in &file.checks {
             check_name(name).map_err(|why| bad(format!("[checks.{name}]: {why}")))?;
             let (subject, entry, source, settings) = resolve("checks", name, entry)?;
+            let definition = Definition(entry.clone());
             if entry.target.is_some() {
                 return Err(Failure::BadInput(format!(
                     "{subject}: target: only a [modules.NAME] takes a target"
@@ -157,6 +164,7 @@ impl Checks {
                 settings,
                 groups,
                 interval,
+                definition,
             });
         }
         let mut modules = Vec::new();

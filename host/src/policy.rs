@@ -238,6 +238,15 @@ enum Rule {
 }
 
 impl NetPolicy {
+    /// The same grants with a log of denials of its own, for one run: clones share theirs
+    /// (the run's store and its report read one log), runs must not.
+    pub fn for_run(&self) -> Self {
+        Self {
+            denials: Arc::default(),
+            ..self.clone()
+        }
+    }
+
     /// Builds the policy, resolving host-name grants with `resolve` (`localhost` is always
     /// loopback and never looked up, so the default policy needs no DNS). Addresses are
     /// fixed here, once: a name that later resolves elsewhere (DNS rebinding) does not

@@ -42,6 +42,17 @@ impl Sandbox {
         }
     }
 
+    /// The same grants with logs of denials of their own, for one run: a long-lived
+    /// server runs one check's or module's grants many times, and one run's denial must
+    /// never show in another's report.
+    pub fn for_run(&self) -> Self {
+        Self {
+            net: self.net.for_run(),
+            udp: self.udp.for_run(),
+            ..self.clone()
+        }
+    }
+
     /// Every denial recorded so far, TCP first.
     pub fn denials(&self) -> Vec<Denial> {
         let mut d = self.net.denials();

@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::checks::{Check, Module};
+use tokio::sync::oneshot;
+
+use crate::checks::{Check, Checks, Definition, Module};
 use crate::report::{Report, Verdict};
 use crate::runner::{ProbeSource, RunConfig, Runner};
 use crate::text;
@@ -26,6 +28,8 @@ pub struct Served {
     pub groups: Vec<String>,
     /// How often it runs (start to start).
     pub interval: Duration,
+    /// Its table in the file, to tell an unchanged check on a reload.
+    definition: Definition,
     source: ProbeSource,
     params: Vec<(String, String)>,
     config: RunConfig,
@@ -64,35 +68,36 @@ pub struct Status {
 }
 
 impl Served {
-    /// The checks to serve, with their grants resolved.
-    pub fn new(
-        checks: Vec<Check>,
-        grants: &crate::settings::GrantOverrides,
-    ) -> Result<Vec<Arc<Served>>, crate::Failure> {
-        checks
-            .into_iter()
-            .map(|c| {
-                let config = c.settings.run_config(grants)?;
-                Ok(Arc::new(Served {
-                    name: c.name,
-                    groups: c.groups,
-                    interval: c.interval,
-                    source: c.source,
-                    params: c.settings.params,
-                    config,
-                    state: Mutex::default(),
-                }))
-            })
-            .collect()
+    /// A check to serve, with its grants resolved.
+    fn new(c: Check, grants: &crate::settings::GrantOverrides) -> Result<Served, crate::Failure> {
+        let config = c.settings.run_config(grants)?;
+        Ok(Served {
+            name: c.name,
+            groups: c.groups,
+            interval: c.interval,
+            definition: c.definition,
+            source: c.source,
+            params: c.settings.params,
+            config,
+            state: Mutex::default(),
+        })
     }
 
     fn timeout(&self) -> Duration {
         self.config.limits.timeout
     }
 
-    /// Runs the check forever, one run per interval (a run longer than the interval
-    /// delays the next; runs never overlap).
-    pub async fn run_forever(self: Arc<Self>, runner: Arc<Runner>) {
+    /// Runs the check until `stop` resolves (or its sender is dropped), one run per
+    /// interval (a run longer than the interval delays the next; runs never overlap). A
+    /// run in progress when it stops is dropped, which ends it at once.
+    async fn run_until(self: Arc<Self>, runner: Arc<Runner>, stop: oneshot::Receiver<()>) {
+        tokio::select! {
+            _ = stop => {}
+            () = self.run_forever(runner) => {}
+        }
+    }
+
+    async fn run_forever(&self, runner: Arc<Runner>) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -194,6 +199,140 @@ impl Served {
     }
 }
 
+/// What the endpoints answer from: the checks being run and the modules of the checks
+/// file as last (re)loaded.
+#[derive(Debug)]
+pub struct Serving {
+    /// The checks, each run on its own thread.
+    pub checks: Vec<Arc<Served>>,
+    /// The `/probe` modules.
+    pub modules: Vec<ServedModule>,
+}
+
+/// The checks' threads. Each check runs on a thread and a runtime of its own: whatever
+/// one check does to its thread (a host call that blocks it, a guest that spins between
+/// yields), the others run on theirs, on time.
+pub struct Fleet {
+    runner: Arc<Runner>,
+    running: Vec<Running>,
+}
+
+/// A check and the handle that stops its thread when dropped.
+struct Running {
+    served: Arc<Served>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Fleet {
+    /// No checks running yet.
+    pub fn new(runner: Arc<Runner>) -> Self {
+        Fleet {
+            runner,
+            running: Vec::new(),
+        }
+    }
+
+    /// Serves `checks` from now on: a check whose table is unchanged keeps its thread,
+    /// schedule and results; a new or changed one starts (and runs at once); one no
+    /// longer in the file stops, its run in progress dropped. Nothing changes if any of
+    /// it fails. Returns what to serve and a line saying what changed.
+    pub fn apply(
+        &mut self,
+        checks: Checks,
+        grants: &crate::settings::GrantOverrides,
+    ) -> Result<(Arc<Serving>, String), crate::Failure> {
+        let modules = ServedModule::new(checks.modules, grants)?;
+        let mut kept = Vec::new();
+        let mut started = Vec::new();
+        for check in checks.checks {
+            match self.running.iter().position(|r| {
+                r.served.name == check.name && r.served.definition == check.definition
+            }) {
+                Some(i) => kept.push(i),
+                None => started.push(Arc::new(Served::new(check, grants)?)),
+            }
+        }
+        let started = started
+            .into_iter()
+            .map(|served| self.start(served))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut old: Vec<Option<Running>> = std::mem::take(&mut self.running)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut running: Vec<Running> = kept.iter().filter_map(|&i| old[i].take()).collect();
+        let stopped: Vec<Running> = old.into_iter().flatten().collect();
+        let names = |list: &[Running], pred: &dyn Fn(&Running) -> bool| {
+            list.iter()
+                .filter(|r| pred(r))
+                .map(|r| r.served.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut changes = Vec::new();
+        for (what, list) in [
+            (
+                "added",
+                names(&started, &|r| {
+                    !stopped.iter().any(|s| s.served.name == r.served.name)
+                }),
+            ),
+            (
+                "changed",
+                names(&started, &|r| {
+                    stopped.iter().any(|s| s.served.name == r.served.name)
+                }),
+            ),
+            (
+                "removed",
+                names(&stopped, &|r| {
+                    !started.iter().any(|s| s.served.name == r.served.name)
+                }),
+            ),
+        ] {
+            if !list.is_empty() {
+                changes.push(format!("{what} {list}"));
+            }
+        }
+        // Dropping their stop handles ends the threads of the checks not kept.
+        drop(stopped);
+        running.extend(started);
+        running.sort_by(|a, b| a.served.name.cmp(&b.served.name));
+        let summary = format!(
+            "{} checks, {} modules{}",
+            running.len(),
+            modules.len(),
+            if changes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", changes.join("; "))
+            }
+        );
+        self.running = running;
+        let serving = Serving {
+            checks: self.running.iter().map(|r| r.served.clone()).collect(),
+            modules,
+        };
+        Ok((Arc::new(serving), summary))
+    }
+
+    fn start(&self, served: Arc<Served>) -> Result<Running, crate::Failure> {
+        let rt = crate::cmd::runtime()?;
+        let (stop, stopped) = oneshot::channel();
+        let (check, runner) = (served.clone(), self.runner.clone());
+        std::thread::Builder::new()
+            .name(format!("check {}", served.name))
+            .spawn(move || rt.block_on(check.run_until(runner, stopped)))
+            .map_err(|e| {
+                crate::Failure::Setup(format!("cannot start a thread for a check: {e}"))
+            })?;
+        Ok(Running {
+            served,
+            _stop: stop,
+        })
+    }
+}
+
 /// A `/probe` module as `serve` runs it.
 #[derive(Debug)]
 pub struct ServedModule {
@@ -207,7 +346,7 @@ pub struct ServedModule {
 
 impl ServedModule {
     /// The modules to serve, with their grants resolved.
-    pub fn new(
+    fn new(
         modules: Vec<Module>,
         grants: &crate::settings::GrantOverrides,
     ) -> Result<Vec<ServedModule>, crate::Failure> {
@@ -306,47 +445,57 @@ pub fn probe(
     rt.shutdown_background();
     let took = start.elapsed();
     // The verdict, for a person reading the answer; Prometheus skips comments.
-    let mut out = format!(
+    let verdict = format!(
         "# {}\n",
         text::one_line(&crate::output::render(&report, crate::output::Format::Text))
     );
-    let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    };
     let pass = matches!(report.verdict, Verdict::Healthy | Verdict::Degraded);
-    gauge(
-        &mut out,
-        "probe_success",
-        "Displays whether or not the probe was a success",
-        f64::from(u8::from(pass)),
-    );
-    gauge(
-        &mut out,
-        "probe_duration_seconds",
-        "Returns how long the probe took to complete in seconds",
-        took.as_secs_f64(),
-    );
-    let mut seen = vec!["probe_success".to_string(), "probe_duration_seconds".into()];
-    for (key, value) in &report.details {
-        let Ok(number) = value.trim().parse::<f64>() else {
-            continue;
+    let gauges = || -> prometheus::Result<String> {
+        let registry = prometheus::Registry::new();
+        let gauge = |name: &str, help: &str, value: f64| {
+            let gauge = prometheus::Gauge::new(name, help)?;
+            gauge.set(value);
+            registry.register(Box::new(gauge))
         };
-        let name = format!("probe_{}", metric_name(key));
-        if !number.is_finite() || seen.contains(&name) {
-            continue;
-        }
         gauge(
-            &mut out,
-            &name,
-            &format!("The probe's detail {key}"),
-            number,
-        );
-        seen.push(name);
+            "probe_success",
+            "Displays whether or not the probe was a success",
+            f64::from(u8::from(pass)),
+        )?;
+        gauge(
+            "probe_duration_seconds",
+            "Returns how long the probe took to complete in seconds",
+            took.as_secs_f64(),
+        )?;
+        for (key, value) in &report.details {
+            if let Ok(number) = value.trim().parse::<f64>()
+                && number.is_finite()
+            {
+                // A detail whose name clashes with one already given is left out.
+                let _ = gauge(
+                    &format!("probe_{}", metric_name(key)),
+                    &format!("The probe's detail {key}"),
+                    number,
+                );
+            }
+        }
+        encode(&registry)
+    };
+    match gauges() {
+        Ok(text) => (200, METRICS, verdict + &text),
+        Err(e) => (500, TEXT, format!("cannot write the metrics: {e}\n")),
     }
-    (200, "text/plain; version=0.0.4; charset=utf-8", out)
+}
+
+/// The text format's content type.
+const METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `registry`'s metrics in Prometheus's text format.
+fn encode(registry: &prometheus::Registry) -> prometheus::Result<String> {
+    use prometheus::Encoder as _;
+    let mut out = Vec::new();
+    prometheus::TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
 }
 
 /// A detail's name as a metric name: lower case, `_` for anything else.
@@ -388,7 +537,7 @@ pub type Answer = (u16, &'static str, String);
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Answers one GET request for `path` with `query` (without the `?`).
-pub fn answer(checks: &[Arc<Served>], path: &str, query: &str, started: SystemTime) -> Answer {
+pub fn answer(checks: &[Arc<Served>], path: &str, query: &str) -> Answer {
     let verbose = query
         .split('&')
         .any(|p| p == "verbose" || p.starts_with("verbose="));
@@ -396,11 +545,10 @@ pub fn answer(checks: &[Arc<Served>], path: &str, query: &str, started: SystemTi
         "/livez" => group(checks, "liveness", "livez", verbose),
         "/readyz" => group(checks, "readiness", "readyz", verbose),
         "/health" => health(checks),
-        "/metrics" => (
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics(checks, started),
-        ),
+        "/metrics" => match metrics(checks) {
+            Ok(text) => (200, METRICS, text),
+            Err(e) => (500, TEXT, format!("cannot write the metrics: {e}\n")),
+        },
         p => {
             for (prefix, group_name) in [("/livez/", "liveness"), ("/readyz/", "readiness")] {
                 if let Some(name) = p.strip_prefix(prefix) {
@@ -524,112 +672,49 @@ fn health(checks: &[Arc<Served>]) -> Answer {
 
 /// `/metrics`, in Prometheus's text format: each check's success, duration and runs, and
 /// the process's own memory, CPU, file descriptors and start time.
-fn metrics(checks: &[Arc<Served>], started: SystemTime) -> String {
-    let mut out = String::new();
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    let statuses: Vec<Status> = checks.iter().map(|c| c.status()).collect();
-    family(
-        &mut out,
-        "healthprobe_check_success",
-        "gauge",
-        "Whether the check's latest result passes (1) or not (0; failed, stale or none yet).",
-    );
-    for (c, s) in checks.iter().zip(&statuses) {
-        let _ = writeln!(
-            out,
-            "healthprobe_check_success{{check=\"{}\"}} {}",
-            label(&c.name),
-            u8::from(s.pass)
-        );
-    }
-    family(
-        &mut out,
-        "healthprobe_check_duration_seconds",
-        "gauge",
-        "How long the check's latest run took.",
-    );
-    for (c, s) in checks.iter().zip(&statuses) {
-        if let Some(d) = s.duration {
-            let _ = writeln!(
-                out,
-                "healthprobe_check_duration_seconds{{check=\"{}\"}} {}",
-                label(&c.name),
-                d.as_secs_f64()
-            );
+fn metrics(checks: &[Arc<Served>]) -> prometheus::Result<String> {
+    use prometheus::{GaugeVec, IntCounterVec, Opts};
+    let success = GaugeVec::new(
+        Opts::new(
+            "healthprobe_check_success",
+            "Whether the check's latest result passes (1) or not (0; failed, stale or none yet).",
+        ),
+        &["check"],
+    )?;
+    let duration = GaugeVec::new(
+        Opts::new(
+            "healthprobe_check_duration_seconds",
+            "How long the check's latest run took.",
+        ),
+        &["check"],
+    )?;
+    let runs = IntCounterVec::new(
+        Opts::new(
+            "healthprobe_check_runs_total",
+            "Runs of the check since it was (re)loaded, by result.",
+        ),
+        &["check", "result"],
+    )?;
+    for check in checks {
+        let status = check.status();
+        let name = check.name.as_str();
+        success
+            .with_label_values(&[name])
+            .set(f64::from(u8::from(status.pass)));
+        if let Some(d) = status.duration {
+            duration.with_label_values(&[name]).set(d.as_secs_f64());
+        }
+        for (verdict, n) in VERDICTS.iter().zip(check.runs()) {
+            runs.with_label_values(&[name, verdict_word(*verdict)])
+                .inc_by(n);
         }
     }
-    family(
-        &mut out,
-        "healthprobe_check_runs_total",
-        "counter",
-        "Runs of the check since the server started, by result.",
-    );
-    for c in checks {
-        for (v, n) in VERDICTS.iter().zip(c.runs()) {
-            let _ = writeln!(
-                out,
-                "healthprobe_check_runs_total{{check=\"{}\",result=\"{}\"}} {n}",
-                label(&c.name),
-                verdict_word(*v)
-            );
-        }
-    }
-    process_metrics(&mut out, started);
-    out
-}
-
-/// A label value, escaped as the text format requires.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The process metrics Prometheus's client libraries export, read from `/proc/self`.
-fn process_metrics(out: &mut String, started: SystemTime) {
-    let start = started
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    let _ = writeln!(
-        out,
-        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {start}"
-    );
-    let page = 4096u64;
-    if let Some(rss) = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-    {
-        let _ = writeln!(
-            out,
-            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
-            rss * page
-        );
-    }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        let _ = writeln!(
-            out,
-            "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {}",
-            fds.count()
-        );
-    }
-    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 a second
-    // on Linux).
-    if let Some(cpu) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        })
-    {
-        let _ = writeln!(
-            out,
-            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}",
-            cpu as f64 / 100.0
-        );
-    }
+    let registry = prometheus::Registry::new();
+    registry.register(Box::new(success))?;
+    registry.register(Box::new(duration))?;
+    registry.register(Box::new(runs))?;
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    encode(&registry)
 }

@@ -89,7 +89,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// A `--policy` file. Unknown keys are refused, so a typo cannot silently drop a grant or
 /// a cap.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PolicyFile {
     /// Pinned SHA-256 of the probe.

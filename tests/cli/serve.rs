@@ -1,8 +1,9 @@
 //! `serve`: checks on their intervals in the background, results over HTTP.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::{self, HttpServer, SLACK, SilentServer, guest};
@@ -11,6 +12,10 @@ use crate::support::{self, HttpServer, SLACK, SilentServer, guest};
 struct Serve {
     child: Child,
     addr: String,
+    /// The checks file.
+    file: std::path::PathBuf,
+    /// What it wrote on stderr so far.
+    log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -52,8 +57,19 @@ impl Serve {
             let mut serve = Serve {
                 child,
                 addr,
+                file: file.clone(),
+                log: Arc::default(),
                 _dir: tempfile::tempdir().unwrap(),
             };
+            let (mut stderr, log) = (serve.child.stderr.take().unwrap(), serve.log.clone());
+            std::thread::spawn(move || {
+                let mut piece = [0; 4096];
+                while let Ok(n @ 1..) = stderr.read(&mut piece) {
+                    log.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&piece[..n]));
+                }
+            });
             if serve.answers() {
                 serve._dir = dir;
                 return serve;
@@ -106,6 +122,30 @@ impl Serve {
         }
     }
 
+    /// Waits (at most 10 s) until what `serve` wrote on stderr contains `text`, and
+    /// returns all of it.
+    fn log_contains(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.contains(text) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} in the log: {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`) to `serve`, as a container runtime or an operator
+    /// would; the host itself never starts a process.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// `healthprobe_check_runs_total` for `check` and `result`.
     fn runs(&self, check: &str, result: &str) -> u64 {
         let (_, _, metrics) = self.get("/metrics");
@@ -125,15 +165,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn sigterm(child: &Child) {
-    // The test sends the signal a container runtime would; the host never does.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]
@@ -271,7 +302,7 @@ fn sigterm_stops_the_server_within_a_second() {
     ));
     serve.wait_for("/readyz", |b| b == "ok");
     let start = Instant::now();
-    sigterm(&serve.child);
+    serve.signal("TERM");
     let status = serve.child.wait().unwrap();
     assert!(
         start.elapsed() < Duration::from_secs(1) + SLACK,
@@ -279,19 +310,79 @@ fn sigterm_stops_the_server_within_a_second() {
         start.elapsed()
     );
     assert_eq!(status.code(), Some(0));
-    let mut log = String::new();
-    serve
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = serve.log_contains("stopping");
     assert!(
         log.contains("check web is now healthy: http: HTTP 200"),
         "{log}"
     );
-    assert!(log.contains("stopping"), "{log}");
+}
+
+#[test]
+fn sighup_reloads_the_checks_file_and_a_bad_one_changes_nothing() {
+    let web = HttpServer::fixed(200, "ok");
+    let kept = format!(
+        "[defaults]\ninterval = \"200ms\"\n\n[checks.kept]\nprobe = \"http\"\nparams = {{ url = \"{}\" }}\n",
+        web.url("/")
+    );
+    let serve = Serve::start(&format!(
+        "{kept}\n[checks.gone]\nprobe = \"tcp\"\nparams = {{ address = \"{}\" }}\n",
+        web.addr
+    ));
+    serve.wait_for("/readyz?verbose", |b| {
+        b.contains("[+]gone ok") && b.contains("[+]kept ok")
+    });
+    let kept_runs = serve.runs("kept", "healthy");
+
+    // `kept` is unchanged, `gone` leaves, `added` arrives (and fails: nothing listens).
+    std::fs::write(
+        &serve.file,
+        format!(
+            "{kept}\n[checks.added]\nprobe = \"redis\"\nparams = {{ address = \"127.0.0.1:1\" }}\n"
+        ),
+    )
+    .unwrap();
+    serve.signal("HUP");
+    serve.log_contains("reloaded");
+    let verbose = serve.wait_for("/readyz?verbose", |b| !b.contains("no result yet"));
+    assert_eq!(
+        verbose,
+        "[-]added failed: connection to 127.0.0.1:1 refused\n[+]kept ok\nreadyz check failed\n"
+    );
+    assert_eq!(serve.get("/readyz/gone").0, 404);
+    let log = serve.log_contains("(added added; removed gone)");
+    assert!(
+        log.contains("reloaded ") && log.contains(": 2 checks, 0 modules"),
+        "{log}"
+    );
+    // The unchanged check kept its thread, schedule and counts.
+    assert!(serve.runs("kept", "healthy") >= kept_runs);
+    assert!(!serve.get("/metrics").2.contains("check=\"gone\""));
+
+    // A bad file is refused with its reason, and the checks loaded before go on.
+    std::fs::write(&serve.file, "[checks.x]\nprobe = \"tcp\"\nbogus = 1\n").unwrap();
+    serve.signal("HUP");
+    let log = serve.log_contains("reload failed");
+    assert!(
+        log.contains("reload failed, still serving the checks loaded before: checks file ")
+            && log.contains("unknown field `bogus`"),
+        "{log}"
+    );
+    let before = serve.runs("kept", "healthy");
+    serve.wait_for("/metrics", |_| serve.runs("kept", "healthy") >= before + 2);
+    assert_eq!(serve.get("/readyz/added").0, 503);
+
+    // A changed check starts again under its new table.
+    std::fs::write(
+        &serve.file,
+        format!(
+            "{kept}\n[checks.added]\nprobe = \"tcp\"\nparams = {{ address = \"{}\" }}\n",
+            web.addr
+        ),
+    )
+    .unwrap();
+    serve.signal("HUP");
+    serve.log_contains("(changed added)");
+    serve.wait_for("/readyz", |b| b == "ok");
 }
 
 #[test]
@@ -316,26 +407,28 @@ fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
     .expect(3, "error: serve: cannot listen on ", &[&addr, "--listen"]);
 }
 
-/// GET `path` from `addr` over HTTP/1.0 with `headers` (each ending in CRLF): the status
-/// code, the content type and the body; `None` if nothing answered.
+/// GET `path` from `addr` with `headers` (each ending in CRLF), through `curl`: a strict
+/// client, so a malformed answer fails the test. The status code, the content type and
+/// the body; `None` if nothing answered.
 fn http_get(addr: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
-    let mut conn = TcpStream::connect(addr).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: test\r\n{headers}\r\n").ok()?;
-    let mut raw = String::new();
-    conn.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let code = head.split(' ').nth(1)?.parse().ok()?;
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        })
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
-    Some((code, content_type, body.to_string()))
+    let mut curl = Command::new("curl");
+    curl.args(["--silent", "--show-error", "--max-time", "10"])
+        // The status line and the content type on stderr, the body alone on stdout.
+        .args(["--write-out", "%{stderr}%{http_code}\n%{content_type}"]);
+    for header in headers.split("\r\n").filter(|h| !h.is_empty()) {
+        curl.args(["--header", header]);
+    }
+    let out = curl.arg(format!("http://{addr}{path}")).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let meta = String::from_utf8(out.stderr).ok()?;
+    let (code, content_type) = meta.split_once('\n')?;
+    Some((
+        code.parse().ok()?,
+        content_type.to_string(),
+        String::from_utf8(out.stdout).ok()?,
+    ))
 }
 
 /// The value of an unlabelled series in a Prometheus text answer.
@@ -405,6 +498,8 @@ allow-net = ["{}", "{}"]
     );
     assert_eq!(sample(&body, "probe_success"), 0.0);
     assert!(body.contains("timeout after 1s"), "{body}");
+    // Each run has its own log of denials: the earlier request's is not in this answer.
+    assert!(!body.contains("denied"), "{body}");
 
     // One probe at a time (--max-probes 1): one more is turned away at once.
     let held = hung.accepted();
@@ -418,6 +513,60 @@ allow-net = ["{}", "{}"]
         assert!(body.contains("--max-probes"), "{body}");
         assert_eq!(first.join().unwrap().0, 200);
     });
+}
+
+/// A long life: a check run every millisecond for thousands of runs (more with
+/// `HEALTHPROBE_SOAK_RUNS`, e.g. 100000) leaves the process's descriptors and memory where
+/// they were after its first few hundred runs.
+#[test]
+fn memory_and_descriptors_stay_flat_over_thousands_of_runs() {
+    let runs: u64 = std::env::var("HEALTHPROBE_SOAK_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5_000);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let serve = Serve::start(&format!(
+        "[checks.tcp]\nprobe = \"tcp\"\ninterval = \"1ms\"\nparams = {{ address = \"{addr}\" }}\n"
+    ));
+    let reading = |at: u64| {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while serve.runs("tcp", "healthy") < at {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {at} runs in 10 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let metrics = serve.get("/metrics").2;
+        (
+            sample(&metrics, "process_open_fds"),
+            sample(&metrics, "process_resident_memory_bytes") / 1048576.0,
+            serve.runs("tcp", "healthy"),
+        )
+    };
+    let (fds, rss, first) = reading(500);
+    let (fds_after, rss_after, last) = reading(runs);
+    eprintln!(
+        "after {first} runs: {fds} descriptors, {rss:.1} MiB; after {last}: {fds_after}, {rss_after:.1} MiB"
+    );
+    assert!(
+        fds_after <= fds + 2.0,
+        "{fds} descriptors, then {fds_after}"
+    );
+    assert!(
+        rss_after <= rss + 8.0,
+        "{rss:.1} MiB resident, then {rss_after:.1} MiB"
+    );
+    assert_eq!(
+        serve.runs("tcp", "unhealthy") + serve.runs("tcp", "error"),
+        0
+    );
 }
 
 /// Debian's Prometheus, scraping `serve` as it would in production: `/metrics` as a plain

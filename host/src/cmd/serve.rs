@@ -3,9 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
+use std::sync::{Arc, RwLock};
 
 use clap::Args;
 
@@ -13,7 +12,8 @@ use crate::checks::Checks;
 use crate::flags::{CacheArgs, FormatArgs, GrantArgs, LimitArgs};
 use crate::output;
 use crate::runner::Runner;
-use crate::serve::{self, Served, ServedModule};
+use crate::serve::{self, Fleet};
+use crate::text;
 
 /// Arguments of `healthprobe serve`.
 #[derive(Debug, Args)]
@@ -43,20 +43,24 @@ pub struct ServeArgs {
     pub format: FormatArgs,
 }
 
-/// Serves until SIGTERM or SIGINT, then exits 0; a setup problem (a bad checks file, an
-/// address in use) exits 3 before serving.
+/// Serves until SIGTERM or SIGINT, then exits 0; SIGHUP reloads the checks file. A setup
+/// problem (a bad checks file, an address in use) exits 3 before serving.
 pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
-    let started = SystemTime::now();
     let format = args.format.format;
     let subject = "serve";
     let checks = match Checks::load(&args.config, &args.limits.overrides()) {
         Ok(c) => c,
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
     };
+    let sources = checks
+        .checks
+        .iter()
+        .map(|c| &c.source)
+        .chain(checks.modules.iter().map(|m| &m.source));
     #[cfg(feature = "compiler")]
-    let cache = args.cache.open(checks.checks.iter().map(|c| &c.source));
+    let cache = args.cache.open(sources);
     #[cfg(not(feature = "compiler"))]
-    args.cache.open(checks.checks.iter().map(|c| &c.source));
+    args.cache.open(sources);
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
@@ -65,14 +69,14 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     let runner = runner.with_cache(cache);
     let runner = Arc::new(runner);
     let grants = args.grants.overrides();
-    let served = match Served::new(checks.checks, &grants) {
-        Ok(s) => s,
+    let limits = args.limits.overrides();
+    let mut fleet = Fleet::new(runner.clone());
+    let serving = match fleet.apply(checks, &grants) {
+        Ok((serving, _)) => serving,
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
     };
-    let modules = match ServedModule::new(checks.modules, &grants) {
-        Ok(m) => Arc::new(m),
-        Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
-    };
+    let check_count = serving.checks.len();
+    let serving = Arc::new(RwLock::new(serving));
     let probes_running = Arc::new(AtomicUsize::new(0));
     let server = match tiny_http::Server::http(args.listen) {
         Ok(s) => Arc::new(s),
@@ -87,46 +91,41 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             ));
         }
     };
-    // Each check on a thread and runtime of its own: whatever one check does to its
-    // thread (a host call that blocks it, a guest that spins between yields), the others
-    // run on theirs, on time.
-    for check in &served {
-        let (check, runner) = (check.clone(), runner.clone());
-        let rt = match super::runtime() {
-            Ok(rt) => rt,
-            Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("check {}", check.name))
-            .spawn(move || rt.block_on(check.run_forever(runner)));
-        if let Err(e) = spawned {
-            let why = format!("cannot start a thread for a check: {e}");
-            return Ok(output::fail(subject, &why, format));
-        }
-    }
     {
-        let server = server.clone();
+        let (server, serving, path) = (server.clone(), serving.clone(), args.config.clone());
         let rt = match super::runtime() {
             Ok(rt) => rt,
             Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
         };
         // Signal handlers are installed before serving starts.
-        let stop = {
+        let mut signals = {
             let _in_runtime = rt.enter();
-            stop_signal()
+            Signals::install()
         };
         std::thread::spawn(move || {
-            rt.block_on(stop);
+            while rt.block_on(signals.next()) == Signal::Reload {
+                // A reload builds everything before it swaps: a bad file changes nothing.
+                match Checks::load(&path, &limits).and_then(|c| fleet.apply(c, &grants)) {
+                    Ok((new, summary)) => {
+                        *serving.write().unwrap_or_else(|e| e.into_inner()) = new;
+                        eprintln!("healthprobe serve: reloaded {}: {summary}", path.display());
+                    }
+                    Err(f) => eprintln!(
+                        "healthprobe serve: reload failed, still serving the checks loaded before: {}",
+                        text::one_line(&f.to_string())
+                    ),
+                }
+            }
             eprintln!("healthprobe serve: stopping");
             server.unblock();
         });
     }
     eprintln!(
-        "healthprobe serve: {} checks, listening on http://{}",
-        served.len(),
+        "healthprobe serve: {check_count} checks, listening on http://{}",
         args.listen
     );
     for request in server.incoming_requests() {
+        let now = serving.read().unwrap_or_else(|e| e.into_inner()).clone();
         let url = request.url().to_string();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         if path == "/probe" && *request.method() == tiny_http::Method::Get {
@@ -146,13 +145,13 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
                 .iter()
                 .find(|h| h.field.equiv("X-Prometheus-Scrape-Timeout-Seconds"))
                 .map(|h| h.value.to_string());
-            let (modules, runner, running) =
-                (modules.clone(), runner.clone(), probes_running.clone());
+            let (runner, running) = (runner.clone(), probes_running.clone());
             let query = query.to_string();
             let spawned = std::thread::Builder::new()
                 .name("probe".into())
                 .spawn(move || {
-                    let answer = serve::probe(&modules, &runner, &query, scrape_timeout.as_deref());
+                    let answer =
+                        serve::probe(&now.modules, &runner, &query, scrape_timeout.as_deref());
                     running.fetch_sub(1, Ordering::SeqCst);
                     respond(request, answer);
                 });
@@ -163,7 +162,7 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         }
         let answer = match request.method() {
             tiny_http::Method::Get | tiny_http::Method::Head => {
-                serve::answer(&served, path, query, started)
+                serve::answer(&now.checks, path, query)
             }
             _ => (405, "text/plain; charset=utf-8", "only GET\n".into()),
         };
@@ -183,24 +182,40 @@ fn respond(request: tiny_http::Request, (code, content_type, body): serve::Answe
     let _ = request.respond(response);
 }
 
-/// Resolves on SIGTERM (what Docker and Kubernetes send) or SIGINT. The handlers are
-/// installed when this is called, within a runtime.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let handlers = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        match handlers {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            // Without handlers the default action still ends the process.
-            _ => std::future::pending().await,
+#[derive(Debug, PartialEq)]
+enum Signal {
+    /// SIGTERM (what Docker and Kubernetes send) or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+/// The signals `serve` handles; without handlers (they could not be installed) it waits
+/// for ever, and the default actions still stop the process.
+struct Signals(Option<[tokio::signal::unix::Signal; 3]>);
+
+impl Signals {
+    /// Installs the handlers; call within a runtime.
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = (|| {
+            Some([
+                signal(SignalKind::terminate()).ok()?,
+                signal(SignalKind::interrupt()).ok()?,
+                signal(SignalKind::hangup()).ok()?,
+            ])
+        })();
+        Signals(handlers)
+    }
+
+    async fn next(&mut self) -> Signal {
+        let Some([term, int, hup]) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => Signal::Stop,
+            _ = int.recv() => Signal::Stop,
+            _ = hup.recv() => Signal::Reload,
         }
     }
 }

@@ -152,7 +152,7 @@ impl Runner {
         let limits = &config.limits;
         let shared = Shared {
             deadline: start + limits.timeout,
-            sandbox: config.sandbox.clone(),
+            sandbox: config.sandbox.for_run(),
             sha256: config.sha256.clone(),
             report_sha256: config.report_sha256,
             sha256_seen: Mutex::default(),
