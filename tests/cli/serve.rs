@@ -245,10 +245,13 @@ params = {{ address = "127.0.0.1:1" }}
     serve.wait_for("/metrics", |_| serve.runs("web", "healthy") >= before + 2);
 }
 
+/// Isolation: a check that hangs in a host call, one that spins, one that floods sockets
+/// and one that bombs memory, in the same file as a healthy check, never delay its results.
 #[test]
-fn a_hung_or_spinning_check_never_holds_up_another() {
+fn a_hostile_check_never_holds_up_another() {
     let web = HttpServer::fixed(200, "ok");
     let hung = SilentServer::start();
+    let sink = SilentServer::start();
     let hostile = guest("hostile");
     let serve = Serve::start(&format!(
         r#"
@@ -264,32 +267,53 @@ timeout = "4s"
 interval = "100ms"
 
 [checks.spin]
-probe = "{}"
+probe = "{hostile}"
 params = {{ mode = "spin" }}
 timeout = "4s"
 fuel = 1000000000000
 interval = "100ms"
+
+[checks.flood]
+probe = "{hostile}"
+params = {{ mode = "sockets", address = "{}", count = "500" }}
+timeout = "4s"
+max-sockets = 500
+interval = "100ms"
+
+[checks.memory]
+probe = "{hostile}"
+params = {{ mode = "memory" }}
+max-memory = "16MiB"
+interval = "100ms"
 "#,
         web.url("/"),
         hung.addr,
-        hostile.display()
+        sink.addr,
+        hostile = hostile.display()
     ));
-    // While the other two hold their first runs for 4 s each, web keeps running every
-    // 100 ms: five more runs of web come in before either of them has a result.
+    // While three of the others hold their first runs for 4 s each and the fourth fills
+    // its memory again and again, web keeps running every 100 ms: five more runs of web
+    // come in before any of the three has a result.
     serve.wait_for("/readyz?verbose", |b| b.contains("[+]web ok"));
     let before = serve.runs("web", "healthy");
     serve.wait_for("/metrics", |_| serve.runs("web", "healthy") >= before + 5);
-    let others: u64 = ["hung", "spin"]
+    let others: u64 = ["hung", "spin", "flood"]
         .iter()
         .flat_map(|c| ["healthy", "degraded", "unhealthy", "error"].map(|r| serve.runs(c, r)))
         .sum();
     assert_eq!(others, 0, "web waited for the others");
-    // Then both end by their own timeouts, and say so; web is still fine.
+    assert!(sink.accepted() > 0, "the flood had not begun");
+    // Then the three end by their own timeouts, and say so; web is still fine.
     let verbose = serve.wait_for("/readyz?verbose", |b| {
-        b.matches("timeout after 4s").count() == 2
+        b.matches("timeout after 4s").count() == 3
     });
-    assert!(verbose.contains("[-]hung failed: "), "{verbose}");
-    assert!(verbose.contains("[-]spin failed: "), "{verbose}");
+    for check in ["hung", "spin", "flood", "memory"] {
+        assert!(
+            verbose.contains(&format!("[-]{check} failed: ")),
+            "{verbose}"
+        );
+    }
+    assert!(verbose.contains("memory limit"), "{verbose}");
     assert!(verbose.contains("[+]web ok"), "{verbose}");
 }
 
