@@ -102,21 +102,14 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
     };
-    // The last line of defence, this command's policy: whatever is stuck, the process
-    // reports and exits. Kept until the result is printed.
-    let _watchdog = {
-        let reporter = reporter.clone();
-        let label = source.label();
-        let timeout = settings.limits.timeout;
-        runner.at(start + timeout + WATCHDOG_MARGIN, move || {
-            let message = format!(
-                "timeout after {} (a host call did not stop in time; ended by the watchdog)",
-                text::duration(timeout)
-            );
-            let report = failure_report(&label, Verdict::Unhealthy, message, start);
-            let _ = reporter.emit(&report, format, quiet, false, true);
-        })
-    };
+    let _watchdog = watchdog(
+        &runner,
+        &reporter,
+        source.label(),
+        start,
+        settings.limits.timeout,
+        (format, quiet),
+    );
     // After the watchdog: the grants' host names are resolved here.
     let config = match settings.run_config(&args.grants.overrides()) {
         // `--verbose` prints the digest of what ran, so a `.cwasm` is hashed (and read).
@@ -173,17 +166,14 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
         .map(|c| c.settings.limits.timeout)
         .max()
         .unwrap_or_default();
-    let _watchdog = {
-        let reporter = reporter.clone();
-        runner.at(start + timeout + WATCHDOG_MARGIN, move || {
-            let message = format!(
-                "timeout after {} (a host call did not stop in time; ended by the watchdog)",
-                text::duration(timeout)
-            );
-            let report = failure_report("", Verdict::Unhealthy, message, start);
-            let _ = reporter.emit(&report, format, quiet, false, true);
-        })
-    };
+    let _watchdog = watchdog(
+        &runner,
+        &reporter,
+        String::new(),
+        start,
+        timeout,
+        (format, quiet),
+    );
     let grants = args.grants.overrides();
     let mut configs = Vec::new();
     for check in &selected {
@@ -220,6 +210,28 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
         Format::Json => output::render_checks(&combined, &results),
     };
     reporter.emit_line(&line, combined.verdict.exit_code(), quiet, false)
+}
+
+/// The last line of defence, this command's policy: whatever is stuck `timeout` (plus
+/// [`WATCHDOG_MARGIN`]) after `start`, the process reports `label` unhealthy and exits.
+/// Keep the timer until the result is printed.
+fn watchdog(
+    runner: &Runner,
+    reporter: &Reporter,
+    label: String,
+    start: Instant,
+    timeout: Duration,
+    (format, quiet): (Format, bool),
+) -> crate::runner::Timer {
+    let reporter = reporter.clone();
+    runner.at(start + timeout + WATCHDOG_MARGIN, move || {
+        let message = format!(
+            "timeout after {} (a host call did not stop in time; ended by the watchdog)",
+            text::duration(timeout)
+        );
+        let report = failure_report(&label, Verdict::Unhealthy, message, start);
+        let _ = reporter.emit(&report, format, quiet, false, true);
+    })
 }
 
 fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant) -> Report {
