@@ -125,16 +125,21 @@ log "dockerd $(docker version --format '{{.Server.Version}}') is up (pid $DOCKER
 
 CTX=$WORK/context
 mkdir -p "$CTX"
-cp "$HEALTHPROBE" "$FAKE_ZIPKIN" "$HERE/Dockerfile" "$HERE/Dockerfile.baseline" "$CTX/"
-VARIANTS=(healthprobe)
+cp "$HEALTHPROBE" "$FAKE_ZIPKIN" "$HERE/Dockerfile" "$HERE/Dockerfile.baseline" \
+    "$HERE/Dockerfile.checks" "$HERE/checks.toml" "$CTX/"
+# healthprobe with one check, and with a checks file (run --config).
+VARIANTS=(healthprobe checks)
 if [[ $BASELINE != 0 ]]; then
     cp /bin/busybox "$CTX/busybox"
     static_or_die "$CTX/busybox"
     VARIANTS+=(baseline)
 fi
 for v in "${VARIANTS[@]}"; do
-    file=Dockerfile
-    if [[ $v == baseline ]]; then file=Dockerfile.baseline; fi
+    case $v in
+        baseline) file=Dockerfile.baseline ;;
+        checks) file=Dockerfile.checks ;;
+        *) file=Dockerfile ;;
+    esac
     log "docker build -t healthprobe-example:$v -f $file"
     docker build -q -t "healthprobe-example:$v" -f "$CTX/$file" "$CTX" >/dev/null 2>"$WORK/build-$v.log" ||
         { cat "$WORK/build-$v.log" >&2; die "docker build ($v) failed"; }
@@ -247,9 +252,11 @@ for v in "${VARIANTS[@]}"; do
         "${T_UNHEALTHY[$v]} s" "${N_PROCS[$v]}" "${N_ZOMBIES[$v]}" "${N_ORPHANS[$v]}"
 done
 echo "(processes include a health check in flight at the moment of counting, if any)"
-if ((N_ZOMBIES[healthprobe] != 0)); then
-    die "the healthprobe container has zombies"
-fi
+for v in healthprobe checks; do
+    if ((N_ZOMBIES[$v] != 0)); then
+        die "the $v container has zombies"
+    fi
+done
 if [[ $BASELINE != 0 ]]; then
     ((N_ZOMBIES[baseline] > 0)) ||
         log "warning: the baseline container has no zombies (was SETTLE=$SETTLE s long enough?)"

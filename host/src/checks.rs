@@ -109,7 +109,8 @@ impl Checks {
             .map_err(|e| bad(format!("cannot read it: {}", text::io_error(&e))))?;
         let file: ChecksFile = toml::from_str(&text)
             .map_err(|e| bad(e.message().to_string() + &location(&text, &e)))?;
-        if file.checks.is_empty() {
+        // A file of modules alone is a /probe server's.
+        if file.checks.is_empty() && file.modules.is_empty() {
             return Err(bad(
                 "it has no checks; add a [checks.NAME] table with a probe".into(),
             ));
@@ -189,6 +190,11 @@ impl Checks {
     /// The checks named (all of them when none is), or the refusal naming the unknown
     /// ones and the ones there are.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Check>, Failure> {
+        if self.checks.is_empty() {
+            return Err(Failure::BadInput(
+                "the checks file has no checks, only modules (which serve's /probe runs); add a [checks.NAME] table with a probe".into(),
+            ));
+        }
         if names.is_empty() {
             return Ok(self.checks.iter().collect());
         }
@@ -432,6 +438,10 @@ params = { expect-status = "200-299" }
         assert!(e.contains("letters, digits"), "{e}");
         let e = err("[defaults]\ntimeout = \"1s\"\n");
         assert!(e.contains("no checks"), "{e}");
+        // Modules alone make a file for serve's /probe, and nothing for run --config.
+        let modules = load("[modules.m]\nprobe = \"http\"\ntarget = \"url\"\n").unwrap();
+        let e = modules.select(&[]).unwrap_err().to_string();
+        assert!(e.contains("has no checks, only modules"), "{e}");
         let e = err("[defaults]\nprobe = \"tcp\"\n[checks.a]\nprobe = \"tcp\"\n");
         assert!(e.contains("not in the defaults"), "{e}");
     }

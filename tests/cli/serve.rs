@@ -90,7 +90,7 @@ impl Serve {
                 && self
                     .get("/metrics")
                     .2
-                    .contains("# TYPE healthprobe_check_success")
+                    .contains("# TYPE process_start_time_seconds")
             {
                 return true;
             }
@@ -591,6 +591,16 @@ fn memory_and_descriptors_stay_flat_over_thousands_of_runs() {
         serve.runs("tcp", "unhealthy") + serve.runs("tcp", "error"),
         0
     );
+}
+
+/// A file of modules alone serves /probe (blackbox_exporter's use) with no checks.
+#[test]
+fn a_file_of_modules_alone_serves_probe() {
+    let web = HttpServer::fixed(200, "ok");
+    let serve = Serve::start("[modules.tcp]\nprobe = \"tcp\"\ntarget = \"address\"\n");
+    let (code, _, body) = serve.get(&format!("/probe?module=tcp&target={}", web.addr));
+    assert_eq!((code, sample(&body, "probe_success")), (200, 1.0), "{body}");
+    assert_eq!(serve.get("/readyz").2, "ok");
 }
 
 /// Debian's Prometheus, scraping `serve` as it would in production: `/metrics` as a plain

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Benchmark: blackbox_exporter's /probe endpoint against healthprobe serve's, in the same
+# run, at the same concurrency: wrk drives /probe?module=http_2xx&target=… of each, both
+# probing one loopback nginx. Prints probes per second, p99 latency and peak RSS of each,
+# and healthprobe's ratios.
+#
+#   bench/serve.sh                    # builds the static (musl) release binary first
+#   HEALTHPROBE=path/to/healthprobe bench/serve.sh
+#   CONNECTIONS=16 DURATION=20s bench/serve.sh
+#
+# Needs wrk, nginx and prometheus-blackbox-exporter from Debian (installed with apt-get
+# if missing). Loopback only: it starts nginx and both exporters on 127.0.0.1 and stops
+# them at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONNECTIONS=${CONNECTIONS:-16}
+DURATION=${DURATION:-20s}
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+    apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+# Debian starts the packaged services; this benchmark runs its own.
+systemctl stop nginx prometheus-blackbox-exporter 2>/dev/null || true
+
+if [[ -z ${HEALTHPROBE:-} ]]; then
+    rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
+        rustup target add x86_64-unknown-linux-musl >&2
+    cargo build --release --locked -p healthprobe --target x86_64-unknown-linux-musl >&2
+    HEALTHPROBE=target/x86_64-unknown-linux-musl/release/healthprobe
+fi
+HP=$(realpath "$HEALTHPROBE")
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_for() { # URL: until it answers, at most 10 s
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "bench/serve.sh: $1 never answered" >&2
+    exit 1
+}
+
+# The target both exporters probe: nginx answering 200 from memory.
+web=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx;
+    proxy_temp_path $work/nginx;
+    fastcgi_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx;
+    scgi_temp_path $work/nginx;
+    server {
+        listen 127.0.0.1:$web;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+/usr/sbin/nginx -c "$work/nginx.conf" &
+pids+=($!)
+target="http://127.0.0.1:$web/health"
+wait_for "$target"
+
+# blackbox_exporter with the module everyone starts from.
+bb=$(free_port)
+cat >"$work/blackbox.yml" <<'EOF'
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+EOF
+prometheus-blackbox-exporter --config.file="$work/blackbox.yml" \
+    --web.listen-address="127.0.0.1:$bb" --log.level=error &
+pids+=($!)
+bb_pid=$!
+
+# healthprobe serve with the same module.
+hp=$(free_port)
+cat >"$work/checks.toml" <<EOF
+[modules.http_2xx]
+probe = "http"
+target = "url"
+timeout = "5s"
+params = { expect-status = "200-299" }
+EOF
+"$HP" serve --config "$work/checks.toml" --listen "127.0.0.1:$hp" --max-probes 256 2>"$work/serve.log" &
+pids+=($!)
+hp_pid=$!
+
+bb_url="http://127.0.0.1:$bb/probe?module=http_2xx&target=$target"
+hp_url="http://127.0.0.1:$hp/probe?module=http_2xx&target=$target"
+wait_for "$bb_url"
+wait_for "$hp_url"
+curl -s "$bb_url" | grep -qx 'probe_success 1' || {
+    echo "bench/serve.sh: blackbox_exporter's probe failed" >&2
+    exit 1
+}
+curl -s "$hp_url" | grep -qx 'probe_success 1' || {
+    echo "bench/serve.sh: healthprobe's probe failed" >&2
+    exit 1
+}
+
+# One wrk run: prints "probes/s p99-ms"; wrk's p99 comes from --latency, in us/ms/s.
+load() {
+    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$work/wrk.out"
+    local rate p99
+    rate=$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk.out")
+    p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
+    if grep -q 'Non-2xx' "$work/wrk.out"; then
+        echo "bench/serve.sh: some answers were not 200:" >&2
+        cat "$work/wrk.out" >&2
+        exit 1
+    fi
+    python3 - "$rate" "$p99" <<'PY'
+import re, sys
+rate, p99 = sys.argv[1], sys.argv[2]
+value, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", p99).groups()
+ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+print(f"{float(rate):.0f} {ms:.2f}")
+PY
+}
+peak_rss_mb() { # PID: the peak resident set so far
+    awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
+}
+
+echo "wrk -c$CONNECTIONS -d$DURATION, both probing $target (nginx), $(nproc) cores"
+# Warm both up the same way, then measure each in turn.
+wrk -t2 -c"$CONNECTIONS" -d3s "$bb_url" >/dev/null
+wrk -t2 -c"$CONNECTIONS" -d3s "$hp_url" >/dev/null
+read -r bb_rate bb_p99 < <(load "$bb_url")
+read -r hp_rate hp_p99 < <(load "$hp_url")
+bb_rss=$(peak_rss_mb "$bb_pid")
+hp_rss=$(peak_rss_mb "$hp_pid")
+
+printf '\n| /probe of | probes/s | p99 | peak RSS |\n|---|---|---|---|\n'
+printf '| blackbox_exporter %s | %s | %s ms | %s MB |\n' \
+    "$(prometheus-blackbox-exporter --version 2>&1 | awk 'NR==1 {print $3}')" "$bb_rate" "$bb_p99" "$bb_rss"
+printf '| healthprobe serve | %s | %s ms | %s MB |\n' "$hp_rate" "$hp_p99" "$hp_rss"
+python3 - "$bb_rate" "$hp_rate" "$bb_p99" "$hp_p99" "$bb_rss" "$hp_rss" <<'PY'
+import sys
+bb_rate, hp_rate, bb_p99, hp_p99, bb_rss, hp_rss = map(float, sys.argv[1:])
+print(f"\nhealthprobe / blackbox_exporter: {hp_rate / bb_rate:.2f}x the probes/s, "
+      f"{hp_p99 / bb_p99:.2f}x the p99, {hp_rss / bb_rss:.2f}x the peak RSS")
+PY
