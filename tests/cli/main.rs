@@ -28,7 +28,6 @@ mod serve;
 
 // Loading code (precompiled components, the compile cache, the runtime-only build) and
 // the library's own resource use.
-mod builds;
 mod hygiene;
 mod precompiled;
 
