@@ -27,13 +27,7 @@ if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-if [[ -z ${HEALTHPROBE:-} ]]; then
-    rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
-        rustup target add x86_64-unknown-linux-musl >&2
-    cargo build --release --locked -p healthprobe --target x86_64-unknown-linux-musl >&2
-    HEALTHPROBE=target/x86_64-unknown-linux-musl/release/healthprobe
-fi
-HP=$(realpath "$HEALTHPROBE")
+source bench/release.sh
 # The bundled http probe as a user's .wasm file (built by host/build.rs).
 WASM=$(realpath target/probes/wasm32-wasip2/release/probe_http.wasm)
 

@@ -28,13 +28,7 @@ fi
 # Debian starts the packaged services; this benchmark runs its own.
 systemctl stop nginx prometheus-blackbox-exporter 2>/dev/null || true
 
-if [[ -z ${HEALTHPROBE:-} ]]; then
-    rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
-        rustup target add x86_64-unknown-linux-musl >&2
-    cargo build --release --locked -p healthprobe --target x86_64-unknown-linux-musl >&2
-    HEALTHPROBE=target/x86_64-unknown-linux-musl/release/healthprobe
-fi
-HP=$(realpath "$HEALTHPROBE")
+source bench/release.sh
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -8,6 +8,7 @@
 //! timeout, so a hung or hostile check delays only its own result. The HTTP side only
 //! reads the latest results: answering never waits for a check.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -262,36 +263,19 @@ impl Fleet {
             .collect();
         let mut running: Vec<Running> = kept.iter().filter_map(|&i| old[i].take()).collect();
         let stopped: Vec<Running> = old.into_iter().flatten().collect();
-        let names = |list: &[Running], pred: &dyn Fn(&Running) -> bool| {
-            list.iter()
-                .filter(|r| pred(r))
-                .map(|r| r.served.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+        let names = |list: &[Running]| -> BTreeSet<String> {
+            list.iter().map(|r| r.served.name.clone()).collect()
         };
+        let (new, gone) = (names(&started), names(&stopped));
         let mut changes = Vec::new();
         for (what, list) in [
-            (
-                "added",
-                names(&started, &|r| {
-                    !stopped.iter().any(|s| s.served.name == r.served.name)
-                }),
-            ),
-            (
-                "changed",
-                names(&started, &|r| {
-                    stopped.iter().any(|s| s.served.name == r.served.name)
-                }),
-            ),
-            (
-                "removed",
-                names(&stopped, &|r| {
-                    !started.iter().any(|s| s.served.name == r.served.name)
-                }),
-            ),
+            ("added", new.difference(&gone).collect::<Vec<_>>()),
+            ("changed", new.intersection(&gone).collect()),
+            ("removed", gone.difference(&new).collect()),
         ] {
             if !list.is_empty() {
-                changes.push(format!("{what} {list}"));
+                let list: Vec<&str> = list.into_iter().map(String::as_str).collect();
+                changes.push(format!("{what} {}", list.join(", ")));
             }
         }
         // Dropping their stop handles ends the threads of the checks not kept.
