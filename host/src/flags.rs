@@ -102,9 +102,24 @@ pub struct GrantArgs {
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
 
-    /// Allow HTTP requests that ask to skip TLS certificate verification.
+    /// Allow TLS without certificate verification: HTTP requests that ask for it, and
+    /// every wasi:http and wasi:tls connection (which cannot ask).
     #[arg(long)]
     pub allow_insecure_tls: bool,
+
+    /// Trust the CA certificates in FILE (PEM) for the probe's TLS connections, instead of
+    /// the built-in Mozilla roots.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Present the certificate in FILE (PEM, the chain from the leaf) when a server asks
+    /// for one (mutual TLS); needs --tls-client-key. The probe never sees the key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-client-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 impl GrantArgs {
@@ -116,6 +131,9 @@ impl GrantArgs {
             allow_read: self.allow_read.clone(),
             env: self.env.clone(),
             allow_insecure_tls: self.allow_insecure_tls,
+            tls_ca: self.tls_ca.clone(),
+            tls_client_cert: self.tls_client_cert.clone(),
+            tls_client_key: self.tls_client_key.clone(),
         }
     }
 }

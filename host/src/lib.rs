@@ -29,6 +29,7 @@ pub mod settings;
 mod state;
 mod stdio;
 pub mod text;
+pub mod tls;
 
 pub use limits::Limits;
 pub use report::{Failure, Report, Verdict};

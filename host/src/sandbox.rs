@@ -1,9 +1,10 @@
 //! What a probe is granted: network (TCP, UDP, name lookup, HTTP), read-only directories,
-//! environment variables, insecure TLS. Everything not granted is denied.
+//! environment variables, insecure TLS, and the TLS trust. Everything not granted is denied.
 
 use std::path::PathBuf;
 
 use crate::policy::{self, Denial, NetPolicy, Proto};
+use crate::tls::Trust;
 
 /// The grants of one run.
 #[derive(Debug, Clone)]
@@ -19,6 +20,9 @@ pub struct Sandbox {
     /// Whether the `http` import may skip certificate verification on request
     /// (`--allow-insecure-tls`).
     pub insecure_tls: bool,
+    /// The CA and client certificate of every TLS connection (`--tls-ca`,
+    /// `--tls-client-cert`, `--tls-client-key`).
+    pub tls: Trust,
 }
 
 impl Sandbox {
@@ -31,6 +35,7 @@ impl Sandbox {
             read: Vec::new(),
             env: Vec::new(),
             insecure_tls: false,
+            tls: Trust::default(),
         }
     }
 

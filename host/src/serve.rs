@@ -233,7 +233,7 @@ impl Fleet {
         }
     }
 
-    /// Serves `checks` from now on: a check whose table is unchanged keeps its thread,
+    /// Serves `checks` from now on: a check whose table (and TLS files) are unchanged keeps its thread,
     /// schedule and results; a new or changed one starts (and runs at once); one no
     /// longer in the file stops, its run in progress dropped. Nothing changes if any of
     /// it fails. Returns what to serve and a line saying what changed.
@@ -246,11 +246,16 @@ impl Fleet {
         let mut kept = Vec::new();
         let mut started = Vec::new();
         for check in checks.checks {
+            // Resolved whole, so a certificate rotated in place (same path, new content)
+            // counts as a change.
+            let served = Served::new(check, grants)?;
             match self.running.iter().position(|r| {
-                r.served.name == check.name && r.served.definition == check.definition
+                r.served.name == served.name
+                    && r.served.definition == served.definition
+                    && r.served.config.sandbox.tls == served.config.sandbox.tls
             }) {
                 Some(i) => kept.push(i),
-                None => started.push(Arc::new(Served::new(check, grants)?)),
+                None => started.push(Arc::new(served)),
             }
         }
         let started = started

@@ -16,6 +16,7 @@ use crate::report::Failure;
 use crate::runner::RunConfig;
 use crate::sandbox::Sandbox;
 use crate::text;
+use crate::tls::Trust;
 
 /// Caps given by the caller (the command line); `None` leaves the policy file's or the
 /// default.
@@ -51,6 +52,12 @@ pub struct GrantOverrides {
     pub env: Vec<String>,
     /// Whether insecure TLS may be requested.
     pub allow_insecure_tls: bool,
+    /// CA certificates that replace the built-in roots.
+    pub tls_ca: Option<PathBuf>,
+    /// The client certificate (chain) for mutual TLS.
+    pub tls_client_cert: Option<PathBuf>,
+    /// Its private key.
+    pub tls_client_key: Option<PathBuf>,
 }
 
 /// A SHA-256 given as 64 hex digits, normalised to lower case.
@@ -118,6 +125,12 @@ pub struct PolicyFile {
     pub env: Option<Vec<String>>,
     /// Whether insecure TLS may be requested.
     pub allow_insecure_tls: Option<bool>,
+    /// CA certificates (PEM) that replace the built-in roots.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub tls_client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_client_key: Option<PathBuf>,
     /// Probe parameters; a list gives a repeatable parameter several values.
     pub params: Option<BTreeMap<String, toml::Value>>,
 }
@@ -156,6 +169,9 @@ impl PolicyFile {
             allow_read: self.allow_read.or(defaults.allow_read),
             env: self.env.or(defaults.env),
             allow_insecure_tls: self.allow_insecure_tls.or(defaults.allow_insecure_tls),
+            tls_ca: self.tls_ca.or(defaults.tls_ca),
+            tls_client_cert: self.tls_client_cert.or(defaults.tls_client_cert),
+            tls_client_key: self.tls_client_key.or(defaults.tls_client_key),
             params,
         }
     }
@@ -338,6 +354,7 @@ fn bad_key(subject: &str, key: &str, why: String) -> Failure {
 
 /// Where a list came from, so an error names what the user wrote: the flag, or the
 /// policy file's key.
+#[derive(Clone, Copy)]
 enum From {
     Flag,
     File,
@@ -432,12 +449,38 @@ fn sandbox(
         env.push((name, value));
     }
 
+    // A flag replaces the file's key; the certificate and its key go together, so either
+    // flag replaces both of the file's.
+    let flag = |cli: &Option<PathBuf>| cli.as_ref().map(|p| (p.clone(), From::Flag));
+    let file = |f: &Option<PathBuf>| f.as_ref().map(|p| (p.clone(), From::File));
+    let ca = flag(&grants.tls_ca).or_else(|| file(&pf.tls_ca));
+    let (cert, key) = if grants.tls_client_cert.is_some() || grants.tls_client_key.is_some() {
+        (flag(&grants.tls_client_cert), flag(&grants.tls_client_key))
+    } else {
+        (file(&pf.tls_client_cert), file(&pf.tls_client_key))
+    };
+    let path = |p: &Option<(PathBuf, From)>| p.as_ref().map(|(p, _)| p.clone());
+    let tls = Trust::load(
+        path(&ca).as_deref(),
+        path(&cert).as_deref(),
+        path(&key).as_deref(),
+    )
+    .map_err(|e| {
+        let from = [&ca, &cert, &key]
+            .into_iter()
+            .flatten()
+            .find(|(p, _)| *p == e.path)
+            .map_or(From::Flag, |(_, f)| *f);
+        problem(&from, e.key, &e.path.display().to_string(), e.why)
+    })?;
+
     Ok(Sandbox {
         net: policy(Proto::Tcp, &net)?,
         udp: policy(Proto::Udp, &udp)?,
         read,
         env,
         insecure_tls: grants.allow_insecure_tls || pf.allow_insecure_tls.unwrap_or(false),
+        tls,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct HostState {
     pub http: HttpCtx,
     /// `wasi:http`'s context and the hooks that send its requests.
     pub wasi_http: WasiHttp,
+    /// `wasi:tls`'s context: the operator's trust.
+    pub tls: wasmtime_wasi_tls::WasiTlsCtx,
 }
 
 /// The host call a probe is blocked in, shared with the runner: when the deadline drops

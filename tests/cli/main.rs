@@ -40,3 +40,4 @@ mod mysql;
 mod postgres;
 mod redis;
 mod tcp_expect;
+mod tls;

@@ -138,6 +138,56 @@ fn mysql_handshake_only_is_healthy() {
         "healthy: mysql: ",
         &["MariaDB 10.", &db.server.address(), "accepting connections"],
     );
+    // No certificate configured: no TLS to offer.
+    healthprobe(["run", "mysql", &db.address(), "tls=require"]).expect(
+        1,
+        "unhealthy: mysql: ",
+        &["does not offer TLS", "tls=prefer"],
+    );
+    healthprobe(["run", "mysql", &db.address(), "tls=prefer"]).expect(
+        0,
+        "healthy: mysql: ",
+        &["accepting connections"],
+    );
+}
+
+#[test]
+fn mysql_logs_in_over_tls() {
+    let pki = crate::tls::Pki::new();
+    let cert = format!("--ssl-cert={}", pki.server.cert.display());
+    let key = format!("--ssl-key={}", pki.server.key.display());
+    let Some(db) = MariaDb::start(&[&cert, &key]) else {
+        return;
+    };
+    let ca = pki.ca.display().to_string();
+    let login = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "mysql",
+            "tls=require",
+            "username=probe",
+            "password=secret",
+        ];
+        let address = db.address();
+        args.push(&address);
+        args.extend(extra);
+        args.extend(["--format", "json"]);
+        healthprobe(args)
+    };
+    let out = login(&["--tls-ca", &ca]);
+    out.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["details"]["tls"], "true", "{json:#}");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("logged in as 'probe'"),
+        "{json:#}"
+    );
+    let out = login(&[]);
+    out.expect_code(1);
+    assert!(out.stdout.contains("unknown issuer"), "{out:#?}");
 }
 
 #[test]

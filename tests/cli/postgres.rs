@@ -99,6 +99,11 @@ fn run_ok(mut cmd: Command, stdin: &str) {
 /// A fresh cluster with the roles of [`SETUP_SQL`], serving on a free 127.0.0.1 port
 /// once it accepts logins; `None` (skip) when PostgreSQL is not installed.
 fn postgres() -> Option<Server> {
+    postgres_with(None)
+}
+
+/// [`postgres`], with TLS on (`ssl = on`) with `pem` as the certificate if given.
+pub(crate) fn postgres_with(tls: Option<&crate::tls::Pem>) -> Option<Server> {
     let bin = bin_dir()?;
     let nobody = User::from_name("nobody")
         .unwrap()
@@ -135,6 +140,25 @@ fn postgres() -> Option<Server> {
     single.args(["--single", "-D"]).arg(&data).arg("postgres");
     run_ok(single, SETUP_SQL);
     std::fs::write(data.join("pg_hba.conf"), PG_HBA).unwrap();
+    // The server reads its key as nobody, and only from a file no one else may read.
+    let mut ssl = Vec::new();
+    if let Some(pem) = tls {
+        let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+        std::fs::copy(&pem.cert, &cert).unwrap();
+        std::fs::copy(&pem.key, &key).unwrap();
+        for (path, mode) in [(&cert, 0o644), (&key, 0o600)] {
+            chown(path, Some(nobody.uid), Some(nobody.gid)).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        ssl = vec![
+            "-c".to_string(),
+            "ssl=on".to_string(),
+            "-c".to_string(),
+            format!("ssl_cert_file={}", cert.display()),
+            "-c".to_string(),
+            format!("ssl_key_file={}", key.display()),
+        ];
+    }
 
     // SIGINT is the fast shutdown: it does not wait for clients to leave. The socket and
     // the pid file (in the data directory) stay in the server's directory.
@@ -144,7 +168,8 @@ fn postgres() -> Option<Server> {
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
             .arg(&socket_dir)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]);
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(&ssl);
         cmd
     });
     wait_accepting(&server);
@@ -197,6 +222,17 @@ fn postgres_isready_mode_is_healthy() {
     );
     // A user that does not exist still means the server accepts connections.
     healthprobe(["run", "postgres", &server.address_param(), "username=ghost"]).expect(
+        0,
+        "healthy: postgres: ",
+        &["is accepting connections"],
+    );
+    // TLS is off on this server: required, it is unhealthy; preferred, plain TCP will do.
+    healthprobe(["run", "postgres", &server.address_param(), "tls=require"]).expect(
+        1,
+        "unhealthy: postgres: ",
+        &["does not offer TLS", "tls=prefer"],
+    );
+    healthprobe(["run", "postgres", &server.address_param(), "tls=prefer"]).expect(
         0,
         "healthy: postgres: ",
         &["is accepting connections"],

@@ -23,6 +23,7 @@ use crate::policy::NetPolicy;
 use crate::sandbox::Sandbox;
 use crate::state::{Activity, HostState};
 use crate::text;
+use crate::tls::{self, Trust};
 
 /// Largest response body handed to the guest.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -50,6 +51,8 @@ pub const PLUMBING: &[&str] = &["healthprobe:probe/types"];
 pub struct HttpCtx {
     policy: NetPolicy,
     insecure_tls: bool,
+    /// The operator's CA and client certificate.
+    trust: Trust,
     /// When the run must be over; every request's timeout derives from it.
     deadline: Instant,
     /// The run's configured timeout, for messages.
@@ -69,6 +72,7 @@ impl HttpCtx {
         Self {
             policy: sandbox.net.clone(),
             insecure_tls: sandbox.insecure_tls,
+            trust: sandbox.tls.clone(),
             deadline,
             run_timeout,
             activity: activity.clone(),
@@ -109,8 +113,10 @@ impl Host for HttpCtx {
             )));
         }
         let policy = self.policy.clone();
+        let tls = self.trust.ureq(!req.insecure);
         let url = req.url.clone();
-        let task = tokio::task::spawn_blocking(move || blocking_send(req, timeout, shown, &policy));
+        let task =
+            tokio::task::spawn_blocking(move || blocking_send(req, timeout, shown, &policy, tls));
         self.activity.set(Some(format!("waiting for {url}")));
         let outcome = tokio::time::timeout(timeout, task).await;
         // After a timeout the record stays: the run's own deadline usually fires in the
@@ -136,6 +142,7 @@ fn blocking_send(
     timeout: Duration,
     shown: Duration,
     policy: &NetPolicy,
+    tls: TlsConfig,
 ) -> Result<Response, Error> {
     let url = req.url.clone();
     let uri: http::Uri = req
@@ -173,11 +180,7 @@ fn blocking_send(
         .input_buffer_size(MAX_HEADER_BYTES)
         .output_buffer_size(REQUEST_BUFFER_BYTES)
         .user_agent(concat!("healthprobe/", env!("CARGO_PKG_VERSION")))
-        .tls_config(
-            TlsConfig::builder()
-                .disable_verification(req.insecure)
-                .build(),
-        )
+        .tls_config(tls)
         .build();
     let agent = Agent::with_parts(
         config,
@@ -242,6 +245,9 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
         )),
         E::HostNotFound => Error::Connect(format!("cannot resolve the host of {url}")),
         E::ConnectionFailed => Error::Connect(format!("cannot connect to {url}")),
+        E::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            Error::Tls(format!("TLS with {url} failed: {}", tls::io_words(&io)))
+        }
         E::Io(io) => match io.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => Error::Timeout(format!(
                 "timeout after {} waiting for {url}",
@@ -265,7 +271,7 @@ fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
             text::size(limit as u64)
         )),
         E::Tls(msg) => Error::Tls(format!("TLS with {url} failed: {msg}")),
-        E::Rustls(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
+        E::Rustls(e) => Error::Tls(format!("TLS with {url} failed: {}", tls::words(&e))),
         E::Pem(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
         E::TooManyRedirects => {
             Error::Protocol(format!("{url} redirected more than {MAX_REDIRECTS} times"))

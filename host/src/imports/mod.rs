@@ -7,11 +7,14 @@
 //! - [`sockets`]: WASI's socket constructors, shadowed by a cap on live sockets;
 //! - [`http`]: `healthprobe:probe/http`, the host's HTTP client;
 //! - [`wasi_http`]: `wasi:http/outgoing-handler`, the standard HTTP client interface, under
-//!   the same rules.
+//!   the same rules;
+//! - [`tls`]: `wasi:tls/types`, TLS over the probe's own TCP streams, with the operator's
+//!   trust.
 
 pub mod http;
 pub mod lookup;
 pub mod sockets;
+pub mod tls;
 pub mod wasi;
 pub mod wasi_http;
 
@@ -25,6 +28,7 @@ use crate::state::HostState;
 pub fn add_to_linker(linker: &mut Linker<HostState>, wasi_http: bool) -> wasmtime::Result<()> {
     wasi::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
+    tls::add_to_linker(linker)?;
     if wasi_http {
         wasi_http::add_to_linker(linker)?;
     }
@@ -51,6 +55,7 @@ pub const CAPABILITIES: &[&Capability] = &[
     &http::CAPABILITY,
     &wasi_http::CAPABILITY,
     &wasi::TCP,
+    &tls::CAPABILITY,
     &wasi::UDP,
     &lookup::CAPABILITY,
     &wasi::FILES,

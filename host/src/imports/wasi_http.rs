@@ -18,7 +18,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,7 @@ impl WasiHttp {
             ctx,
             hooks: Hooks {
                 policy: sandbox.net.clone(),
-                insecure_tls: sandbox.insecure_tls,
+                tls: sandbox.tls.config(!sandbox.insecure_tls),
                 deadline,
                 activity: activity.clone(),
                 cap,
@@ -109,7 +109,9 @@ const AFTER_DEADLINE: Duration = Duration::from_millis(200);
 /// Sends the requests of one run (see the module documentation).
 pub struct Hooks {
     policy: NetPolicy,
-    insecure_tls: bool,
+    /// The operator's trust; verifying unless `--allow-insecure-tls` (a `wasi:http` request
+    /// cannot ask for it itself).
+    tls: Arc<rustls::ClientConfig>,
     deadline: Instant,
     activity: Activity,
     /// The socket cap; the store refreshes its count of WASI sockets on each call.
@@ -132,7 +134,7 @@ impl WasiHttpHooks for Hooks {
         self.activity.set(Some(waiting.clone()));
         let job = Job {
             policy: self.policy.clone(),
-            insecure_tls: self.insecure_tls,
+            tls: self.tls.clone(),
             deadline: tokio::time::Instant::from_std(self.deadline) + AFTER_DEADLINE,
             permit: self.cap.admit(),
             waiting: Waiting {
@@ -167,7 +169,7 @@ impl WasiHttpHooks for Hooks {
 /// What a request needs once it has left the store.
 struct Job {
     policy: NetPolicy,
-    insecure_tls: bool,
+    tls: Arc<rustls::ClientConfig>,
     deadline: tokio::time::Instant,
     permit: Option<ConnPermit>,
     waiting: Waiting,
@@ -236,7 +238,7 @@ impl Job {
         };
         let io: Box<dyn Stream> = if tls {
             let name = server_name(&host)?;
-            let connector = tokio_rustls::TlsConnector::from(tls_config(self.insecure_tls));
+            let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
             match timeout_at(connect_by, connector.connect(name, tcp)).await {
                 Err(_) => return Err(Error::ConnectionTimeout),
                 Ok(Err(e)) => return Err(tls_error(e)),
@@ -386,83 +388,6 @@ fn tls_error(e: std::io::Error) -> Error {
         Error::TlsCertificateError
     } else {
         Error::TlsProtocolError
-    }
-}
-
-/// The TLS client settings: the Mozilla roots (the same as the `http` import's), or no
-/// verification at all when the operator allowed it.
-fn tls_config(insecure: bool) -> Arc<rustls::ClientConfig> {
-    static VERIFIED: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    static UNVERIFIED: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let cell = if insecure { &UNVERIFIED } else { &VERIFIED };
-    cell.get_or_init(|| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports TLS 1.2 and 1.3");
-        let config = if insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
-                .with_no_client_auth()
-        } else {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            builder.with_root_certificates(roots).with_no_client_auth()
-        };
-        Arc::new(config)
-    })
-    .clone()
-}
-
-/// Accepts any certificate (`--allow-insecure-tls`); the handshake's signatures are still
-/// checked, so the connection is encrypted, only not authenticated.
-#[derive(Debug)]
-struct Unverified(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -396,6 +396,7 @@ impl Runner {
             limiter: Limiter::new(limits.max_memory, shared.exceeded.clone()),
             sockets,
             wasi_http,
+            tls: crate::imports::tls::ctx(&shared.sandbox),
             sandbox: shared.sandbox.clone(),
             activity: shared.activity.clone(),
             http: HttpCtx::new(

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::tcp::{self, TcpConn, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 /// Longest reply line read; a `VERSION` line is a few dozen bytes.
@@ -35,6 +35,7 @@ impl Probe for Memcached {
             "password",
             "That user's password from the -Y AUTHFILE, for example password=s3cret; needs username.",
         ))
+        .params(Tls::params(false))
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
@@ -42,9 +43,10 @@ impl Probe for Memcached {
         tcp::parse_address(address)
             .map_err(|reason| CheckError::invalid_param("address", reason))?;
         let credentials = credentials(params.str("username"), params.str("password"))?;
+        let tls = Tls::from_params(params, address, false)?;
 
         let start = Instant::now();
-        let outcome = tcp::connect(address, &budget)
+        let outcome = tcp::connect_with(address, &tls, &budget)
             .map_err(Failure::Tcp)
             .and_then(|mut conn| converse(&mut conn, credentials.as_ref()));
         let elapsed_ms = start.elapsed().as_millis();
@@ -53,7 +55,9 @@ impl Probe for Memcached {
                 "VERSION {version} from {address} in {elapsed_ms} ms"
             ))
             .detail("version", version),
-            Err(Failure::Tcp(TcpError::Timeout { action, .. })) if action != "connecting" => {
+            Err(Failure::Tcp(TcpError::Timeout { action, .. }))
+                if matches!(action, "reading" | "writing") =>
+            {
                 CheckResult::unhealthy(format!("timeout waiting for {address} to answer `version`"))
                     .detail("error", "timeout")
             }
@@ -365,7 +369,10 @@ mod tests {
     fn describe_documents_every_param() {
         let info = Memcached::describe();
         let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["address", "username", "password"]);
+        assert_eq!(
+            names,
+            ["address", "username", "password", "tls", "server-name"]
+        );
         assert!(
             info.params
                 .iter()

@@ -4,7 +4,7 @@
 mod auth;
 mod protocol;
 
-use healthprobe_sdk::tcp::{self, Link, TcpError};
+use healthprobe_sdk::tcp::{self, Link, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use protocol::{Handshake, HandshakeError, ServerError};
@@ -19,7 +19,7 @@ impl Probe for MysqlProbe {
             "Checks a MySQL or MariaDB server: without username, that it sends its handshake \
              (accepts connections); with username, that the login succeeds and COM_PING is \
              answered. Supports mysql_native_password, caching_sha2_password and \
-             sha256_password over a plain connection (no TLS).",
+             sha256_password; with tls, the login runs over TLS.",
         )
         .param(ParamSpec::required(
             "address",
@@ -43,6 +43,7 @@ impl Probe for MysqlProbe {
             "Default database to select at login, for example database=app; the login \
              fails if it does not exist or the user may not use it.",
         ))
+        .params(Tls::params(true))
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
@@ -73,8 +74,9 @@ impl Probe for MysqlProbe {
             None => None,
         };
 
+        let tls = Tls::from_params(params, address, true)?;
         let outcome = match tcp::connect(address, &budget) {
-            Ok(conn) => run(&mut Session::new(conn), credentials.as_ref()),
+            Ok(conn) => run_tls(Session::new(conn), credentials.as_ref(), &tls),
             Err(e) => Err(Failure::Tcp(e)),
         };
         let elapsed_ms = budget.elapsed().as_millis();
@@ -115,6 +117,8 @@ enum Failure {
     Plugin(String, Box<Handshake>),
     /// The login worked but COM_PING got an ERR.
     Ping(ServerError, Box<Handshake>),
+    /// `tls=require`, and the server's handshake does not offer TLS.
+    NoTls(Box<Handshake>),
 }
 
 impl Failure {
@@ -159,6 +163,14 @@ impl Failure {
                 error_result(format!("COM_PING to {address} failed: {e}"), "ping", &e),
                 &hs,
             ),
+            Failure::NoTls(hs) => with_server(
+                CheckResult::unhealthy(format!(
+                    "{address} does not offer TLS (no ssl-cert configured); give tls=prefer \
+                     to accept plain TCP"
+                ))
+                .detail("error", "no-tls"),
+                &hs,
+            ),
         }
     }
 }
@@ -185,6 +197,8 @@ struct Report {
     handshake: Handshake,
     /// The user logged in as and the plugin that worked, when the probe logged in.
     login: Option<(String, String)>,
+    /// Whether the connection switched to TLS.
+    tls: bool,
 }
 
 impl Report {
@@ -198,6 +212,11 @@ impl Report {
                 "{product} at {address}: logged in as '{user}', COM_PING OK in {elapsed_ms} ms"
             ))
             .detail("auth-plugin", plugin),
+        };
+        let result = if self.tls {
+            result.detail("tls", "true")
+        } else {
+            result
         };
         with_server(result, &self.handshake)
     }
@@ -218,6 +237,15 @@ impl<L: Link> Session<L> {
             buf: Vec::new(),
             seq: 0,
         }
+    }
+
+    /// The session with TLS under it, after the SSLRequest.
+    fn start_tls(self, server_name: &str) -> Result<Self, Failure> {
+        Ok(Session {
+            link: self.link.start_tls(server_name).map_err(Failure::Tcp)?,
+            buf: self.buf,
+            seq: self.seq,
+        })
     }
 
     /// Buffer at least `n` bytes; `when` names the step for a closed connection.
@@ -267,29 +295,67 @@ fn hex_prefix(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Read the handshake and, with credentials, log in and ping.
+/// Read the handshake and, with credentials, log in and ping: [`run_tls`] without TLS,
+/// on a session the unit tests keep to read what was written.
+#[cfg(test)]
 fn run<L: Link>(
     session: &mut Session<L>,
     credentials: Option<&Credentials<'_>>,
 ) -> Result<Report, Failure> {
-    let first = session.read_packet("before sending its handshake")?;
-    let handshake = match protocol::parse_handshake(&first) {
-        Ok(hs) => hs,
-        Err(HandshakeError::Server(e)) => return Err(Failure::Refused(e)),
-        Err(HandshakeError::Malformed(what)) => {
-            return Err(Failure::Protocol(format!(
-                "its first packet is {what} (starts {})",
-                hex_prefix(&first)
-            )));
+    let handshake = read_handshake(session)?;
+    finish(session, handshake, credentials, false)
+}
+
+/// [`run`], switching to TLS after the handshake if `tls` asks for it.
+fn run_tls<L: Link>(
+    mut session: Session<L>,
+    credentials: Option<&Credentials<'_>>,
+    tls: &Tls,
+) -> Result<Report, Failure> {
+    let handshake = read_handshake(&mut session)?;
+    let mut secure = false;
+    if let Some(name) = tls.server_name() {
+        if handshake.capabilities & protocol::CLIENT_SSL != 0 {
+            let with_db = credentials.is_some_and(|c| c.database.is_some());
+            let caps = protocol::client_capabilities(handshake.capabilities, with_db);
+            session.write_packet(&protocol::ssl_request(caps))?;
+            session = session.start_tls(name)?;
+            secure = true;
+        } else if matches!(tls, Tls::Require(_)) {
+            return Err(Failure::NoTls(Box::new(handshake)));
         }
-    };
+    }
+    finish(&mut session, handshake, credentials, secure)
+}
+
+/// The server's first packet, its handshake.
+fn read_handshake<L: Link>(session: &mut Session<L>) -> Result<Handshake, Failure> {
+    let first = session.read_packet("before sending its handshake")?;
+    match protocol::parse_handshake(&first) {
+        Ok(hs) => Ok(hs),
+        Err(HandshakeError::Server(e)) => Err(Failure::Refused(e)),
+        Err(HandshakeError::Malformed(what)) => Err(Failure::Protocol(format!(
+            "its first packet is {what} (starts {})",
+            hex_prefix(&first)
+        ))),
+    }
+}
+
+/// With credentials, log in (over TLS if `secure`) and ping.
+fn finish<L: Link>(
+    session: &mut Session<L>,
+    handshake: Handshake,
+    credentials: Option<&Credentials<'_>>,
+    secure: bool,
+) -> Result<Report, Failure> {
     let Some(credentials) = credentials else {
         return Ok(Report {
             handshake,
             login: None,
+            tls: secure,
         });
     };
-    let plugin = login(session, &handshake, credentials)?;
+    let plugin = login(session, &handshake, credentials, secure)?;
     session.command(protocol::COM_PING)?;
     let reply = session.read_packet("after COM_PING")?;
     match reply.first() {
@@ -311,6 +377,7 @@ fn run<L: Link>(
     Ok(Report {
         handshake,
         login: Some((credentials.username.to_string(), plugin)),
+        tls: secure,
     })
 }
 
@@ -324,6 +391,7 @@ fn login<L: Link>(
     session: &mut Session<L>,
     handshake: &Handshake,
     credentials: &Credentials<'_>,
+    tls: bool,
 ) -> Result<String, Failure> {
     let caps = handshake.capabilities;
     if caps & protocol::CLIENT_PROTOCOL_41 == 0 || caps & protocol::CLIENT_SECURE_CONNECTION == 0 {
@@ -342,7 +410,10 @@ fn login<L: Link>(
     let mut nonce = handshake.auth_data.clone();
     let password = credentials.password;
     let response = auth::first_response(&plugin, password, &nonce);
-    let client_caps = protocol::client_capabilities(caps, credentials.database.is_some());
+    let mut client_caps = protocol::client_capabilities(caps, credentials.database.is_some());
+    if tls {
+        client_caps |= protocol::CLIENT_SSL;
+    }
     session.write_packet(&protocol::handshake_response(
         client_caps,
         &protocol::Login {
@@ -692,7 +763,17 @@ mod tests {
     fn describe_documents_every_parameter() {
         let info = MysqlProbe::describe();
         let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["address", "username", "password", "database"]);
+        assert_eq!(
+            names,
+            [
+                "address",
+                "username",
+                "password",
+                "database",
+                "tls",
+                "server-name"
+            ]
+        );
         assert!(
             info.params
                 .iter()

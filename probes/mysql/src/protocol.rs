@@ -12,6 +12,8 @@ pub const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
 pub const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
 /// Client supports transactions (harmless, expected by every server).
 pub const CLIENT_TRANSACTIONS: u32 = 0x0000_2000;
+/// TLS: the server offers it; the client asks for it with an SSLRequest.
+pub const CLIENT_SSL: u32 = 0x0000_0800;
 /// 4.1 authentication (the scramble is 20 bytes).
 pub const CLIENT_SECURE_CONNECTION: u32 = 0x0000_8000;
 /// Pluggable authentication: the handshake names the server's default plugin.
@@ -227,6 +229,17 @@ pub fn client_capabilities(server: u32, with_db: bool) -> u32 {
 
 /// utf8mb4_general_ci: every server since 5.5.3 knows it.
 const CHARSET_UTF8MB4: u8 = 45;
+
+/// Encode an `SSLRequest` payload: the first 32 bytes of a `HandshakeResponse41`, with
+/// `CLIENT_SSL` among the `capabilities`; the TLS handshake follows, then the full response.
+pub fn ssl_request(capabilities: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    out.extend_from_slice(&(capabilities | CLIENT_SSL).to_le_bytes());
+    out.extend_from_slice(&(16u32 << 20).to_le_bytes());
+    out.push(CHARSET_UTF8MB4);
+    out.extend_from_slice(&[0; 23]);
+    out
+}
 
 /// Encode a `HandshakeResponse41` payload for the negotiated `capabilities`.
 pub fn handshake_response(capabilities: u32, login: &Login<'_>) -> Vec<u8> {

@@ -12,7 +12,7 @@ mod wire;
 use std::fmt;
 use std::time::Instant;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::tcp::{self, TcpConn, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use wire::{Message, NotPostgres, ServerError};
@@ -35,7 +35,7 @@ impl Probe for PostgresProbe {
              answers a connection attempt, even by asking for a password, and unhealthy while \
              it is starting up, shutting down, in recovery or out of connection slots. With \
              password or query it logs in (cleartext, MD5 or SCRAM-SHA-256) and runs the query. \
-             Plain TCP only: TLS (sslmode) is not supported.",
+             With tls it asks for TLS first (SSLRequest), as libpq's sslmode does.",
         )
         .param(ParamSpec::required(
             "address",
@@ -67,6 +67,7 @@ impl Probe for PostgresProbe {
             )
             .default(DEFAULT_QUERY),
         )
+        .params(Tls::params(true))
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
@@ -87,6 +88,9 @@ impl Probe for PostgresProbe {
         if let Some(version) = session_info.server_version {
             result = result.detail("server-version", version);
         }
+        if config.tls != Tls::Off {
+            result = result.detail("tls", session_info.tls);
+        }
         Ok(result)
     }
 }
@@ -102,6 +106,7 @@ struct Config {
     password: Option<String>,
     /// The query to run after logging in; `None` is the pg_isready mode.
     query: Option<String>,
+    tls: Tls,
 }
 
 impl Config {
@@ -137,12 +142,14 @@ impl Config {
         } else {
             None
         };
+        let tls = Tls::from_params(params, &address, true)?;
         Ok(Config {
             address,
             user,
             database,
             password,
             query,
+            tls,
         })
     }
 
@@ -172,6 +179,8 @@ fn text(name: &str, example: &str) -> impl FnOnce(&str) -> Result<String, String
 struct Info {
     auth: Option<Auth>,
     server_version: Option<String>,
+    /// Whether the connection is TLS.
+    tls: bool,
 }
 
 /// How the server treated the login.
@@ -227,6 +236,8 @@ enum Fail {
     Tcp(TcpError, Option<String>),
     NotPostgres(NotPostgres, &'static str),
     Closed(&'static str),
+    /// `tls=require` and the server answered the SSLRequest with N.
+    NoTls,
 }
 
 /// A connection with the bytes read but not yet decoded.
@@ -236,9 +247,31 @@ struct Session {
 }
 
 impl Session {
-    /// Connect and send the StartupMessage.
-    fn start(config: &Config, budget: &Budget) -> Result<Session, Fail> {
-        let conn = tcp::connect(&config.address, budget).map_err(|e| Fail::Tcp(e, None))?;
+    /// Connect (with TLS first if asked for) and send the StartupMessage.
+    fn start(config: &Config, budget: &Budget, info: &mut Info) -> Result<Session, Fail> {
+        let mut conn = tcp::connect(&config.address, budget).map_err(|e| Fail::Tcp(e, None))?;
+        if let Some(name) = config.tls.server_name() {
+            conn.write_all(&wire::SSL_REQUEST)
+                .map_err(|e| Fail::Tcp(e, Some(format!("sending {SSL_REQUEST}"))))?;
+            let answer = conn
+                .read_some(1)
+                .map_err(|e| Fail::Tcp(e, Some(format!("no reply to {SSL_REQUEST}"))))?;
+            match answer.first() {
+                Some(b'S') => {
+                    conn = conn.start_tls(name).map_err(|e| Fail::Tcp(e, None))?;
+                    info.tls = true;
+                }
+                Some(b'N') if matches!(config.tls, Tls::Prefer(_)) => {}
+                Some(b'N') => return Err(Fail::NoTls),
+                None => return Err(Fail::Closed(SSL_REQUEST)),
+                Some(other) => {
+                    return Err(Fail::NotPostgres(
+                        NotPostgres(format!("byte 0x{other:02x} instead of S or N")),
+                        SSL_REQUEST,
+                    ));
+                }
+            }
+        }
         let mut session = Session {
             conn,
             buf: Vec::new(),
@@ -281,13 +314,14 @@ fn refuses_connections(e: &ServerError) -> bool {
     matches!(e.class(), "57" | "53")
 }
 
+const SSL_REQUEST: &str = "the SSLRequest";
 const STARTUP: &str = "the startup message";
 const AUTH: &str = "the login";
 const QUERY: &str = "the query";
 
 /// The whole conversation: startup and login, then the query if there is one.
 fn run(config: &Config, budget: &Budget, info: &mut Info) -> Result<Outcome, Fail> {
-    let mut session = Session::start(config, budget)?;
+    let mut session = Session::start(config, budget, info)?;
     if let Some(outcome) = Login::new(&mut session, config, info).run()? {
         return Ok(outcome);
     }
@@ -637,6 +671,10 @@ fn verdict(
             CheckResult::unhealthy(format!("{address} closed the connection during {during}"))
                 .detail("error", "closed")
         }
+        Err(Fail::NoTls) => CheckResult::unhealthy(format!(
+            "{address} does not offer TLS (ssl = off); give tls=prefer to accept plain TCP"
+        ))
+        .detail("error", "no-tls"),
     })
 }
 

@@ -110,7 +110,15 @@ fn describe_documents_every_parameter() {
     let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["address", "username", "database", "password", "query"]
+        [
+            "address",
+            "username",
+            "database",
+            "password",
+            "query",
+            "tls",
+            "server-name"
+        ]
     );
     assert!(
         info.params

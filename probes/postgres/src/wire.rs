@@ -88,6 +88,10 @@ fn cstring(out: &mut Vec<u8>, text: &str) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotPostgres(pub String);
 
+/// The SSLRequest: length 8 and the code 80877103; the server answers one byte, S to go
+/// on with a TLS handshake or N to go on in plain TCP.
+pub const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
 impl fmt::Display for NotPostgres {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -5,7 +5,7 @@ mod resp;
 
 use std::time::Instant;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::tcp::{self, TcpConn, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use resp::{NotResp, Reply};
@@ -40,6 +40,7 @@ impl Probe for RedisProbe {
             "Expected replication role, master or replica (from ROLE, or INFO replication \
              where ROLE is not allowed), for example role=master.",
         ))
+        .params(Tls::params(false))
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
@@ -138,6 +139,7 @@ struct Config {
     address: String,
     password: Option<String>,
     username: Option<String>,
+    tls: Tls,
     role: Option<Role>,
 }
 
@@ -170,10 +172,12 @@ impl Config {
             _ => {}
         }
         let role = params.parse("role", Role::parse)?;
+        let tls = Tls::from_params(params, &address, false)?;
         Ok(Config {
             address,
             password,
             username,
+            tls,
             role,
         })
     }
@@ -243,7 +247,8 @@ impl Session {
 }
 
 fn run(config: &Config, budget: &Budget) -> Result<Outcome, Fail> {
-    let conn = tcp::connect(&config.address, budget).map_err(|e| Fail::Tcp(e, None))?;
+    let conn =
+        tcp::connect_with(&config.address, &config.tls, budget).map_err(|e| Fail::Tcp(e, None))?;
     let mut session = Session {
         conn,
         buf: Vec::new(),
@@ -370,7 +375,17 @@ mod tests {
     fn describe_documents_every_parameter() {
         let info = RedisProbe::describe();
         let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["address", "password", "username", "role"]);
+        assert_eq!(
+            names,
+            [
+                "address",
+                "password",
+                "username",
+                "role",
+                "tls",
+                "server-name"
+            ]
+        );
         assert!(
             info.params
                 .iter()

@@ -24,6 +24,12 @@ impl ProbeInfo {
         self.params.push(spec);
         self
     }
+
+    /// Add several, such as [`crate::tcp::Tls::params`].
+    pub fn params(mut self, specs: impl IntoIterator<Item = ParamSpec>) -> Self {
+        self.params.extend(specs);
+        self
+    }
 }
 
 impl ParamSpec {

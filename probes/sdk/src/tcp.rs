@@ -81,6 +81,14 @@ pub enum TcpError {
         /// The underlying error.
         source: io::Error,
     },
+    /// TLS failed: the handshake (a refused certificate, a peer that does not speak
+    /// TLS) or the TLS stream (a server that refused the client certificate).
+    Tls {
+        /// The address as given.
+        address: String,
+        /// The host's explanation, such as `unknown issuer` or `certificate expired on …`.
+        reason: String,
+    },
 }
 
 impl TcpError {
@@ -108,11 +116,16 @@ impl TcpError {
                 reason,
             },
             sys::Fail::Io(e) => TcpError::from_io(address, action, e),
+            sys::Fail::Tls(reason) => TcpError::Tls {
+                address: address.to_string(),
+                reason,
+            },
         }
     }
 
     /// A short name for the kind of failure, for a check's `error` detail:
-    /// `invalid-address`, `resolve`, `refused`, `unreachable`, `timeout`, `denied` or `io`.
+    /// `invalid-address`, `resolve`, `refused`, `unreachable`, `timeout`, `denied`, `io` or
+    /// `tls`.
     pub fn kind(&self) -> &'static str {
         match self {
             TcpError::InvalidAddress { .. } => "invalid-address",
@@ -122,6 +135,7 @@ impl TcpError {
             TcpError::Timeout { .. } => "timeout",
             TcpError::Denied { .. } => "denied",
             TcpError::Io { .. } => "io",
+            TcpError::Tls { .. } => "tls",
         }
     }
 
@@ -147,7 +161,8 @@ impl TcpError {
             | TcpError::Unreachable { address }
             | TcpError::Timeout { address, .. }
             | TcpError::Denied { address, .. }
-            | TcpError::Io { address, .. } => address,
+            | TcpError::Io { address, .. }
+            | TcpError::Tls { address, .. } => address,
         }
     }
 }
@@ -170,6 +185,7 @@ impl fmt::Display for TcpError {
                 write!(f, "{action} {address} denied by the host")
             }
             TcpError::Io { address, source } => write!(f, "I/O error with {address}: {source}"),
+            TcpError::Tls { address, reason } => write!(f, "TLS with {address} failed: {reason}"),
         }
     }
 }
@@ -351,6 +367,33 @@ impl TcpConn {
         self.stream
     }
 
+    /// The same connection with TLS on top: the handshake with `server_name` (the name
+    /// or IP address the server's certificate must be for), within the budget. Which CAs
+    /// to trust and which client certificate to present are the operator's, set on the
+    /// host (`--tls-ca`, `--tls-client-cert`); the probe never sees them.
+    pub fn start_tls(self, server_name: &str) -> Result<TcpConn, TcpError> {
+        self.check_budget("connecting")?;
+        let TcpConn {
+            stream,
+            address,
+            peer,
+            budget,
+        } = self;
+        match stream.inner.into_tls(server_name, &budget) {
+            Ok(inner) => Ok(TcpConn {
+                stream: TcpStream { inner },
+                address,
+                peer,
+                budget,
+            }),
+            Err(sys::Fail::Timeout) => Err(TcpError::Timeout {
+                address,
+                action: "in the TLS handshake with",
+            }),
+            Err(e) => Err(TcpError::from_sys(&address, "connecting", e)),
+        }
+    }
+
     /// A timeout error for `action` if the budget is spent.
     fn check_budget(&self, action: &'static str) -> Result<(), TcpError> {
         if self.budget.is_exhausted() {
@@ -404,6 +447,100 @@ impl TcpConn {
     }
 }
 
+/// Whether and how a probe speaks TLS: its `tls` and `server-name` parameters, the same
+/// in every bundled TCP probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain TCP (`tls=false`, the default).
+    Off,
+    /// TLS if the server offers it, plain otherwise (`tls=prefer`; only for protocols
+    /// that negotiate TLS, such as PostgreSQL's and MySQL's).
+    Prefer(String),
+    /// TLS or nothing (`tls=true` or `tls=require`), to this server name.
+    Require(String),
+}
+
+impl Tls {
+    /// The parameter specs: `tls` (with `prefer` if the protocol negotiates TLS) and
+    /// `server-name`.
+    pub fn params(negotiated: bool) -> [crate::ParamSpec; 2] {
+        let tls = if negotiated {
+            "Speak TLS: true (or require) refuses a server without it, prefer falls back to \
+             plain TCP if the server does not offer it, false (or disable) never asks; for \
+             example tls=require. The CA and client certificate are the operator's: \
+             --tls-ca, --tls-client-cert."
+        } else {
+            "Speak TLS over the connection: true or false, for example tls=true. The CA and \
+             client certificate are the operator's: --tls-ca, --tls-client-cert."
+        };
+        [
+            crate::ParamSpec::optional("tls", tls).default("false"),
+            crate::ParamSpec::optional(
+                "server-name",
+                "The name the server's certificate must be for, when it is not the host of \
+                 the address, for example server-name=db.internal.",
+            ),
+        ]
+    }
+
+    /// Reads `tls` and `server-name`; the server name defaults to the host of `address`.
+    pub fn from_params(
+        params: &crate::Params,
+        address: &str,
+        negotiated: bool,
+    ) -> Result<Tls, CheckError> {
+        let name = || {
+            params
+                .str("server-name")
+                .map(str::trim)
+                .map(str::to_string)
+                .or_else(|| parse_address(address).ok().map(|(h, _)| h.to_string()))
+                .unwrap_or_default()
+        };
+        let tls = match params.str("tls").map(str::trim) {
+            None | Some("false" | "disable") => Tls::Off,
+            Some("true" | "require") => Tls::Require(name()),
+            Some("prefer") if negotiated => Tls::Prefer(name()),
+            Some(other) => {
+                let expected = if negotiated {
+                    "true, false, require, prefer or disable"
+                } else {
+                    "true or false"
+                };
+                return Err(CheckError::invalid_param(
+                    "tls",
+                    format!("expected {expected}, got '{other}'"),
+                ));
+            }
+        };
+        if tls == Tls::Off && params.contains("server-name") {
+            return Err(CheckError::invalid_param(
+                "server-name",
+                "only used with TLS; give tls=true too",
+            ));
+        }
+        Ok(tls)
+    }
+
+    /// The server name, unless TLS is off.
+    pub fn server_name(&self) -> Option<&str> {
+        match self {
+            Tls::Off => None,
+            Tls::Prefer(name) | Tls::Require(name) => Some(name),
+        }
+    }
+}
+
+/// [`connect`], then TLS at once if `tls` asks for it (for protocols that start with the
+/// handshake: Redis, memcached, gRPC, plain TCP services).
+pub fn connect_with(address: &str, tls: &Tls, budget: &Budget) -> Result<TcpConn, TcpError> {
+    let conn = connect(address, budget)?;
+    match tls.server_name() {
+        Some(name) => conn.start_tls(name),
+        None => Ok(conn),
+    }
+}
+
 /// A byte link a protocol is spoken over: a [`TcpConn`] in a probe, a scripted peer in
 /// a unit test of the protocol.
 pub trait Link {
@@ -411,6 +548,17 @@ pub trait Link {
     fn send(&mut self, data: &[u8]) -> Result<(), TcpError>;
     /// Receive at most `max` bytes; empty when the peer closed the connection.
     fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError>;
+    /// The same link with TLS on top (see [`TcpConn::start_tls`]), for protocols that
+    /// switch to TLS part-way; a link that cannot says so.
+    fn start_tls(self, server_name: &str) -> Result<Self, TcpError>
+    where
+        Self: Sized,
+    {
+        Err(TcpError::Tls {
+            address: server_name.to_string(),
+            reason: "this link cannot speak TLS".into(),
+        })
+    }
 }
 
 impl Link for TcpConn {
@@ -420,6 +568,10 @@ impl Link for TcpConn {
 
     fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
         self.read_some(max)
+    }
+
+    fn start_tls(self, server_name: &str) -> Result<Self, TcpError> {
+        TcpConn::start_tls(self, server_name)
     }
 }
 
@@ -458,6 +610,42 @@ impl Write for TcpStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_parameters() {
+        let parse = |pairs: &[(&str, &str)], negotiated| {
+            Tls::from_params(
+                &crate::Params::from_pairs(pairs.iter().copied()),
+                "127.0.0.1:6380",
+                negotiated,
+            )
+        };
+        assert_eq!(parse(&[], false).unwrap(), Tls::Off);
+        assert_eq!(parse(&[("tls", "false")], true).unwrap(), Tls::Off);
+        assert_eq!(
+            parse(&[("tls", "true")], false).unwrap(),
+            Tls::Require("127.0.0.1".into())
+        );
+        assert_eq!(
+            parse(&[("tls", "require"), ("server-name", "db.internal")], true).unwrap(),
+            Tls::Require("db.internal".into())
+        );
+        assert_eq!(
+            parse(&[("tls", "prefer")], true).unwrap(),
+            Tls::Prefer("127.0.0.1".into())
+        );
+        // prefer only where the protocol negotiates TLS; server-name only with TLS.
+        for (pairs, negotiated, name) in [
+            (&[("tls", "prefer")][..], false, "tls"),
+            (&[("tls", "yes please")][..], true, "tls"),
+            (&[("server-name", "db.internal")][..], false, "server-name"),
+        ] {
+            match parse(pairs, negotiated) {
+                Err(CheckError::InvalidParam(p)) => assert_eq!(p.name, name, "{pairs:?}"),
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn addresses() {

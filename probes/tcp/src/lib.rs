@@ -6,7 +6,7 @@ mod script;
 
 use std::time::Instant;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError};
+use healthprobe_sdk::tcp::{self, TcpConn, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use script::{MAX_PENDING, Miss, Step, quote};
@@ -44,17 +44,19 @@ impl Probe for TcpProbe {
             )
             .repeatable(),
         )
+        .params(Tls::params(false))
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
         let address = params.required_str("address")?.trim();
         tcp::parse_address(address)
             .map_err(|reason| CheckError::invalid_param("address", reason))?;
+        let tls = Tls::from_params(params, address, false)?;
         let steps = Step::parse_all(params.pairs().iter().map(|(n, v)| (n.as_str(), v.as_str())))
             .map_err(|(name, reason)| CheckError::invalid_param(name, reason))?;
 
         let start = Instant::now();
-        let mut conn = match tcp::connect(address, &budget) {
+        let mut conn = match tcp::connect_with(address, &tls, &budget) {
             Ok(conn) => conn,
             Err(e) => {
                 return Ok(e
@@ -76,6 +78,9 @@ impl Probe for TcpProbe {
             .detail("address", address)
             .detail("peer", peer)
             .detail("elapsed-ms", elapsed_ms);
+        if tls != Tls::Off {
+            result = result.detail("tls", "true");
+        }
         if !steps.is_empty() {
             result = result
                 .detail("steps", steps.len())
@@ -257,7 +262,7 @@ mod tests {
         let info = TcpProbe::describe();
         assert_eq!(info.name, "tcp");
         let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["address", "send", "expect"]);
+        assert_eq!(names, ["address", "send", "expect", "tls", "server-name"]);
         assert!(info.params[0].required);
         assert!(info.params[1].repeatable && info.params[2].repeatable);
         assert!(

@@ -20,6 +20,23 @@ use wasi::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
 
 use crate::Budget;
 
+/// Bindings for `wasi:tls/types`, on the `wasi` crate's stream and pollable types.
+#[allow(unsafe_code, clippy::all)]
+mod tls {
+    wit_bindgen::generate!({
+        path: "wit-tls",
+        world: "imports",
+        features: ["tls"],
+        with: {
+            "wasi:io/error@0.2.4": ::wasi::io::error,
+            "wasi:io/poll@0.2.4": ::wasi::io::poll,
+            "wasi:io/streams@0.2.4": ::wasi::io::streams,
+        },
+    });
+}
+
+use tls::wasi::tls::types::{ClientConnection, ClientHandshake};
+
 /// Why an operation failed, before the address is attached.
 pub(super) enum Fail {
     /// The budget ran out (or the network reported a timeout).
@@ -28,6 +45,8 @@ pub(super) enum Fail {
     Resolve(String),
     /// Any other failure.
     Io(io::Error),
+    /// The TLS handshake or the TLS stream failed, in the host's words.
+    Tls(String),
 }
 
 impl Fail {
@@ -138,35 +157,81 @@ pub(super) fn connect(addr: SocketAddr, budget: &Budget) -> Result<Stream, Fail>
     Ok(Stream {
         input,
         output,
+        tls: None,
         _socket: socket,
     })
 }
 
-/// An open connection. The streams are children of the socket, so they come
-/// first and are dropped before it.
+/// An open connection. The streams are children of the TLS connection if there is one,
+/// which is a child of the socket: fields drop in order, children first.
 pub(super) struct Stream {
     input: InputStream,
     output: OutputStream,
+    tls: Option<ClientConnection>,
     _socket: TcpSocket,
 }
 
 impl Stream {
+    /// The same connection with TLS to `server_name` on top, the handshake waiting
+    /// within the budget. The host holds the trust (CA, client certificate): this only
+    /// names the server.
+    pub(super) fn into_tls(self, server_name: &str, budget: &Budget) -> Result<Stream, Fail> {
+        let Stream {
+            input,
+            output,
+            tls: _,
+            _socket,
+        } = self;
+        let pending = ClientHandshake::finish(ClientHandshake::new(server_name, input, output));
+        let (tls, input, output) = {
+            // The pollable is a child of the pending handshake: drop it first.
+            let ready = pending.subscribe();
+            loop {
+                match pending.get() {
+                    None => wait(&ready, Some(budget))?,
+                    Some(Ok(Ok(streams))) => break streams,
+                    Some(Ok(Err(e))) => return Err(Fail::Tls(e.to_debug_string())),
+                    Some(Err(())) => {
+                        return Err(Fail::Tls("the handshake's result was taken".into()));
+                    }
+                }
+            }
+        };
+        Ok(Stream {
+            input,
+            output,
+            tls: Some(tls),
+            _socket,
+        })
+    }
+
+    /// A stream error; on a TLS connection, a failed operation is TLS's (a refused
+    /// client certificate arrives as the first read's error).
+    fn fail(&self, e: StreamError) -> Fail {
+        match e {
+            StreamError::LastOperationFailed(e) if self.tls.is_some() => {
+                Fail::Tls(e.to_debug_string())
+            }
+            e => Fail::stream(e),
+        }
+    }
+
     /// Write all of `data` and flush, waiting within the budget.
     pub(super) fn write_all(&mut self, mut data: &[u8], budget: &Budget) -> Result<(), Fail> {
         let ready = self.output.subscribe();
         while !data.is_empty() {
-            let permit = self.output.check_write().map_err(Fail::stream)?;
+            let permit = self.output.check_write().map_err(|e| self.fail(e))?;
             if permit == 0 {
                 wait(&ready, Some(budget))?;
                 continue;
             }
             let n = usize::try_from(permit).map_or(data.len(), |p| p.min(data.len()));
-            self.output.write(&data[..n]).map_err(Fail::stream)?;
+            self.output.write(&data[..n]).map_err(|e| self.fail(e))?;
             data = &data[n..];
         }
         // The stream accepts no writes until the flush is done.
-        self.output.flush().map_err(Fail::stream)?;
-        while self.output.check_write().map_err(Fail::stream)? == 0 {
+        self.output.flush().map_err(|e| self.fail(e))?;
+        while self.output.check_write().map_err(|e| self.fail(e))? == 0 {
             wait(&ready, Some(budget))?;
         }
         Ok(())
@@ -185,7 +250,7 @@ impl Stream {
                 Ok(data) if !data.is_empty() => return Ok(data),
                 Ok(_) => wait(&ready, Some(budget))?,
                 Err(StreamError::Closed) => return Ok(Vec::new()),
-                Err(e) => return Err(Fail::stream(e)),
+                Err(e) => return Err(self.fail(e)),
             }
         }
     }
