@@ -1,4 +1,4 @@
-//! Host-side bindings for the `healthprobe:probe` WIT world.
+//! Host-side bindings for the `healthprobe:probe` WIT world, and for `healthprobe:tls`.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -6,3 +6,12 @@ wasmtime::component::bindgen!({
     imports: { default: async },
     exports: { default: async },
 });
+
+/// Host-side bindings for `healthprobe:tls`: ALPN and peer facts for a probe's `wasi:tls`
+/// handshakes (see `imports/tls.rs`).
+pub mod tls {
+    wasmtime::component::bindgen!({
+        path: "../wit/deps/tls",
+        world: "imports",
+    });
+}

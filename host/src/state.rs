@@ -31,8 +31,9 @@ pub struct HostState {
     pub http: HttpCtx,
     /// `wasi:http`'s context and the hooks that send its requests.
     pub wasi_http: WasiHttp,
-    /// `wasi:tls`'s context: the operator's trust.
-    pub tls: wasmtime_wasi_tls::WasiTlsCtx,
+    /// `wasi:tls`'s and `healthprobe:tls`'s context: the operator's trust, ALPN and the
+    /// last peer.
+    pub tls: crate::imports::tls::TlsCtx,
 }
 
 /// The host call a probe is blocked in, shared with the runner: when the deadline drops

@@ -346,6 +346,13 @@ pub fn io_words(e: &std::io::Error) -> String {
     }
 }
 
+/// When `cert` (DER) expires, in seconds since the Unix epoch; `None` if it cannot be read
+/// or expired before 1970.
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<u64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    u64::try_from(parsed.validity().not_after.timestamp()).ok()
+}
+
 /// A name rustls presents as `DnsName("db.example.com")` or `IpAddress(10.0.0.1)`, bare.
 fn bare_name(presented: &str) -> &str {
     presented

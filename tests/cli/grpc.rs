@@ -19,7 +19,7 @@ use crate::support::{SLACK, SilentServer, closed_port, healthprobe};
 /// A tonic server with the standard health service. An interceptor records the
 /// `x-api-key` metadata of every call and, when `required_key` is set, answers
 /// UNAUTHENTICATED to calls without that key.
-struct HealthServer {
+pub(crate) struct HealthServer {
     addr: SocketAddr,
     reporter: HealthReporter,
     keys_seen: Arc<Mutex<Vec<String>>>,
@@ -28,6 +28,12 @@ struct HealthServer {
 
 impl HealthServer {
     fn start(required_key: Option<&str>) -> Self {
+        Self::start_with(required_key, None)
+    }
+
+    /// [`start`](Self::start), serving TLS (with ALPN `h2`, as tonic does) with `tls`'s
+    /// certificate if given.
+    pub(crate) fn start_with(required_key: Option<&str>, tls: Option<&crate::tls::Pem>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -56,8 +62,18 @@ impl HealthServer {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(pem) = tls {
+            let identity = tonic::transport::Identity::from_pem(
+                std::fs::read(&pem.cert).unwrap(),
+                std::fs::read(&pem.key).unwrap(),
+            );
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .unwrap();
+        }
         runtime.spawn(
-            tonic::transport::Server::builder()
+            builder
                 .add_service(service)
                 .serve_with_incoming(TcpIncoming::from(listener)),
         );
@@ -76,7 +92,7 @@ impl HealthServer {
             .block_on(self.reporter.set_service_status(service, status));
     }
 
-    fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("address={}", self.addr)
     }
 }

@@ -109,6 +109,8 @@ fn wit_prints_the_package_probes_are_written_against() {
         std::fs::read_to_string(wit_dir.join("probe.wit")).unwrap(),
         expected
     );
+    let tls = std::fs::read_to_string(wit_dir.join("deps/tls/tls.wit")).unwrap();
+    assert!(tls.contains("package healthprobe:tls@0.1.0;"), "{tls}");
 
     // A directory that cannot be made: exit 3 naming the path.
     let file = dir.path().join("a-file");

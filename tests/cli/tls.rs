@@ -296,6 +296,49 @@ fn memcached_over_tls() {
 }
 
 #[test]
+fn grpc_over_tls_with_alpn_h2() {
+    let pki = Pki::new();
+    let server = crate::grpc::HealthServer::start_with(None, Some(&pki.server));
+    let address = server.address();
+    let mut flags = pki.trust().to_vec();
+    flags.extend(["--format".to_string(), "json".to_string()]);
+    let out = run("grpc", &[&address, "tls=true"], &flags);
+    out.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        json["message"].as_str().unwrap().contains("SERVING"),
+        "{json:#}"
+    );
+    // The certificate's expiry, in seconds since the epoch, as blackbox_exporter names it
+    // (rcgen's default is far in the future).
+    let expiry: u64 = json["details"]["ssl-earliest-cert-expiry"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(expiry > now + 86_400, "{json:#}");
+    run::<&str>("grpc", &[&address, "tls=true"], &[]).expect(
+        1,
+        "unhealthy: grpc: ",
+        &["unknown issuer"],
+    );
+    // Cleartext to a TLS server: the probe sees a TLS record and says what to do.
+    run::<&str>("grpc", &[&address], &[]).expect(1, "unhealthy: grpc: ", &["tls=true"]);
+    // A TLS server that does not choose h2 (Redis offers no ALPN) is not gRPC.
+    if let Some(redis) = redis_tls(&pki, &pki.server, false) {
+        run("grpc", &[&redis.address_param(), "tls=true"], &pki.trust()).expect(
+            1,
+            "unhealthy: grpc: ",
+            &["did not choose HTTP/2", "ALPN h2"],
+        );
+    }
+}
+
+#[test]
 fn tcp_send_and_expect_over_tls() {
     let pki = Pki::new();
     let Some(server) = redis_tls(&pki, &pki.server, false) else {

@@ -16,10 +16,18 @@ pub const PROBE_WIT: &str = include_str!("../../../wit/probe.wit");
 /// `componentize-py` and `jco`/`componentize-js` read (`--wit DIR`).
 pub const FILE_NAME: &str = "probe.wit";
 
+/// `healthprobe:tls` (ALPN and the peer's certificate for `wasi:tls` handshakes), written
+/// beside it as a dependency for probes that speak TLS.
+pub const TLS_WIT: &str = include_str!("../../../wit/deps/tls/tls.wit");
+
+/// Where `TLS_WIT` goes, under the directory.
+pub const TLS_FILE: &str = "deps/tls/tls.wit";
+
 /// Arguments of `healthprobe wit`.
 #[derive(Debug, Args)]
 pub struct WitArgs {
-    /// Write `probe.wit` into this directory (created if missing) instead of printing it.
+    /// Write `probe.wit` into this directory (created if missing) instead of printing it,
+    /// with `healthprobe:tls` in `deps/tls/tls.wit`.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 }
@@ -32,9 +40,11 @@ pub fn execute(args: WitArgs) -> Result<ExitCode, crate::Error> {
         return Ok(ExitCode::SUCCESS);
     };
     let file = dir.join(FILE_NAME);
-    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+    let tls = dir.join(TLS_FILE);
+    let written = std::fs::create_dir_all(tls.parent().unwrap_or(&dir)).and_then(|()| {
         crate::confine::limit_writes(&[&dir]);
-        crate::fsio::write_atomically(&file, &[PROBE_WIT.as_bytes()])
+        crate::fsio::write_atomically(&file, &[PROBE_WIT.as_bytes()])?;
+        crate::fsio::write_atomically(&tls, &[TLS_WIT.as_bytes()])
     });
     if let Err(e) = written {
         return Ok(output::fail(
@@ -48,9 +58,10 @@ pub fn execute(args: WitArgs) -> Result<ExitCode, crate::Error> {
         ));
     }
     output::print_line(&format!(
-        "wrote healthprobe:probe@{} to {}; generate bindings from the directory, e.g. `wit-bindgen c {}`",
+        "wrote healthprobe:probe@{} to {} (and healthprobe:tls to {}); generate bindings from the directory, e.g. `wit-bindgen c {}`",
         package_version(),
         file.display(),
+        tls.display(),
         dir.display()
     ))?;
     Ok(ExitCode::SUCCESS)

@@ -7,22 +7,29 @@
 //! the trust is the operator's ([`crate::tls::Trust`]), so the probe asks for TLS to a name
 //! and never sees a CA file or a private key. The interface cannot ask to skip verification:
 //! only `--allow-insecure-tls` turns it off, for every `wasi:tls` connection of the run.
+//!
+//! `healthprobe:tls/handshakes` adds what `wasi:tls` cannot carry: the ALPN protocols of the
+//! next handshake (gRPC needs `h2`) and the peer of the last one (the certificate's expiry,
+//! the protocol chosen). Both go through state the store shares with the provider: the
+//! provider's `connect` is called from within the guest's `finish` call, so "the next
+//! handshake" is well defined.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wasmtime::component::Linker;
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi_tls::{
     TlsProvider, TlsStream, TlsTransport, WasiTlsCtx, WasiTlsCtxBuilder, WasiTlsCtxView,
     WasiTlsView,
 };
 
+use crate::bindings::tls::healthprobe::tls::handshakes::{self, Peer};
 use crate::imports::Capability;
 use crate::sandbox::Sandbox;
 use crate::state::HostState;
@@ -32,7 +39,7 @@ use crate::tls;
 pub const CAPABILITY: Capability = Capability {
     key: "tls",
     description: "TLS over the probe's own TCP connections (wasi:tls)",
-    interfaces: &["wasi:tls/types"],
+    interfaces: &["wasi:tls/types", "healthprobe:tls/handshakes"],
     grant,
 };
 
@@ -50,34 +57,84 @@ fn grant(sandbox: &Sandbox) -> (bool, String) {
     )
 }
 
-/// The per-run context: the sandbox's trust, verifying unless insecure TLS is granted.
-pub fn ctx(sandbox: &Sandbox) -> WasiTlsCtx {
-    WasiTlsCtxBuilder::new()
-        .provider(Box::new(Provider {
-            config: sandbox.tls.config(!sandbox.insecure_tls),
-        }))
-        .build()
+/// The per-run state of both TLS interfaces.
+pub struct TlsCtx {
+    wasi: WasiTlsCtx,
+    shared: Arc<Mutex<Shared>>,
 }
 
-/// Registers `wasi:tls/types`, served from [`HostState::tls`].
+/// What the store and the provider share.
+#[derive(Default)]
+struct Shared {
+    /// ALPN protocols for the next handshake.
+    next_alpn: Vec<Vec<u8>>,
+    /// The peer of the last handshake that completed.
+    last_peer: Option<Peer>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The per-run context: the sandbox's trust, verifying unless insecure TLS is granted.
+pub fn ctx(sandbox: &Sandbox) -> TlsCtx {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    TlsCtx {
+        wasi: WasiTlsCtxBuilder::new()
+            .provider(Box::new(Provider {
+                config: sandbox.tls.config(!sandbox.insecure_tls),
+                shared: shared.clone(),
+            }))
+            .build(),
+        shared,
+    }
+}
+
+/// Registers `wasi:tls/types` and `healthprobe:tls/handshakes`, served from
+/// [`HostState::tls`].
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let mut opts = wasmtime_wasi_tls::p2::LinkOptions::default();
     opts.tls(true);
-    wasmtime_wasi_tls::p2::add_to_linker(linker, &opts)
+    wasmtime_wasi_tls::p2::add_to_linker(linker, &opts)?;
+    handshakes::add_to_linker::<_, HasSelf<TlsCtx>>(linker, |s| &mut s.tls)
 }
 
 impl WasiTlsView for HostState {
     fn tls(&mut self) -> WasiTlsCtxView<'_> {
         WasiTlsCtxView {
-            ctx: &mut self.tls,
+            ctx: &mut self.tls.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+/// Protocol names longer than this are not ALPN (RFC 7301 allows 255 bytes; nothing
+/// registered comes near 64).
+const MAX_ALPN_NAME: usize = 255;
+/// More protocols than this in one offer is not a real client's.
+const MAX_ALPN_NAMES: usize = 16;
+
+impl handshakes::Host for TlsCtx {
+    fn set_next_alpn(&mut self, protocols: Vec<String>) {
+        // Names that cannot go on the wire are left out rather than failing the probe:
+        // the server then simply does not see them.
+        lock(&self.shared).next_alpn = protocols
+            .into_iter()
+            .filter(|p| !p.is_empty() && p.len() <= MAX_ALPN_NAME)
+            .take(MAX_ALPN_NAMES)
+            .map(String::into_bytes)
+            .collect();
+    }
+
+    fn last_peer(&mut self) -> Option<Peer> {
+        lock(&self.shared).last_peer.clone()
     }
 }
 
 /// Handshakes with rustls and the operator's trust; failures in words.
 struct Provider {
     config: Arc<ClientConfig>,
+    shared: Arc<Mutex<Shared>>,
 }
 
 type Handshake =
@@ -85,7 +142,15 @@ type Handshake =
 
 impl TlsProvider for Provider {
     fn connect(&self, server_name: String, transport: Box<dyn TlsTransport>) -> Handshake {
-        let config = self.config.clone();
+        let alpn = std::mem::take(&mut lock(&self.shared).next_alpn);
+        let config = if alpn.is_empty() {
+            self.config.clone()
+        } else {
+            let mut config = (*self.config).clone();
+            config.alpn_protocols = alpn;
+            Arc::new(config)
+        };
+        let shared = self.shared.clone();
         Box::pin(async move {
             let name = ServerName::try_from(server_name.trim_end_matches('.').to_owned()).map_err(
                 |_| {
@@ -99,8 +164,27 @@ impl TlsProvider for Provider {
                 .connect(name, transport)
                 .await
                 .map_err(|e| wasmtime_wasi_tls::Error::msg(tls::io_words(&e)))?;
+            lock(&shared).last_peer = Some(peer(stream.get_ref().1));
             Ok(Box::new(Worded(stream)) as Box<dyn TlsStream>)
         })
+    }
+}
+
+/// What a completed handshake tells about the server.
+fn peer(session: &rustls::ClientConnection) -> Peer {
+    Peer {
+        protocol: session
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+        not_after: session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| tls::not_after(cert)),
+        version: session
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("TLS")
+            .replace('_', "."),
     }
 }
 

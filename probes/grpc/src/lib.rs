@@ -4,7 +4,7 @@
 mod h2;
 mod health;
 
-use healthprobe_sdk::tcp::{self, Link, TcpError};
+use healthprobe_sdk::tcp::{self, Link, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 use prost::Message;
 
@@ -16,7 +16,8 @@ impl Probe for GrpcProbe {
             "grpc",
             env!("CARGO_PKG_VERSION"),
             "Calls the gRPC Health Checking Protocol (grpc.health.v1.Health/Check) over \
-             cleartext HTTP/2 (h2c, no TLS); healthy when the status is SERVING.",
+             cleartext HTTP/2 (h2c), or over TLS with tls=true (ALPN h2); healthy when the \
+             status is SERVING.",
         )
         .param(ParamSpec::required(
             "address",
@@ -43,6 +44,7 @@ impl Probe for GrpcProbe {
             )
             .repeatable(),
         )
+        .params(Tls::params(false))
     }
 
     fn check(params: &Params, budget: Budget) -> Result<CheckResult, CheckError> {
@@ -59,7 +61,9 @@ impl Probe for GrpcProbe {
             .map(health::parse_metadata)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| CheckError::invalid_param("metadata", reason))?;
+        let tls = Tls::from_params(params, address, false)?;
         let request = Request {
+            scheme: if tls == Tls::Off { "http" } else { "https" },
             service,
             authority,
             metadata,
@@ -67,10 +71,20 @@ impl Probe for GrpcProbe {
             timeout_ms: budget.remaining().as_millis().clamp(1, 99_999_999) as u64,
         };
 
-        let outcome = match tcp::connect(address, &budget) {
-            Ok(conn) => call(&mut Connection::new(conn), &request),
-            Err(e) => Err(Failure::Tcp(e)),
-        };
+        let outcome = tcp::connect(address, &budget)
+            .and_then(|conn| match tls.server_name() {
+                Some(name) => conn.start_tls_alpn(name, &["h2"]),
+                None => Ok(conn),
+            })
+            .map_err(Failure::Tcp)
+            .and_then(|conn| {
+                // Over TLS, HTTP/2 only if the server chose it.
+                let h2 = conn.tls_peer().map(|p| p.protocol.as_deref());
+                if matches!(h2, Some(p) if p != Some("h2")) {
+                    return Err(Failure::NoAlpn);
+                }
+                call(&mut Connection::new(conn), &request)
+            });
         let elapsed_ms = budget.elapsed().as_millis();
         let target = if service.is_empty() {
             format!("{address} (whole server)")
@@ -93,6 +107,8 @@ healthprobe_sdk::export_probe!(GrpcProbe);
 
 /// What to send.
 struct Request<'a> {
+    /// `http`, or `https` over TLS.
+    scheme: &'static str,
     service: &'a str,
     authority: &'a str,
     metadata: Vec<(String, String)>,
@@ -106,7 +122,7 @@ impl Request<'_> {
         let timeout = format!("{}m", self.timeout_ms);
         let mut fields: Vec<(&[u8], &[u8])> = vec![
             (b":method", b"POST"),
-            (b":scheme", b"http"),
+            (b":scheme", self.scheme.as_bytes()),
             (b":path", health::CHECK_PATH.as_bytes()),
             (b":authority", self.authority.as_bytes()),
             (b"content-type", b"application/grpc"),
@@ -151,6 +167,8 @@ enum Failure {
     NotHttp2(String),
     /// The peer answered with a TLS record.
     Tls,
+    /// Over TLS, the server did not choose HTTP/2 (ALPN `h2`).
+    NoAlpn,
     /// The peer closed the connection before the response was complete.
     Closed(&'static str),
     /// The peer broke HTTP/2 or gRPC; the text says how.
@@ -175,10 +193,15 @@ impl Failure {
                 "not-http2",
             ),
             Failure::Tls => (
-                format!(
-                    "{address} answered with TLS; the probe speaks cleartext HTTP/2 (h2c) only"
-                ),
+                format!("{address} answered with TLS; give tls=true to speak TLS to it"),
                 "tls",
+            ),
+            Failure::NoAlpn => (
+                format!(
+                    "{address} did not choose HTTP/2 in the TLS handshake (ALPN h2), as a gRPC \
+                     server does"
+                ),
+                "alpn",
             ),
             Failure::Closed(when) => (format!("{address} closed the connection {when}"), "closed"),
             Failure::Protocol(what) => (format!("{address}: {what}"), "protocol"),

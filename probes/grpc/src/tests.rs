@@ -40,6 +40,7 @@ fn connection(replies: &[Vec<u8>]) -> Connection<Script> {
 
 fn request(service: &str) -> Request<'_> {
     Request {
+        scheme: "http",
         service,
         authority: "127.0.0.1:50051",
         metadata: vec![("x-api-key".into(), "abc".into())],
@@ -401,7 +402,17 @@ fn bad_parameters() {
 fn describe_documents_every_parameter() {
     let info = GrpcProbe::describe();
     let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["address", "service", "authority", "metadata"]);
+    assert_eq!(
+        names,
+        [
+            "address",
+            "service",
+            "authority",
+            "metadata",
+            "tls",
+            "server-name"
+        ]
+    );
     assert!(
         info.params
             .iter()

@@ -55,9 +55,10 @@ impl Probe for Memcached {
                 "VERSION {version} from {address} in {elapsed_ms} ms"
             ))
             .detail("version", version),
-            Err(Failure::Tcp(TcpError::Timeout { action, .. }))
-                if matches!(action, "reading" | "writing") =>
-            {
+            Err(Failure::Tcp(TcpError::Timeout {
+                action: "reading" | "writing",
+                ..
+            })) => {
                 CheckResult::unhealthy(format!("timeout waiting for {address} to answer `version`"))
                     .detail("error", "timeout")
             }

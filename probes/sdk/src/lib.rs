@@ -123,7 +123,12 @@ pub mod __private {
     ) -> Result<CheckResult, CheckError> {
         let budget = Budget::new(budget_ms);
         let params = Params::new(params).with_defaults(&P::describe().params);
-        P::check(&params, budget)
+        crate::tcp::take_earliest_expiry();
+        let result = P::check(&params, budget)?;
+        Ok(match crate::tcp::take_earliest_expiry() {
+            Some(t) => result.detail("ssl-earliest-cert-expiry", t),
+            None => result,
+        })
     }
 }
 

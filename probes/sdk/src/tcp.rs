@@ -328,6 +328,7 @@ pub fn connect(address: &str, budget: &Budget) -> Result<TcpConn, TcpError> {
                     address: address.to_string(),
                     peer: addr,
                     budget: *budget,
+                    tls: None,
                 });
             }
             Err(sys::Fail::Timeout) => return Err(timeout("connecting")),
@@ -344,6 +345,42 @@ pub struct TcpConn {
     address: String,
     peer: SocketAddr,
     budget: Budget,
+    /// What the TLS handshake told, once the connection is TLS.
+    tls: Option<TlsPeer>,
+}
+
+/// What a TLS handshake told about the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPeer {
+    /// The application protocol the server chose (ALPN), for example `h2`.
+    pub protocol: Option<String>,
+    /// When its certificate expires, in seconds since the Unix epoch.
+    pub not_after: Option<u64>,
+    /// The TLS version, for example `TLSv1.3`.
+    pub version: String,
+}
+
+/// The earliest certificate expiry seen in this check's handshakes (0: none yet). A probe
+/// runs one check per instance, single-threaded.
+static EARLIEST_EXPIRY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn record_expiry(not_after: Option<u64>) {
+    use core::sync::atomic::Ordering;
+    if let Some(t) = not_after.filter(|t| *t > 0) {
+        let _ = EARLIEST_EXPIRY.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+            Some(if e == 0 { t } else { e.min(t) })
+        });
+    }
+}
+
+/// The earliest expiry of the certificates this check's TLS handshakes saw, and forget it:
+/// the SDK adds it to the result as the `ssl-earliest-cert-expiry` detail (seconds since
+/// the epoch; the name and meaning of blackbox_exporter's metric).
+pub(crate) fn take_earliest_expiry() -> Option<u64> {
+    match EARLIEST_EXPIRY.swap(0, core::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        t => Some(t),
+    }
 }
 
 impl TcpConn {
@@ -355,6 +392,11 @@ impl TcpConn {
     /// The resolved address actually connected to.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// What the TLS handshake told about the server, once the connection is TLS.
+    pub fn tls_peer(&self) -> Option<&TlsPeer> {
+        self.tls.as_ref()
     }
 
     /// The underlying byte stream, for protocols the helpers do not cover.
@@ -372,20 +414,32 @@ impl TcpConn {
     /// to trust and which client certificate to present are the operator's, set on the
     /// host (`--tls-ca`, `--tls-client-cert`); the probe never sees them.
     pub fn start_tls(self, server_name: &str) -> Result<TcpConn, TcpError> {
+        self.start_tls_alpn(server_name, &[])
+    }
+
+    /// [`start_tls`](Self::start_tls), offering the application protocols `alpn` (most
+    /// preferred first; `h2` for gRPC). Which one the server chose is in
+    /// [`tls_peer`](Self::tls_peer).
+    pub fn start_tls_alpn(self, server_name: &str, alpn: &[&str]) -> Result<TcpConn, TcpError> {
         self.check_budget("connecting")?;
         let TcpConn {
             stream,
             address,
             peer,
             budget,
+            tls: _,
         } = self;
-        match stream.inner.into_tls(server_name, &budget) {
-            Ok(inner) => Ok(TcpConn {
-                stream: TcpStream { inner },
-                address,
-                peer,
-                budget,
-            }),
+        match stream.inner.into_tls(server_name, alpn, &budget) {
+            Ok((inner, tls)) => {
+                record_expiry(tls.not_after);
+                Ok(TcpConn {
+                    stream: TcpStream { inner },
+                    address,
+                    peer,
+                    budget,
+                    tls: Some(tls),
+                })
+            }
             Err(sys::Fail::Timeout) => Err(TcpError::Timeout {
                 address,
                 action: "in the TLS handshake with",

@@ -52,7 +52,12 @@ pub(super) struct Stream(TcpStream);
 
 impl Stream {
     /// TLS is the host's (`wasi:tls`): natively there is none.
-    pub(super) fn into_tls(self, _server_name: &str, _budget: &Budget) -> Result<Stream, Fail> {
+    pub(super) fn into_tls(
+        self,
+        _server_name: &str,
+        _alpn: &[&str],
+        _budget: &Budget,
+    ) -> Result<(Stream, super::TlsPeer), Fail> {
         Err(Fail::Tls(
             "TLS is provided by the healthprobe host, not in native builds".into(),
         ))

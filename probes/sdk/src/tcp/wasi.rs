@@ -37,6 +37,17 @@ mod tls {
 
 use tls::wasi::tls::types::{ClientConnection, ClientHandshake};
 
+/// Bindings for `healthprobe:tls/handshakes`: ALPN and the peer of a handshake.
+#[allow(unsafe_code, clippy::all)]
+mod options {
+    wit_bindgen::generate!({
+        path: "../../wit/deps/tls",
+        world: "imports",
+    });
+}
+
+use options::healthprobe::tls::handshakes;
+
 /// Why an operation failed, before the address is attached.
 pub(super) enum Fail {
     /// The budget ran out (or the network reported a timeout).
@@ -175,13 +186,22 @@ impl Stream {
     /// The same connection with TLS to `server_name` on top, the handshake waiting
     /// within the budget. The host holds the trust (CA, client certificate): this only
     /// names the server.
-    pub(super) fn into_tls(self, server_name: &str, budget: &Budget) -> Result<Stream, Fail> {
+    pub(super) fn into_tls(
+        self,
+        server_name: &str,
+        alpn: &[&str],
+        budget: &Budget,
+    ) -> Result<(Stream, super::TlsPeer), Fail> {
         let Stream {
             input,
             output,
             tls: _,
             _socket,
         } = self;
+        if !alpn.is_empty() {
+            let protocols: Vec<String> = alpn.iter().map(|p| p.to_string()).collect();
+            handshakes::set_next_alpn(&protocols);
+        }
         let pending = ClientHandshake::finish(ClientHandshake::new(server_name, input, output));
         let (tls, input, output) = {
             // The pollable is a child of the pending handshake: drop it first.
@@ -197,12 +217,25 @@ impl Stream {
                 }
             }
         };
-        Ok(Stream {
+        let peer = handshakes::last_peer().map_or_else(
+            || super::TlsPeer {
+                protocol: None,
+                not_after: None,
+                version: "TLS".into(),
+            },
+            |p| super::TlsPeer {
+                protocol: p.protocol,
+                not_after: p.not_after,
+                version: p.version,
+            },
+        );
+        let stream = Stream {
             input,
             output,
             tls: Some(tls),
             _socket,
-        })
+        };
+        Ok((stream, peer))
     }
 
     /// A stream error; on a TLS connection, a failed operation is TLS's (a refused
