@@ -34,6 +34,16 @@ impl HealthServer {
     /// [`start`](Self::start), serving TLS (with ALPN `h2`, as tonic does) with `tls`'s
     /// certificate if given.
     pub(crate) fn start_with(required_key: Option<&str>, tls: Option<&crate::tls::Pem>) -> Self {
+        Self::start_tls(required_key, tls, None)
+    }
+
+    /// [`start_with`](Self::start_with); with `client_ca`, a client certificate that CA
+    /// signed is required.
+    pub(crate) fn start_tls(
+        required_key: Option<&str>,
+        tls: Option<&crate::tls::Pem>,
+        client_ca: Option<&std::path::Path>,
+    ) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -68,9 +78,13 @@ impl HealthServer {
                 std::fs::read(&pem.cert).unwrap(),
                 std::fs::read(&pem.key).unwrap(),
             );
-            builder = builder
-                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-                .unwrap();
+            let mut config = tonic::transport::ServerTlsConfig::new().identity(identity);
+            if let Some(ca) = client_ca {
+                config = config.client_ca_root(tonic::transport::Certificate::from_pem(
+                    std::fs::read(ca).unwrap(),
+                ));
+            }
+            builder = builder.tls_config(config).unwrap();
         }
         runtime.spawn(
             builder

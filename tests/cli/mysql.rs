@@ -14,14 +14,14 @@ use crate::support::{SLACK, closed_port, healthprobe};
 
 /// A MariaDB server on a free loopback port with a user `probe` (password `secret`), a
 /// user `ed` that needs the ed25519 plugin, and a database `app`.
-struct MariaDb {
-    server: Server,
+pub(crate) struct MariaDb {
+    pub(crate) server: Server,
     client: PathBuf,
 }
 
 impl MariaDb {
     /// `None` (after reporting the skip) when MariaDB is not installed, except under CI.
-    fn start(extra: &[&str]) -> Option<MariaDb> {
+    pub(crate) fn start(extra: &[&str]) -> Option<MariaDb> {
         let mariadbd = find_binary("MariaDB server (mariadb-server)", &in_path("mariadbd"))?;
         let install = find_binary("mariadb-install-db", &in_path("mariadb-install-db"))?;
         let client = find_binary("MariaDB client", &in_path("mariadb"))?;
@@ -79,7 +79,7 @@ impl MariaDb {
     }
 
     /// Runs SQL as root over the socket.
-    fn sql(&self, sql: &str) {
+    pub(crate) fn sql(&self, sql: &str) {
         let out = in_dir(Command::new(&self.client), self.server.dir.path())
             .args(["--no-defaults", "-uroot"])
             .arg(format!("--socket={}", self.socket().display()))
@@ -123,7 +123,7 @@ impl MariaDb {
         child
     }
 
-    fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("address={}", self.server.address())
     }
 }
@@ -149,45 +149,6 @@ fn mysql_handshake_only_is_healthy() {
         "healthy: mysql: ",
         &["accepting connections"],
     );
-}
-
-#[test]
-fn mysql_logs_in_over_tls() {
-    let pki = crate::tls::Pki::new();
-    let cert = format!("--ssl-cert={}", pki.server.cert.display());
-    let key = format!("--ssl-key={}", pki.server.key.display());
-    let Some(db) = MariaDb::start(&[&cert, &key]) else {
-        return;
-    };
-    let ca = pki.ca.display().to_string();
-    let login = |extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            "mysql",
-            "tls=require",
-            "username=probe",
-            "password=secret",
-        ];
-        let address = db.address();
-        args.push(&address);
-        args.extend(extra);
-        args.extend(["--format", "json"]);
-        healthprobe(args)
-    };
-    let out = login(&["--tls-ca", &ca]);
-    out.expect_code(0);
-    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(json["details"]["tls"], "true", "{json:#}");
-    assert!(
-        json["message"]
-            .as_str()
-            .unwrap()
-            .contains("logged in as 'probe'"),
-        "{json:#}"
-    );
-    let out = login(&[]);
-    out.expect_code(1);
-    assert!(out.stdout.contains("unknown issuer"), "{out:#?}");
 }
 
 #[test]

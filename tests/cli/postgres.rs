@@ -104,6 +104,15 @@ fn postgres() -> Option<Server> {
 
 /// [`postgres`], with TLS on (`ssl = on`) with `pem` as the certificate if given.
 pub(crate) fn postgres_with(tls: Option<&crate::tls::Pem>) -> Option<Server> {
+    postgres_tls(tls, None)
+}
+
+/// [`postgres_with`]; with `client_ca`, every TCP login must also present a client
+/// certificate that CA signed (`clientcert=verify-ca`).
+pub(crate) fn postgres_tls(
+    tls: Option<&crate::tls::Pem>,
+    client_ca: Option<&Path>,
+) -> Option<Server> {
     let bin = bin_dir()?;
     let nobody = User::from_name("nobody")
         .unwrap()
@@ -139,7 +148,15 @@ pub(crate) fn postgres_with(tls: Option<&crate::tls::Pem>) -> Option<Server> {
     );
     single.args(["--single", "-D"]).arg(&data).arg("postgres");
     run_ok(single, SETUP_SQL);
-    std::fs::write(data.join("pg_hba.conf"), PG_HBA).unwrap();
+    // The first matching line wins: `probe` over TLS must show a certificate too.
+    let hba = match client_ca {
+        Some(_) => {
+            "hostssl all probe 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n".to_string()
+                + PG_HBA
+        }
+        None => PG_HBA.to_string(),
+    };
+    std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
     // The server reads its key as nobody, and only from a file no one else may read.
     let mut ssl = Vec::new();
     if let Some(pem) = tls {
@@ -158,6 +175,12 @@ pub(crate) fn postgres_with(tls: Option<&crate::tls::Pem>) -> Option<Server> {
             "-c".to_string(),
             format!("ssl_key_file={}", key.display()),
         ];
+        if let Some(ca) = client_ca {
+            let copy = dir.path().join("client-ca.pem");
+            std::fs::copy(ca, &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+            ssl.extend(["-c".to_string(), format!("ssl_ca_file={}", copy.display())]);
+        }
     }
 
     // SIGINT is the fast shutdown: it does not wait for clients to leave. The socket and

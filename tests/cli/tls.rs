@@ -185,149 +185,239 @@ fn redis_over_tls_is_healthy_with_the_operators_ca_and_refused_without() {
     run::<&str>("redis", &[&address], &[]).expect_code(1);
 }
 
-#[test]
-fn certificate_errors_name_their_cause() {
-    let pki = Pki::new();
-    let Some(expired) = redis_tls(&pki, &pki.expired, false) else {
-        return;
-    };
-    run(
-        "redis",
-        &[&expired.address_param(), "tls=true"],
-        &pki.trust(),
-    )
-    .expect(
-        1,
-        "unhealthy: redis: ",
-        &["certificate expired on 2021-01-01"],
-    );
-    let wrong = redis_tls(&pki, &pki.wrong_name, false).unwrap();
-    run("redis", &[&wrong.address_param(), "tls=true"], &pki.trust()).expect(
-        1,
-        "unhealthy: redis: ",
-        &["name mismatch: certificate is for db.example.com, not 127.0.0.1"],
-    );
-    // The name the certificate is for, given as server-name, is accepted (the address
-    // stays 127.0.0.1).
-    run(
-        "redis",
-        &[
-            &wrong.address_param(),
-            "tls=true",
-            "server-name=db.example.com",
-        ],
-        &pki.trust(),
-    )
-    .expect(0, "healthy: redis: ", &["PONG"]);
+/// A probe's server with TLS on: `guard` keeps it running; `target` is the parameter
+/// that reaches it (`address=…`, or `url=…` for `http`).
+struct Running {
+    _guard: Box<dyn std::any::Any>,
+    target: String,
 }
 
-#[test]
-fn mutual_tls_needs_the_client_certificate() {
-    let pki = Pki::new();
-    let Some(server) = redis_tls(&pki, &pki.server, true) else {
-        return;
-    };
-    let address = server.address_param();
-    let mut flags = pki.trust().to_vec();
-    flags.extend(pki.identity());
-    run("redis", &[&address, "tls=true"], &flags).expect(0, "healthy: redis: ", &["PONG"]);
-    run("redis", &[&address, "tls=true"], &pki.trust()).expect(
-        1,
-        "unhealthy: redis: ",
-        &["client certificate", "--tls-client-cert"],
-    );
+impl Running {
+    fn new(guard: impl std::any::Any, target: String) -> Option<Running> {
+        Some(Running {
+            _guard: Box::new(guard),
+            target,
+        })
+    }
 }
 
-#[test]
-fn postgres_asks_for_tls_and_logs_in_over_it() {
-    let pki = Pki::new();
-    let Some(server) = crate::postgres::postgres_with(Some(&pki.server)) else {
-        return;
-    };
-    let address = server.address_param();
-    let login = [
-        address.as_str(),
-        "tls=require",
-        "username=probe",
-        "password=probe-secret",
-        "database=postgres",
-    ];
-    let mut flags = pki.trust().to_vec();
-    flags.extend(["--format".to_string(), "json".to_string()]);
-    let out = run("postgres", &login, &flags);
-    out.expect_code(0);
-    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(json["details"]["tls"], "true", "{json:#}");
-    run::<&str>("postgres", &[&address, "tls=require"], &[]).expect(
-        1,
-        "unhealthy: postgres: ",
-        &["unknown issuer"],
-    );
-    // prefer takes TLS when offered, and so needs the CA as much.
-    run("postgres", &[&address, "tls=prefer"], &pki.trust()).expect(
-        0,
-        "healthy: postgres: ",
-        &["accepting connections"],
-    );
+/// One probe's TLS cases against its real server.
+struct Matrix {
+    probe: &'static str,
+    /// Parameters besides the target: `tls=…`, a login.
+    params: &'static [&'static str],
+    /// Starts the server with `pem` as its certificate; if `clients`, it requires a client
+    /// certificate the test CA signed. `None`: the server is not installed (skip).
+    start: fn(&Pki, &Pem, bool) -> Option<Running>,
+    /// What the verdict says when the client presents no certificate to such a server.
+    refused: &'static str,
+    /// Whether the verdict reports the certificate's expiry (every probe on `wasi:tls`).
+    expiry: bool,
 }
 
-#[test]
-fn memcached_over_tls() {
-    let pki = Pki::new();
-    let option = format!(
-        "ssl_chain_cert={},ssl_key={}",
-        pki.server.cert.display(),
-        pki.server.key.display()
-    );
-    let Some(server) = crate::memcached::memcached(&["-Z", "-o", &option]) else {
-        return;
-    };
-    let address = server.address_param();
-    run("memcached", &[&address, "tls=true"], &pki.trust()).expect(
-        0,
-        "healthy: memcached: VERSION ",
-        &[],
-    );
-    run::<&str>("memcached", &[&address, "tls=true"], &[]).expect(
-        1,
-        "unhealthy: memcached: ",
-        &["unknown issuer"],
-    );
+impl Matrix {
+    /// Healthy with the right CA; unhealthy with an unknown CA, an expired certificate and
+    /// a certificate for another name, each naming the cause; mutual TLS accepted with the
+    /// client certificate and refused without it.
+    fn check(&self) {
+        let pki = Pki::new();
+        let Some(good) = (self.start)(&pki, &pki.server, false) else {
+            return;
+        };
+        let healthy = format!("healthy: {}: ", self.probe);
+        let unhealthy = format!("unhealthy: {}: ", self.probe);
+        let run_on = |server: &Running, flags: &[String]| {
+            let mut params = vec![server.target.as_str()];
+            params.extend(self.params);
+            run(self.probe, &params, flags)
+        };
+        let mut json = pki.trust().to_vec();
+        json.extend(["--format".into(), "json".into()]);
+        let out = run_on(&good, &json);
+        out.expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        if self.expiry {
+            // rcgen's default validity ends far in the future.
+            let expiry: u64 = v["details"]["ssl-earliest-cert-expiry"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("no expiry: {v:#}"));
+            assert!(expiry > now() + 86_400 * 365, "{v:#}");
+        }
+        run_on(&good, &[]).expect(1, &unhealthy, &["unknown issuer", "--tls-ca"]);
+        drop(good);
+
+        let expired = (self.start)(&pki, &pki.expired, false).unwrap();
+        run_on(&expired, &pki.trust()).expect(
+            1,
+            &unhealthy,
+            &["certificate expired on 2021-01-01"],
+        );
+        drop(expired);
+        let wrong = (self.start)(&pki, &pki.wrong_name, false).unwrap();
+        run_on(&wrong, &pki.trust()).expect(
+            1,
+            &unhealthy,
+            &["name mismatch: certificate is for db.example.com, not 127.0.0.1"],
+        );
+        drop(wrong);
+
+        let mutual = (self.start)(&pki, &pki.server, true).unwrap();
+        let mut both = pki.trust().to_vec();
+        both.extend(pki.identity());
+        run_on(&mutual, &both).expect(0, &healthy, &[]);
+        run_on(&mutual, &pki.trust()).expect(1, &unhealthy, &[self.refused]);
+    }
 }
 
-#[test]
-fn grpc_over_tls_with_alpn_h2() {
-    let pki = Pki::new();
-    let server = crate::grpc::HealthServer::start_with(None, Some(&pki.server));
-    let address = server.address();
-    let mut flags = pki.trust().to_vec();
-    flags.extend(["--format".to_string(), "json".to_string()]);
-    let out = run("grpc", &[&address, "tls=true"], &flags);
-    out.expect_code(0);
-    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert!(
-        json["message"].as_str().unwrap().contains("SERVING"),
-        "{json:#}"
-    );
-    // The certificate's expiry, in seconds since the epoch, as blackbox_exporter names it
-    // (rcgen's default is far in the future).
-    let expiry: u64 = json["details"]["ssl-earliest-cert-expiry"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let now = std::time::SystemTime::now()
+fn now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
-    assert!(expiry > now + 86_400, "{json:#}");
-    run::<&str>("grpc", &[&address, "tls=true"], &[]).expect(
-        1,
-        "unhealthy: grpc: ",
-        &["unknown issuer"],
-    );
+        .as_secs()
+}
+
+/// A server that asks for no client certificate, or one that requires it.
+const CLIENT_CERT_REQUIRED: &str = "requires a client certificate";
+
+#[test]
+fn redis_tls_matrix() {
+    Matrix {
+        probe: "redis",
+        params: &["tls=true"],
+        start: |pki, pem, clients| {
+            let server = redis_tls(pki, pem, clients)?;
+            let target = server.address_param();
+            Running::new(server, target)
+        },
+        refused: CLIENT_CERT_REQUIRED,
+        expiry: true,
+    }
+    .check();
+}
+
+#[test]
+fn memcached_tls_matrix() {
+    Matrix {
+        probe: "memcached",
+        params: &["tls=true"],
+        start: |pki, pem, clients| {
+            let mut option = format!(
+                "ssl_chain_cert={},ssl_key={}",
+                pem.cert.display(),
+                pem.key.display()
+            );
+            if clients {
+                // 2: a client certificate is required.
+                option.push_str(&format!(
+                    ",ssl_verify_mode=2,ssl_ca_cert={}",
+                    pki.ca.display()
+                ));
+            }
+            let server = crate::memcached::memcached(&["-Z", "-o", &option])?;
+            let target = server.address_param();
+            Running::new(server, target)
+        },
+        refused: CLIENT_CERT_REQUIRED,
+        expiry: true,
+    }
+    .check();
+}
+
+#[test]
+fn postgres_tls_matrix() {
+    Matrix {
+        probe: "postgres",
+        params: &[
+            "tls=require",
+            "username=probe",
+            "password=probe-secret",
+            "database=postgres",
+        ],
+        start: |pki, pem, clients| {
+            let server = crate::postgres::postgres_tls(Some(pem), clients.then_some(&*pki.ca))?;
+            let target = server.address_param();
+            Running::new(server, target)
+        },
+        // PostgreSQL asks for a certificate without requiring one in the handshake; the
+        // login rule (clientcert=verify-ca) refuses, in the server's words.
+        refused: "connection requires a valid client certificate",
+        expiry: true,
+    }
+    .check();
+}
+
+#[test]
+fn mysql_tls_matrix() {
+    Matrix {
+        probe: "mysql",
+        params: &["tls=require", "username=probe", "password=secret"],
+        start: |pki, pem, clients| {
+            let mut args = vec![
+                format!("--ssl-cert={}", pem.cert.display()),
+                format!("--ssl-key={}", pem.key.display()),
+            ];
+            if clients {
+                args.push(format!("--ssl-ca={}", pki.ca.display()));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let db = crate::mysql::MariaDb::start(&args)?;
+            if clients {
+                db.sql(
+                    "ALTER USER 'probe'@'localhost' REQUIRE X509;
+                     ALTER USER 'probe'@'127.0.0.1' REQUIRE X509;",
+                );
+            }
+            let target = db.address();
+            Running::new(db, target)
+        },
+        // MariaDB asks for a certificate; the user's REQUIRE X509 refuses the login.
+        refused: "Access denied",
+        expiry: true,
+    }
+    .check();
+}
+
+#[test]
+fn grpc_tls_matrix() {
+    Matrix {
+        probe: "grpc",
+        params: &["tls=true"],
+        start: |pki, pem, clients| {
+            let server =
+                crate::grpc::HealthServer::start_tls(None, Some(pem), clients.then_some(&*pki.ca));
+            let target = server.address();
+            Running::new(server, target)
+        },
+        refused: CLIENT_CERT_REQUIRED,
+        expiry: true,
+    }
+    .check();
+}
+
+#[test]
+fn http_tls_matrix() {
+    Matrix {
+        probe: "http",
+        params: &[],
+        start: |pki, pem, clients| {
+            let server = HttpsServer::start(pem, clients.then_some(&*pki.ca))?;
+            let target = format!("url=https://127.0.0.1:{}/", server.port);
+            Running::new(server, target)
+        },
+        refused: CLIENT_CERT_REQUIRED,
+        // Its client (the host's http import) does not hand the certificate back.
+        expiry: false,
+    }
+    .check();
+}
+
+#[test]
+fn grpc_needs_alpn_h2_over_tls() {
+    let pki = Pki::new();
+    let server = crate::grpc::HealthServer::start_with(None, Some(&pki.server));
     // Cleartext to a TLS server: the probe sees a TLS record and says what to do.
-    run::<&str>("grpc", &[&address], &[]).expect(1, "unhealthy: grpc: ", &["tls=true"]);
+    run::<&str>("grpc", &[&server.address()], &[]).expect(1, "unhealthy: grpc: ", &["tls=true"]);
     // A TLS server that does not choose h2 (Redis offers no ALPN) is not gRPC.
     if let Some(redis) = redis_tls(&pki, &pki.server, false) {
         run("grpc", &[&redis.address_param(), "tls=true"], &pki.trust()).expect(
@@ -336,6 +426,24 @@ fn grpc_over_tls_with_alpn_h2() {
             &["did not choose HTTP/2", "ALPN h2"],
         );
     }
+}
+
+#[test]
+fn server_name_checks_another_name_than_the_address() {
+    let pki = Pki::new();
+    let Some(server) = redis_tls(&pki, &pki.wrong_name, false) else {
+        return;
+    };
+    run(
+        "redis",
+        &[
+            &server.address_param(),
+            "tls=true",
+            "server-name=db.example.com",
+        ],
+        &pki.trust(),
+    )
+    .expect(0, "healthy: redis: ", &["PONG"]);
 }
 
 #[test]
@@ -434,21 +542,6 @@ fn trust_files_that_cannot_be_used_are_exit_3_naming_the_file() {
         let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
         run("tcp", &["address=127.0.0.1:1"], &flags).expect(3, "error: ", &needles);
     }
-}
-
-#[test]
-fn the_http_probe_takes_the_same_trust() {
-    let pki = Pki::new();
-    let Some(server) = HttpsServer::start(&pki.server, Some(&pki.ca)) else {
-        return;
-    };
-    let url = format!("url=https://127.0.0.1:{}/", server.port);
-    let mut flags = pki.trust().to_vec();
-    flags.extend(pki.identity());
-    run("http", &[&url], &flags).expect(0, "healthy: http: ", &["HTTP 200"]);
-    run::<&str>("http", &[&url], &[]).expect(1, "unhealthy: http: ", &["unknown issuer"]);
-    // The server asks for a client certificate: without one it refuses.
-    run("http", &[&url], &pki.trust()).expect_code(1);
 }
 
 #[test]
