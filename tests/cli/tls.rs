@@ -570,13 +570,13 @@ fn inspect_names_tls_and_its_trust() {
 
 /// An HTTPS server (Python's, on loopback) with `pem`, asking for a client certificate
 /// signed by `client_ca` if given; answers every GET with 200 "ok". Killed on drop.
-struct HttpsServer {
-    port: u16,
+pub(crate) struct HttpsServer {
+    pub port: u16,
     child: std::process::Child,
 }
 
 impl HttpsServer {
-    fn start(pem: &Pem, client_ca: Option<&Path>) -> Option<Self> {
+    pub fn start(pem: &Pem, client_ca: Option<&Path>) -> Option<Self> {
         let python = crate::support::which("python3")?;
         let script = "import http.server, ssl, sys\n\
             class H(http.server.BaseHTTPRequestHandler):\n\

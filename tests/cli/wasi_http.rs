@@ -228,82 +228,18 @@ fn inspect_names_wasi_http_with_its_grants() {
     );
 }
 
-/// An HTTPS server on 127.0.0.1 with a self-signed certificate for 127.0.0.1 (made by
-/// openssl, served by Python), answering every GET with 200 "ok"; killed on drop.
-struct TlsServer {
-    port: u16,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl TlsServer {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        let made = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args([
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("run openssl");
-        assert!(made.status.success(), "{made:?}");
-        let script = "import http.server, ssl, sys\n\
-            class H(http.server.BaseHTTPRequestHandler):\n\
-            \x20   def do_GET(self):\n\
-            \x20       self.send_response(200); self.send_header('Content-Length', '2')\n\
-            \x20       self.end_headers(); self.wfile.write(b'ok')\n\
-            \x20   def log_message(self, *a): pass\n\
-            s = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
-            c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[1], sys.argv[2])\n\
-            s.socket = c.wrap_socket(s.socket, server_side=True)\n\
-            print(s.server_address[1], flush=True)\n\
-            s.serve_forever()\n";
-        let mut child = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(&cert)
-            .arg(&key)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("run python3");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let port = line.trim().parse().expect("the server's port");
-        Self {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn https_verifies_certificates_unless_the_operator_allows_otherwise() {
-    let server = TlsServer::start();
+    let pki = crate::tls::Pki::new();
+    let Some(server) = crate::tls::HttpsServer::start(&pki.server, None) else {
+        return;
+    };
     let url = format!("https://127.0.0.1:{}/", server.port);
-    // Self-signed: not in the Mozilla roots, so refused.
+    // Signed by the test's own CA, which is not in the Mozilla roots: refused.
     fetch(&url, &[]).expect(1, "unhealthy: wasi-http: ", &["TlsCertificateError"]);
+    // The operator's CA is wasi:http's too.
+    let ca = pki.ca.display().to_string();
+    fetch(&url, &["--tls-ca", &ca]).expect(0, "healthy: wasi-http: ", &["HTTP 200, 2 bytes"]);
     // The operator's flag turns verification off for every wasi:http request of the run;
     // the connection is still TLS.
     fetch(&url, &["--allow-insecure-tls"]).expect(
