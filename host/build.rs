@@ -18,11 +18,7 @@ fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest.parent().expect("host/ has a parent").to_path_buf();
     let probes = root.join("probes");
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|d| if d.is_absolute() { d } else { root.join(d) })
-        .unwrap_or_else(|| root.join("target"))
-        .join("probes");
+    let target_dir = target_dir(&root).join("probes");
 
     watch(&root.join("wit"));
     watch(&manifest.join("src/engine.rs"));
@@ -96,6 +92,28 @@ fn main() {
     embed(&list);
 }
 
+/// The build's target directory: `CARGO_TARGET_DIR`, else the one `OUT_DIR` lies in, which
+/// is how `--target-dir` and `build.target-dir` reach a build script:
+/// `TARGET_DIR[/TRIPLE]/PROFILE/build/PACKAGE-HASH/out`.
+fn target_dir(root: &Path) -> PathBuf {
+    if let Some(dir) = env::var_os("CARGO_TARGET_DIR") {
+        let dir = PathBuf::from(dir);
+        return if dir.is_absolute() {
+            dir
+        } else {
+            root.join(dir)
+        };
+    }
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let Some(mut dir) = out.ancestors().nth(4).map(Path::to_path_buf) else {
+        return root.join("target");
+    };
+    if env::var_os("TARGET").is_some_and(|t| dir.file_name() == Some(&t)) {
+        dir.pop();
+    }
+    dir
+}
+
 /// Hands lld the functions a health check runs (`link-order.txt`, made by
 /// `scripts/link-order`), which it places together: the kernel maps a binary's code 64 KiB
 /// around each page a process touches, so scattered code made 4 MB of it resident for a
@@ -134,7 +152,12 @@ fn embed(list: &[(String, PathBuf)]) {
     println!("cargo:rustc-env=HEALTHPROBE_TARGET={target}");
     let config = engine::config(Some(&target))
         .unwrap_or_else(|e| panic!("wasmtime cannot compile for {target}: {e}"));
-    let engine = wasmtime::Engine::new(&config).expect("build the precompiling engine");
+    let engine = wasmtime::Engine::new(&config).unwrap_or_else(|e| {
+        panic!(
+            "build the precompiling engine for {target}: {e}; for another architecture than \
+             this machine's, build with --features cross"
+        )
+    });
     // An array, not a slice: a static may hold the `OnceLock`s only by value.
     let mut code = format!(
         "/// The probes compiled into this binary, by name.\npub static BUNDLED: [Bundled; {}] = [\n",

@@ -16,6 +16,10 @@ pub struct Bundled {
     /// Size in bytes of the component as built.
     pub wasm_size: usize,
     /// Where [`Bundled::in_place`] decompressed the code (address, length), once it did.
+    #[cfg_attr(
+        not(all(target_os = "linux", target_arch = "x86_64")),
+        expect(dead_code, reason = "code runs in place on x86_64 only")
+    )]
     pub(crate) loaded: OnceLock<Result<(usize, usize), String>>,
 }
 

@@ -86,6 +86,16 @@ impl Runner {
     /// The engine for precompiled code.
     pub(super) fn aot(&self) -> Result<&Backend, Failure> {
         backend(&self.aot, || {
+            // Without in-place code (not x86_64) and without a compiler, there is nothing
+            // to change.
+            #[cfg_attr(
+                not(any(feature = "compiler", all(target_os = "linux", target_arch = "x86_64"))),
+                allow(
+                    unused_mut,
+                    clippy::map_identity,
+                    reason = "nothing to set on this build"
+                )
+            )]
             let config = crate::engine::config(None).map(|mut c| {
                 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
                 c.with_custom_code_memory(Some(Arc::new(bundled::InPlace)));
