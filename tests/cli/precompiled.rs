@@ -24,10 +24,14 @@ fn echo(wasm: &Path, value: &str, extra: &[&str], env: &[(&str, &str)]) -> Outco
     out
 }
 
-/// The cache files in `dir`.
+/// The cache entries in `dir` (not its index of files, `keys/` and `verified/`).
 fn entries(dir: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(dir) {
-        Ok(d) => d.flatten().map(|e| e.path()).collect(),
+        Ok(d) => d
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -116,6 +120,60 @@ fn a_wasm_file_is_compiled_once_then_loaded_from_the_cache() {
     // --no-cache compiles in memory and leaves the cache alone.
     let out = echo(&wasm, "none", &["--no-cache"], &[]);
     assert!(out.stderr.contains("compiled in memory"), "{out:#?}");
+}
+
+/// A cached run does not read the component again while the file is unchanged (the cache
+/// remembers its key by the file's identity); a file changed in place, even to the same
+/// size with its modification time put back, is another identity, and is hashed and
+/// compiled again: the code that runs is never that of an earlier content.
+#[test]
+fn a_component_changed_in_place_is_never_taken_for_the_cached_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let wasm = dir.path().join("probe.wasm");
+    std::fs::copy(guest("hostile"), &wasm).unwrap();
+    let original = std::fs::metadata(&wasm).unwrap().modified().unwrap();
+    // The cache remembers only files left alone for two seconds.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let run = |value: &str| {
+        let out = healthprobe([
+            "run".as_ref(),
+            wasm.as_os_str(),
+            "mode=echo".as_ref(),
+            format!("value={value}").as_ref(),
+            "--cache-dir".as_ref(),
+            cache_dir.as_os_str(),
+        ]);
+        out.expect(0, "healthy: hostile: ", &[value]);
+    };
+    run("one");
+    let keys: Vec<_> = std::fs::read_dir(cache_dir.join("keys"))
+        .expect("the key was remembered")
+        .collect();
+    assert_eq!(keys.len(), 1);
+    run("two");
+    assert_eq!(entries(&cache_dir).len(), 1);
+
+    // The same size, one byte of a custom section changed, the old modification time.
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"processed-by")
+        .expect("a producers section");
+    bytes[at + 11] = b'Y';
+    std::fs::write(&wasm, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&wasm)
+        .unwrap()
+        .set_modified(original)
+        .unwrap();
+    run("three");
+    assert_eq!(
+        entries(&cache_dir).len(),
+        2,
+        "the changed file was compiled into an entry of its own"
+    );
 }
 
 #[test]

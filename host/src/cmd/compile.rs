@@ -49,7 +49,7 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         _ => PathBuf::from("."),
     };
     crate::confine::limit_writes(&[&out_dir]);
-    let code = match runner::identify(&source, &limits, false) {
+    let code = match runner::identify(&source, &limits, false, None) {
         Ok(code) => code,
         Err(f) => return fail(f.to_string()),
     };

@@ -57,7 +57,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     let cache = args.cache.open([&source]);
     #[cfg(not(feature = "compiler"))]
     args.cache.open([&source]);
-    let code = match runner::identify(&source, &limits.code, true) {
+    let code = match runner::identify(&source, &limits.code, true, None) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };

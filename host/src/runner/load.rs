@@ -133,14 +133,26 @@ fn cannot_read(e: std::io::Error) -> Failure {
     ))
 }
 
+/// Where a component's compile-cache key may be known without reading the component: the
+/// compile cache's index of files it has hashed before.
+pub(crate) trait KnownKeys {
+    /// The key of the file described by `file`, if it was hashed before and has not
+    /// changed since.
+    fn known(&self, file: &std::fs::Metadata) -> Option<String>;
+    /// Remembers `key` for the file that was `before` when hashing began and `after` when
+    /// it ended (nothing is remembered if the two differ).
+    fn remember(&self, before: &std::fs::Metadata, after: &std::fs::Metadata, key: &str);
+}
+
 /// Finds the probe's code, hashed as far as needed: a component's compile-cache key
-/// (BLAKE3), and the SHA-256 of any file if `sha256` (pinned, `--verbose`, `inspect`).
-/// A `.cwasm` hashed for neither is mapped, never read. A file larger than
-/// `limits.max_size` is refused before it is read.
+/// (BLAKE3, or from `known` if it has the file and no SHA-256 is asked), and the SHA-256 of any file if `sha256`
+/// (pinned, `--verbose`, `inspect`). A `.cwasm` hashed for neither is mapped, never read.
+/// A file larger than `limits.max_size` is refused before it is read.
 pub(crate) fn identify(
     source: &ProbeSource,
     limits: &CodeLimits,
     sha256: bool,
+    known: Option<&dyn KnownKeys>,
 ) -> Result<Code, Failure> {
     let path = match source {
         ProbeSource::Bundled(b) => return Ok(Code::Bundled(b)),
@@ -151,7 +163,7 @@ pub(crate) fn identify(
     let precompiled = Engine::detect_precompiled_file(path).ok().flatten();
     let key = cfg!(feature = "compiler") && precompiled.is_none();
     let (size, digests) = if sha256 || key {
-        hash_capped(path, limits.max_size, sha256, key).map_err(cannot_read)??
+        hash_capped(path, limits.max_size, sha256, key, known).map_err(cannot_read)??
     } else {
         let size = std::fs::metadata(path).map_err(cannot_read)?.len();
         if size > limits.max_size {
@@ -234,27 +246,45 @@ fn too_big(size: u64, max: u64) -> Failure {
 }
 
 /// The file's size and digests, read in a stream through a bound, or the refusal if it is
-/// larger than `max` (a file that grows after its size was checked is refused too).
+/// larger than `max` (a file that grows after its size was checked is refused too). A key
+/// that `known` has is not computed, and the file is not read if nothing else is asked.
 fn hash_capped(
     path: &Path,
     max: u64,
     sha256: bool,
     key: bool,
+    known: Option<&dyn KnownKeys>,
 ) -> std::io::Result<Result<(u64, Digests), Failure>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
+    let mut file = std::fs::File::open(path)?;
+    let before = file.metadata()?;
+    let size = before.len();
     if size > max {
         return Ok(Err(too_big(size, max)));
     }
+    // A pinned or reported SHA-256 is of what runs: the key is then computed alongside it.
+    if key
+        && !sha256
+        && let Some(k) = known.and_then(|k| k.known(&before))
+    {
+        let digests = Digests {
+            sha256: None,
+            key: Some(k),
+        };
+        return Ok(Ok((size, digests)));
+    }
     let mut hasher = Hashers::new(sha256, key);
-    let total = crate::fsio::stream(file.take(max.saturating_add(1)), |piece| {
+    let total = crate::fsio::stream((&mut file).take(max.saturating_add(1)), |piece| {
         hasher.update(piece)
     })?;
     if total > max {
         return Ok(Err(too_big(total, max)));
     }
-    Ok(Ok((total, hasher.finish())))
+    let digests = hasher.finish();
+    if let (Some(k), Some(index)) = (&digests.key, known) {
+        index.remember(&before, &file.metadata()?, k);
+    }
+    Ok(Ok((total, digests)))
 }
 
 /// The file's bytes, or the refusal if it is larger than `max`; read through a bound, so a
@@ -454,6 +484,7 @@ impl Runner {
             source,
             limits,
             pinned.is_some() || shared.is_some_and(|s| s.report_sha256),
+            self.known_keys(),
         )?;
         if let Some(shared) = shared {
             let digest = code.digest();
@@ -486,6 +517,14 @@ impl Runner {
             linked.insert(key, pre.clone());
         }
         Ok(pre)
+    }
+
+    /// The compile cache's index of component files, if there is a cache.
+    fn known_keys(&self) -> Option<&dyn KnownKeys> {
+        #[cfg(feature = "compiler")]
+        return self.cache.as_ref().map(|c| c as &dyn KnownKeys);
+        #[cfg(not(feature = "compiler"))]
+        None
     }
 
     fn cached(&self, digest: &str) -> Option<ProbePre<HostState>> {
@@ -556,7 +595,7 @@ impl Runner {
         let key = file.key.as_deref().expect("a component is always hashed");
         let entry = cache.entry(key, engine);
         let mut replaced = false;
-        match cache::Cache::verify(&entry) {
+        match cache.verify(&entry) {
             Ok(true) => {
                 // SAFETY: the entry is intact (its checksum matches) and was written by
                 // `store` below from this engine's compiler; wasmtime still checks its

@@ -47,6 +47,8 @@ use crate::stdio::Capture;
 
 pub use clock::{EPOCH_TICK, Timer};
 #[cfg(feature = "compiler")]
+pub(crate) use load::KnownKeys;
+#[cfg(feature = "compiler")]
 pub use load::cache_key;
 pub(crate) use load::identify;
 pub use load::{Code, ProbeSource, sha256_hex};
