@@ -106,6 +106,16 @@ if [[ -n ${LANGUAGES:-} ]]; then
     add "c example, .cwasm" "$HP run $work/c.cwasm $c_args"
 fi
 
+# The cached runs are measured as a health check meets them every 30 s: the entry is
+# there, and it and the component have been left alone for more than two seconds, so the
+# cache knows both by their identity (src/cache.rs) and reads neither.
+for i in "${!cmds[@]}"; do
+    if [[ ${cmds[$i]} == *--cache-dir* ]]; then
+        ${cmds[$i]} >/dev/null 2>&1 || true
+    fi
+done
+sleep 2.5
+
 args=()
 for i in "${!names[@]}"; do args+=(--command-name "${names[$i]}" "${cmds[$i]}"); done
 hyperfine --style basic --warmup 5 --runs "$RUNS" -N --export-json "$work/h.json" "${args[@]}" >&2

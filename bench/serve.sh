@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: blackbox_exporter's /probe endpoint against healthprobe serve's, in the same
 # run, at the same concurrency: wrk drives /probe?module=http_2xx&target=… of each, both
-# probing one loopback nginx. Prints probes per second, p99 latency and peak RSS of each,
-# and healthprobe's ratios.
+# probing one loopback nginx. Prints probes per second, p99 latency, peak RSS and the CPU
+# time spent per probe by each (and by nginx, the target), and healthprobe's ratios. Every
+# process shares the machine's cores, so probes/s also depends on what wrk and nginx
+# take; the CPU time per probe is the exporter's own cost.
 #
 #   bench/serve.sh                    # builds the static (musl) release binary first
 #   HEALTHPROBE=path/to/healthprobe bench/serve.sh
@@ -140,23 +142,53 @@ PY
 peak_rss_mb() { # PID: the peak resident set so far
     awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
 }
+cpu_ticks() { # PID...: user and system CPU time so far, in clock ticks (all threads)
+    local pid sum=0
+    for pid in "$@"; do
+        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$sum"
+}
+# nginx's master and its worker, which answers the probes.
+nginx_pids() {
+    echo "${pids[0]}" $(pgrep -P "${pids[0]}")
+}
+# One measured run: "probes/s p99-ms cpu-ms-per-probe nginx-cpu-ms-per-probe", the CPU
+# time the exporter (and nginx) spent per answered probe during the run.
+measure() { # PID URL
+    local pid=$1 url=$2 before nginx_before rate p99
+    before=$(cpu_ticks "$pid")
+    nginx_before=$(cpu_ticks $(nginx_pids))
+    read -r rate p99 < <(load "$url")
+    python3 - "$rate" "$p99" "$before" "$(cpu_ticks "$pid")" "$nginx_before" \
+        "$(cpu_ticks $(nginx_pids))" "$DURATION" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+rate, p99 = float(sys.argv[1]), sys.argv[2]
+b0, b1, n0, n1 = map(int, sys.argv[3:7])
+secs = float(re.fullmatch(r"([0-9.]+)s?", sys.argv[7]).group(1))
+tck = int(sys.argv[8])
+probes = rate * secs
+print(f"{rate:.0f} {p99} {(b1 - b0) * 1000 / tck / probes:.3f} {(n1 - n0) * 1000 / tck / probes:.3f}")
+PY
+}
 
 echo "wrk -c$CONNECTIONS -d$DURATION, both probing $target (nginx), $(nproc) cores"
 # Warm both up the same way, then measure each in turn.
 wrk -t2 -c"$CONNECTIONS" -d3s "$bb_url" >/dev/null
 wrk -t2 -c"$CONNECTIONS" -d3s "$hp_url" >/dev/null
-read -r bb_rate bb_p99 < <(load "$bb_url")
-read -r hp_rate hp_p99 < <(load "$hp_url")
+read -r bb_rate bb_p99 bb_cpu bb_nginx < <(measure "$bb_pid" "$bb_url")
+read -r hp_rate hp_p99 hp_cpu hp_nginx < <(measure "$hp_pid" "$hp_url")
 bb_rss=$(peak_rss_mb "$bb_pid")
 hp_rss=$(peak_rss_mb "$hp_pid")
 
-printf '\n| /probe of | probes/s | p99 | peak RSS |\n|---|---|---|---|\n'
-printf '| blackbox_exporter %s | %s | %s ms | %s MB |\n' \
-    "$(prometheus-blackbox-exporter --version 2>&1 | awk 'NR==1 {print $3}')" "$bb_rate" "$bb_p99" "$bb_rss"
-printf '| healthprobe serve | %s | %s ms | %s MB |\n' "$hp_rate" "$hp_p99" "$hp_rss"
-python3 - "$bb_rate" "$hp_rate" "$bb_p99" "$hp_p99" "$bb_rss" "$hp_rss" <<'PY'
+printf '\n| /probe of | probes/s | p99 | peak RSS | its CPU per probe | nginx CPU per probe |\n|---|---|---|---|---|---|\n'
+printf '| blackbox_exporter %s | %s | %s ms | %s MB | %s ms | %s ms |\n' \
+    "$(prometheus-blackbox-exporter --version 2>&1 | awk 'NR==1 {print $3}')" "$bb_rate" "$bb_p99" "$bb_rss" "$bb_cpu" "$bb_nginx"
+printf '| healthprobe serve | %s | %s ms | %s MB | %s ms | %s ms |\n' "$hp_rate" "$hp_p99" "$hp_rss" "$hp_cpu" "$hp_nginx"
+python3 - "$bb_rate" "$hp_rate" "$bb_p99" "$hp_p99" "$bb_rss" "$hp_rss" "$bb_cpu" "$hp_cpu" <<'PY'
 import sys
-bb_rate, hp_rate, bb_p99, hp_p99, bb_rss, hp_rss = map(float, sys.argv[1:])
+bb_rate, hp_rate, bb_p99, hp_p99, bb_rss, hp_rss, bb_cpu, hp_cpu = map(float, sys.argv[1:])
 print(f"\nhealthprobe / blackbox_exporter: {hp_rate / bb_rate:.2f}x the probes/s, "
-      f"{hp_p99 / bb_p99:.2f}x the p99, {hp_rss / bb_rss:.2f}x the peak RSS")
+      f"{hp_p99 / bb_p99:.2f}x the p99, {hp_rss / bb_rss:.2f}x the peak RSS, "
+      f"{hp_cpu / bb_cpu:.2f}x the CPU per probe")
 PY

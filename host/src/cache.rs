@@ -227,7 +227,7 @@ impl Cache {
 
     /// Where the identity of `entry`, as it was when its checksum last matched, is kept.
     fn verified_record(&self, entry: &Path) -> PathBuf {
-        let name = entry.file_name().unwrap_or_default();
+        let name = entry.file_stem().unwrap_or_default();
         self.dir.join("verified").join(name)
     }
 }

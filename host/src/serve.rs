@@ -364,8 +364,8 @@ pub const SCRAPE_OFFSET: Duration = Duration::from_millis(500);
 /// (`X-Prometheus-Scrape-Timeout-Seconds` less [`SCRAPE_OFFSET`]) if shorter, and
 /// returns `probe_success`, `probe_duration_seconds` and the probe's numeric details as
 /// gauges. The target is reached under the module's grants only (loopback unless it
-/// grants more), so `/probe` is no proxy to anywhere. Blocks for the run.
-pub fn probe(
+/// grants more), so `/probe` is no proxy to anywhere.
+pub async fn probe(
     modules: &[ServedModule],
     runner: &Runner,
     query: &str,
@@ -425,13 +425,8 @@ pub fn probe(
         .cloned()
         .collect();
     params.push((module.target.clone(), target));
-    let rt = match crate::cmd::runtime() {
-        Ok(rt) => rt,
-        Err(f) => return (500, TEXT, format!("{f}\n")),
-    };
     let start = Instant::now();
-    let report = rt.block_on(runner.run(start, &module.source, &params, &config));
-    rt.shutdown_background();
+    let report = runner.run(start, &module.source, &params, &config).await;
     let took = start.elapsed();
     // The verdict, for a person reading the answer; Prometheus skips comments.
     let verdict = format!(

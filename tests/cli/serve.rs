@@ -539,6 +539,50 @@ allow-net = ["{}", "{}"]
     });
 }
 
+/// /probe requests share one runtime: guests that spin for their whole timeout, more of
+/// them than the machine has cores, do not hold up a probe of another module.
+#[test]
+fn spinning_probes_never_hold_up_another_probe() {
+    let web = HttpServer::fixed(200, "ok");
+    let serve = Serve::start(&format!(
+        r#"
+[modules.spin]
+probe = "{}"
+target = "value"
+timeout = "3s"
+fuel = 1000000000000
+params = {{ mode = "spin" }}
+
+[modules.http_2xx]
+probe = "http"
+target = "url"
+"#,
+        guest("hostile").display()
+    ));
+    let spinners = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    std::thread::scope(|s| {
+        let spinning: Vec<_> = (0..spinners)
+            .map(|_| s.spawn(|| serve.get("/probe?module=spin&target=x")))
+            .collect();
+        // Let them all start spinning.
+        std::thread::sleep(Duration::from_millis(500));
+        let start = Instant::now();
+        let (code, _, body) = serve.get(&format!("/probe?module=http_2xx&target={}", web.url("/")));
+        let took = start.elapsed();
+        assert_eq!((code, sample(&body, "probe_success")), (200, 1.0), "{body}");
+        assert!(
+            took < SLACK,
+            "the probe waited {took:?} for the spinning ones"
+        );
+        for spin in spinning {
+            let (code, _, body) = spin.join().unwrap();
+            assert_eq!(code, 200);
+            assert_eq!(sample(&body, "probe_success"), 0.0, "{body}");
+            assert!(body.contains("timeout after 3s"), "{body}");
+        }
+    });
+}
+
 /// A long life: a check run every millisecond for thousands of runs (more with
 /// `HEALTHPROBE_SOAK_RUNS`, e.g. 100000) leaves the process's descriptors and memory where
 /// they were after its first few hundred runs.
