@@ -123,6 +123,8 @@ curl -s "$hp_url" | grep -qx 'probe_success 1' || {
 # One wrk run: prints "probes/s p99-ms"; wrk's p99 comes from --latency, in us/ms/s.
 load() {
     wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$1" >"$work/wrk.out"
+    # Errors (connections refused or reset, timeouts) are not in the latencies: shown.
+    grep -E 'Socket errors|Non-2xx' "$work/wrk.out" >&2 || true
     local rate p99
     rate=$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk.out")
     p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")

@@ -115,6 +115,13 @@ impl Runner {
         backend(&self.jit, || {
             let config = crate::engine::config(Some(env!("HEALTHPROBE_TARGET"))).map(|mut c| {
                 c.strategy(wasmtime::Strategy::Winch);
+                // Winch leaves the trampolines between the host and the guest's functions
+                // to Cranelift, one for every function a table or an export reaches: a
+                // third of a first run of a big component. They are a few instructions
+                // each; optimising them bought nothing, and compiling them takes less time
+                // unoptimised, with the single-pass register allocator.
+                c.cranelift_opt_level(wasmtime::OptLevel::None);
+                c.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
                 c
             });
             Backend::new(config, &self.clock)
