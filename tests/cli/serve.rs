@@ -320,11 +320,25 @@ interval = "100ms"
 #[test]
 fn sigterm_stops_the_server_within_a_second() {
     let web = HttpServer::fixed(200, "ok");
+    let hung = SilentServer::start();
     let mut serve = Serve::start(&format!(
-        "[checks.web]\nprobe = \"http\"\nparams = {{ url = \"{}\" }}\n",
+        "[checks.web]\nprobe = \"http\"\nparams = {{ url = \"{}\" }}\n\n\
+         [modules.slow]\nprobe = \"http\"\ntarget = \"url\"\ntimeout = \"30s\"\n",
         web.url("/")
     ));
     serve.wait_for("/readyz", |b| b == "ok");
+    // Even with a probe waiting on a hung server for another 30 s.
+    let addr = serve.addr.clone();
+    let target = format!("http://{}/", hung.addr);
+    std::thread::spawn(move || {
+        let _ = Command::new("curl")
+            .args(["--silent", "--max-time", "40"])
+            .arg(format!("http://{addr}/probe?module=slow&target={target}"))
+            .output();
+    });
+    while hung.accepted() == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let start = Instant::now();
     serve.signal("TERM");
     let status = serve.child.wait().unwrap();

@@ -171,7 +171,8 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
                 let answer =
                     serve::probe(&now.modules, &runner, &query, scrape_timeout.as_deref()).await;
                 running.fetch_sub(1, Ordering::SeqCst);
-                respond(request, answer);
+                // Writing the answer blocks if the client does not read: not on a worker.
+                tokio::task::spawn_blocking(move || respond(request, answer));
             });
             continue;
         }
@@ -183,7 +184,9 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         };
         respond(request, answer);
     }
-    // Checks may be in the middle of a run on their threads: exiting ends them.
+    // Checks and probes may be in the middle of a run (a probe's request may be blocked on a
+    // hung server until its deadline): exiting ends them, without waiting.
+    probes.shutdown_background();
     Ok(ExitCode::SUCCESS)
 }
 
