@@ -97,7 +97,8 @@ impl Code {
 
 /// A probe file. Reading an 18 MB component and a 48 MB cache entry into memory to run
 /// it cost more than everything else a cached run of it does, so a component is hashed
-/// in a stream, and read whole only to be compiled.
+/// in a stream (not read at all once the compile cache knows the file), and read whole
+/// only to be compiled.
 #[derive(Debug)]
 pub struct FileCode {
     path: PathBuf,
@@ -145,9 +146,10 @@ pub(crate) trait KnownKeys {
 }
 
 /// Finds the probe's code, hashed as far as needed: a component's compile-cache key
-/// (BLAKE3, or from `known` if it has the file and no SHA-256 is asked), and the SHA-256 of any file if `sha256`
-/// (pinned, `--verbose`, `inspect`). A `.cwasm` hashed for neither is mapped, never read.
-/// A file larger than `limits.max_size` is refused before it is read.
+/// (BLAKE3, or from `known` if it has the file and no SHA-256 is asked), and the SHA-256
+/// of any file if `sha256` (pinned, `--verbose`, `inspect`). A `.cwasm` hashed for
+/// neither is mapped, never read. A file larger than `limits.max_size` is refused before
+/// it is read.
 pub(crate) fn identify(
     source: &ProbeSource,
     limits: &CodeLimits,
@@ -597,7 +599,8 @@ impl Runner {
         let mut replaced = false;
         match cache.verify(&entry) {
             Ok(true) => {
-                // SAFETY: the entry is intact (its checksum matches) and was written by
+                // SAFETY: the entry is intact (its checksum matches, now or when this very
+                // file, unchanged since, was checked before) and was written by
                 // `store` below from this engine's compiler; wasmtime still checks its
                 // header, version and settings. Entries are replaced by renaming, never
                 // written in place, so the mapped file does not change under the code.
