@@ -573,6 +573,13 @@ target = "url"
 "#,
         guest("hostile").display()
     ));
+    // Compiled and linked by one short probe first, so that the ones below spin at once
+    // instead of compiling while the other probe is answered.
+    let (code, _, body) = serve.get_with(
+        "/probe?module=spin&target=x",
+        "X-Prometheus-Scrape-Timeout-Seconds: 1\r\n",
+    );
+    assert_eq!((code, sample(&body, "probe_success")), (200, 0.0), "{body}");
     let spinners = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     std::thread::scope(|s| {
         let spinning: Vec<_> = (0..spinners)
