@@ -80,8 +80,8 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Core instances, memories and tables a probe component may create; a component made of
 /// the usual adapter pieces needs a handful.
 const MAX_INSTANCES: usize = 64;
-const MAX_TABLES: usize = 64;
-const MAX_MEMORIES: usize = 16;
+pub(crate) const MAX_TABLES: u32 = 64;
+pub(crate) const MAX_MEMORIES: u32 = 16;
 
 /// A cap the probe tried to exceed; the limiter returns it as the trap's error so the host
 /// can classify the failure by type.
@@ -227,11 +227,11 @@ impl ResourceLimiter for Limiter {
     }
 
     fn tables(&self) -> usize {
-        MAX_TABLES
+        MAX_TABLES as usize
     }
 
     fn memories(&self) -> usize {
-        MAX_MEMORIES
+        MAX_MEMORIES as usize
     }
 }
 

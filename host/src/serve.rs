@@ -145,11 +145,11 @@ impl Served {
         // State changes only, one line each: the log of a long-lived server. Written
         // without the lock, so a slow stderr never holds up the endpoints.
         if changed {
-            eprintln!(
-                "healthprobe serve: check {} is now {}: {line}",
+            log(format_args!(
+                "check {} is now {}: {line}",
                 self.name,
                 verdict_word(verdict)
-            );
+            ));
         }
     }
 
@@ -469,6 +469,16 @@ pub async fn probe(
         Ok(text) => (200, METRICS, verdict + &text),
         Err(e) => (500, TEXT, format!("cannot write the metrics: {e}\n")),
     }
+}
+
+/// Writes one line of the server's log on stderr in one write: stderr is unbuffered, and
+/// `eprintln!` writes each piece of its format apart, so lines from several threads could
+/// interleave (and a reader could see half a line).
+pub fn log(line: std::fmt::Arguments) {
+    use std::io::Write as _;
+    let line = format!("healthprobe serve: {line}\n");
+    // Nowhere to report a log that cannot be written.
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The text format's content type.

@@ -17,7 +17,7 @@ use crate::support::{HttpServer, SLACK, SilentServer, healthprobe};
 
 /// The examples' `.wasm` files, built once per test run; `None` when the toolchains are
 /// missing outside CI.
-fn examples() -> Option<&'static Path> {
+pub(crate) fn examples() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| {

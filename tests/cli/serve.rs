@@ -47,8 +47,11 @@ impl Serve {
                     "--listen",
                     &addr,
                 ])
-                .arg("--cache-dir")
-                .arg(dir.path().join("cache"))
+                .args(if extra.contains(&"--cache-dir") {
+                    vec![]
+                } else {
+                    vec!["--cache-dir".into(), dir.path().join("cache")]
+                })
                 .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -122,13 +125,13 @@ impl Serve {
         }
     }
 
-    /// Waits (at most 10 s) until what `serve` wrote on stderr contains `text`, and
-    /// returns all of it.
+    /// Waits (at most 10 s) until what `serve` wrote on stderr has a whole line
+    /// containing `text`, and returns all of it.
     fn log_contains(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log.lock().unwrap().clone();
-            if log.contains(text) {
+            if log.lines().any(|l| l.contains(text)) && log.ends_with('\n') {
                 return log;
             }
             assert!(Instant::now() < deadline, "no {text:?} in the log: {log}");
@@ -443,6 +446,15 @@ fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
         &addr,
     ])
     .expect(3, "error: serve: cannot listen on ", &[&addr, "--listen"]);
+    // More probes at once than the server's pools leave room for.
+    support::healthprobe([
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--max-probes",
+        "501",
+    ])
+    .expect(3, "error: ", &["--max-probes", "501", "1..=500"]);
 }
 
 /// GET `path` from `addr` with `headers` (each ending in CRLF), through `curl`: a strict
@@ -656,6 +668,115 @@ fn memory_and_descriptors_stay_flat_over_thousands_of_runs() {
         serve.runs("tcp", "unhealthy") + serve.runs("tcp", "error"),
         0
     );
+}
+
+/// Interpreters compiled to components (the Python and JavaScript examples, 12-18 MB
+/// each, with thousands of functions) fit the pools of run slots `serve` runs probes in:
+/// as a check, and as a module run by many /probe requests at once.
+#[test]
+fn interpreted_probes_fit_the_servers_pools() {
+    let Some(examples) = crate::languages::examples() else {
+        return;
+    };
+    let (python, javascript) = (
+        examples.join("prometheus-threshold.wasm"),
+        examples.join("actuator-health.wasm"),
+    );
+    let metrics = HttpServer::start(|_| {
+        (
+            200,
+            vec![("Content-Type".into(), "text/plain; version=0.0.4".into())],
+            "# TYPE queue_depth gauge\nqueue_depth{queue=\"mail\"} 3\n".into(),
+        )
+    });
+    let health = HttpServer::fixed(
+        200,
+        r#"{"status":"UP","components":{"db":{"status":"UP"}}}"#,
+    );
+    // Compiled before `serve` starts, which then loads them from the cache at once.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let metric = r#"metric=queue_depth{queue="mail"}"#;
+    for (wasm, args) in [
+        (
+            &python,
+            vec![format!("url={}", metrics.url("/")), metric.into()],
+        ),
+        (&javascript, vec![format!("url={}", health.url("/"))]),
+    ] {
+        let wasm = wasm.to_str().unwrap();
+        support::healthprobe(
+            ["run", wasm, "--cache-dir", cache_dir, "--timeout", "60s"]
+                .into_iter()
+                .chain(args.iter().map(String::as_str)),
+        )
+        .expect(0, "healthy: ", &[]);
+    }
+    let serve = Serve::start_with(
+        &format!(
+            r#"
+[checks.queue]
+probe = "{}"
+params = {{ url = "{}", metric = 'queue_depth{{queue="mail"}}', warn = "100", critical = "1000" }}
+interval = "200ms"
+timeout = "10s"
+
+[modules.actuator]
+probe = "{}"
+target = "url"
+timeout = "10s"
+"#,
+            python.display(),
+            metrics.url("/"),
+            javascript.display()
+        ),
+        &["--cache-dir", cache_dir],
+    );
+    serve.wait_for("/readyz", |b| b == "ok");
+    let probe = format!("/probe?module=actuator&target={}", health.url("/"));
+    std::thread::scope(|s| {
+        let answers: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| (0..3).map(|_| serve.get(&probe)).collect::<Vec<_>>()))
+            .collect();
+        for (code, _, body) in answers.into_iter().flat_map(|a| a.join().unwrap()) {
+            assert_eq!((code, sample(&body, "probe_success")), (200, 1.0), "{body}");
+            assert!(body.starts_with("# healthy: actuator-health: UP"), "{body}");
+        }
+    });
+    serve.wait_for("/metrics", |_| serve.runs("queue", "healthy") >= 2);
+}
+
+/// Idle connections (a client that connected and sent nothing, or half a request) hold a
+/// descriptor each, not a worker: the endpoints still answer at once. A HEAD request gets
+/// the headers alone.
+#[test]
+fn idle_connections_hold_up_no_answer() {
+    use std::io::Write as _;
+    let serve = Serve::start("[modules.tcp]\nprobe = \"tcp\"\ntarget = \"address\"\n");
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|i| {
+            let mut c = TcpStream::connect(&serve.addr).unwrap();
+            if i % 2 == 1 {
+                c.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n").unwrap();
+            }
+            c
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(serve.get("/livez").2, "ok");
+    assert!(start.elapsed() < SLACK, "{:?}", start.elapsed());
+
+    let mut head = TcpStream::connect(&serve.addr).unwrap();
+    head.write_all(b"HEAD /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    head.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.ends_with("\r\n\r\n"),
+        "a body after the head: {answer}"
+    );
+    drop(idle);
 }
 
 /// A file of modules alone serves /probe (blackbox_exporter's use) with no checks.

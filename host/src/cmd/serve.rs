@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Args;
+use http_body_util::Full;
 
 use crate::checks::Checks;
 use crate::flags::{CacheArgs, FormatArgs, GrantArgs, LimitArgs};
 use crate::output;
 use crate::runner::Runner;
-use crate::serve::{self, Fleet};
+use crate::serve::{self, Fleet, Serving};
 use crate::text;
 
 /// Arguments of `healthprobe serve`.
@@ -26,9 +29,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     pub listen: SocketAddr,
 
-    /// Most /probe requests run at once; one more is answered 503 at once.
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    pub max_probes: usize,
+    /// Most /probe requests run at once; one more is answered 503 at once. At most 500,
+    /// which leaves room for as many checks in the server's pools of run slots.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PROBES)))]
+    pub max_probes: u16,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -62,7 +67,7 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     #[cfg(not(feature = "compiler"))]
     args.cache.open(sources);
     let runner = match Runner::new() {
-        Ok(r) => r,
+        Ok(r) => r.pooled(),
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
     };
     #[cfg(feature = "compiler")]
@@ -77,15 +82,14 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     };
     let check_count = serving.checks.len();
     let serving = Arc::new(RwLock::new(serving));
-    // /probe runs on one runtime for the life of the server: its workers, and the threads
-    // its blocking host calls run on, are started once, not for every probe (a thread and a
-    // runtime per probe were an eighth of serve's time under load). A probe cannot hold a
-    // worker: a guest yields at every epoch tick, and blocking calls run on the blocking
-    // pool.
-    let probes = match tokio::runtime::Builder::new_multi_thread()
+    // One runtime serves every connection and runs every /probe, for the life of the
+    // server: its workers, and the threads its blocking host calls run on, are started
+    // once. A probe cannot hold a worker: a guest yields at every epoch tick, and blocking
+    // calls run on the blocking pool.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_io()
         .enable_time()
-        .thread_name("probe")
+        .thread_name("serve")
         .build()
     {
         Ok(rt) => rt,
@@ -97,9 +101,12 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             ));
         }
     };
-    let probes_running = Arc::new(AtomicUsize::new(0));
-    let server = match tiny_http::Server::http(args.listen) {
-        Ok(s) => Arc::new(s),
+    let listener = match std::net::TcpListener::bind(args.listen).and_then(|l| {
+        l.set_nonblocking(true)?;
+        let _in_runtime = rt.enter();
+        tokio::net::TcpListener::from_std(l)
+    }) {
+        Ok(l) => l,
         Err(e) => {
             return Ok(output::fail(
                 subject,
@@ -111,93 +118,175 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             ));
         }
     };
+    let stop = Arc::new(tokio::sync::Notify::new());
     {
-        let (server, serving, path) = (server.clone(), serving.clone(), args.config.clone());
-        let rt = match super::runtime() {
+        let (stop, serving, path) = (stop.clone(), serving.clone(), args.config.clone());
+        let signals_rt = match super::runtime() {
             Ok(rt) => rt,
             Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
         };
         // Signal handlers are installed before serving starts.
         let mut signals = {
-            let _in_runtime = rt.enter();
+            let _in_runtime = signals_rt.enter();
             Signals::install()
         };
+        // A reload compiles and describes probes, which may block: on a thread of its
+        // own, not on the runtime that answers requests.
         std::thread::spawn(move || {
-            while rt.block_on(signals.next()) == Signal::Reload {
+            while signals_rt.block_on(signals.next()) == Signal::Reload {
                 // A reload builds everything before it swaps: a bad file changes nothing.
                 match Checks::load(&path, &limits).and_then(|c| fleet.apply(c, &grants)) {
                     Ok((new, summary)) => {
                         *serving.write().unwrap_or_else(|e| e.into_inner()) = new;
-                        eprintln!("healthprobe serve: reloaded {}: {summary}", path.display());
+                        serve::log(format_args!("reloaded {}: {summary}", path.display()));
                     }
-                    Err(f) => eprintln!(
-                        "healthprobe serve: reload failed, still serving the checks loaded before: {}",
+                    Err(f) => serve::log(format_args!(
+                        "reload failed, still serving the checks loaded before: {}",
                         text::one_line(&f.to_string())
-                    ),
+                    )),
                 }
             }
-            eprintln!("healthprobe serve: stopping");
-            server.unblock();
+            serve::log(format_args!("stopping"));
+            stop.notify_one();
         });
     }
-    eprintln!(
-        "healthprobe serve: {check_count} checks, listening on http://{}",
+    serve::log(format_args!(
+        "{check_count} checks, listening on http://{}",
         args.listen
-    );
-    for request in server.incoming_requests() {
-        let now = serving.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let url = request.url().to_string();
-        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-        if path == "/probe" && *request.method() == tiny_http::Method::Get {
-            // A probe takes up to its timeout: it runs on the probes' runtime, so the
-            // other endpoints keep answering at once.
-            if probes_running.fetch_add(1, Ordering::SeqCst) >= args.max_probes {
-                probes_running.fetch_sub(1, Ordering::SeqCst);
-                let why = format!(
-                    "{} probes are running, the most --max-probes allows; try again\n",
-                    args.max_probes
-                );
-                respond(request, (503, "text/plain; charset=utf-8", why));
-                continue;
+    ));
+    let server = Arc::new(Server {
+        runner,
+        serving,
+        probes_running: AtomicUsize::new(0),
+        max_probes: usize::from(args.max_probes),
+    });
+    rt.block_on(async {
+        loop {
+            tokio::select! {
+                () = stop.notified() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(server.clone().connection(stream));
+                    }
+                    // Out of descriptors, or a connection reset before it was accepted:
+                    // waiting a little lets connections close instead of spinning.
+                    Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
+                },
             }
-            let scrape_timeout = request
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("X-Prometheus-Scrape-Timeout-Seconds"))
-                .map(|h| h.value.to_string());
-            let (runner, running) = (runner.clone(), probes_running.clone());
-            let query = query.to_string();
-            probes.spawn(async move {
-                let answer =
-                    serve::probe(&now.modules, &runner, &query, scrape_timeout.as_deref()).await;
-                running.fetch_sub(1, Ordering::SeqCst);
-                // Writing the answer blocks if the client does not read: not on a worker.
-                tokio::task::spawn_blocking(move || respond(request, answer));
-            });
-            continue;
         }
-        let answer = match request.method() {
-            tiny_http::Method::Get | tiny_http::Method::Head => {
-                serve::answer(&now.checks, path, query)
-            }
-            _ => (405, "text/plain; charset=utf-8", "only GET\n".into()),
-        };
-        respond(request, answer);
-    }
+    });
     // Checks and probes may be in the middle of a run (a probe's request may be blocked on a
     // hung server until its deadline): exiting ends them, without waiting.
-    probes.shutdown_background();
+    rt.shutdown_background();
     Ok(ExitCode::SUCCESS)
 }
 
-fn respond(request: tiny_http::Request, (code, content_type, body): serve::Answer) {
-    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
-        .expect("a valid header");
-    let response = tiny_http::Response::from_string(body)
-        .with_status_code(code)
-        .with_header(header);
-    // A client that went away is its own problem.
-    let _ = request.respond(response);
+/// The most `--max-probes` allows: half of the runner's pool slots, the other half left to
+/// the checks.
+const MAX_PROBES: u16 = 500;
+const _: () = assert!(MAX_PROBES as u32 * 2 <= crate::runner::POOL_SLOTS);
+
+/// How long accepting waits after a failure (no descriptor left) before it tries again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// How long a client has to send a request's head once it connected or sent the one
+/// before: an idle or trickling connection holds a descriptor, not a thread, but not for
+/// ever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every connection shares.
+struct Server {
+    runner: Arc<Runner>,
+    serving: Arc<RwLock<Arc<Serving>>>,
+    probes_running: AtomicUsize,
+    max_probes: usize,
+}
+
+impl Server {
+    /// Serves one connection's requests (HTTP/1.1, kept alive) until the client closes it.
+    async fn connection(self: Arc<Self>, stream: tokio::net::TcpStream) {
+        // Answers are small and written whole: no reason to wait for more to send.
+        let _ = stream.set_nodelay(true);
+        let service = hyper::service::service_fn(move |request| {
+            let server = self.clone();
+            async move { Ok::<_, std::convert::Infallible>(server.answer(request).await) }
+        });
+        // A client that goes away mid-answer is its own problem.
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .await;
+    }
+
+    async fn answer(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<Full<Bytes>> {
+        let now = self
+            .serving
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (path, query) = (request.uri().path(), request.uri().query().unwrap_or(""));
+        let answer = match *request.method() {
+            hyper::Method::GET if path == "/probe" => self.probe(&now, &request, query).await,
+            hyper::Method::GET | hyper::Method::HEAD => serve::answer(&now.checks, path, query),
+            _ => (405, "text/plain; charset=utf-8", "only GET\n".into()),
+        };
+        let (code, content_type, body) = answer;
+        let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() =
+            hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(content_type),
+        );
+        response
+    }
+
+    /// `/probe`, unless `--max-probes` are running already. It runs in the connection's
+    /// task: up to its timeout, while the other endpoints keep answering.
+    async fn probe(
+        &self,
+        now: &Serving,
+        request: &hyper::Request<hyper::body::Incoming>,
+        query: &str,
+    ) -> serve::Answer {
+        let Some(_slot) = ProbeSlot::take(&self.probes_running, self.max_probes) else {
+            let why = format!(
+                "{} probes are running, the most --max-probes allows; try again\n",
+                self.max_probes
+            );
+            return (503, "text/plain; charset=utf-8", why);
+        };
+        let scrape_timeout = request
+            .headers()
+            .get("X-Prometheus-Scrape-Timeout-Seconds")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        serve::probe(&now.modules, &self.runner, query, scrape_timeout.as_deref()).await
+    }
+}
+
+/// One of the `--max-probes` places, given back when the probe ends or is dropped (its
+/// client went away).
+struct ProbeSlot<'a>(&'a AtomicUsize);
+
+impl<'a> ProbeSlot<'a> {
+    fn take(running: &'a AtomicUsize, max: usize) -> Option<Self> {
+        running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ProbeSlot(running))
+    }
+}
+
+impl Drop for ProbeSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, PartialEq)]

@@ -16,6 +16,13 @@ pub(super) fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &
     if let Some(limit) = store.data().limiter.exceeded() {
         return Failure::Limit(limit);
     }
+    // Nothing about the probe: the runner's pools (see `engines::pool`) are all in use.
+    if let Some(full) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return Failure::Setup(format!(
+            "cannot start the probe: {full}; too many runs at once, lower --max-probes or \
+             spread the checks over more servers"
+        ));
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::OutOfFuel(limits.fuel),
         Some(Trap::Interrupt) => Failure::Timeout {

@@ -11,6 +11,7 @@ use wasmtime::component::Linker;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use crate::bundled;
+use crate::limits;
 use crate::report::Failure;
 use crate::state::HostState;
 
@@ -33,9 +34,17 @@ impl Backend {
     pub(super) fn new(
         config: wasmtime::Result<wasmtime::Config>,
         clock: &Clock,
+        pool: Option<&wasmtime::PoolingAllocationConfig>,
     ) -> Result<Self, Failure> {
         let engine = config
-            .and_then(|c| Engine::new(&c))
+            .and_then(|mut c| {
+                if let Some(pool) = pool {
+                    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+                        pool.clone(),
+                    ));
+                }
+                Engine::new(&c)
+            })
             .map_err(|e| Failure::Setup(format!("cannot start the WebAssembly engine: {e}")))?;
         let linker = Self::linker(&engine, false)?;
         clock.tick(engine.clone());
@@ -67,6 +76,39 @@ impl Backend {
         let made = Self::linker(&self.engine, true)?;
         Ok(self.with_wasi_http.get_or_init(|| made))
     }
+}
+
+/// Runs at once that a pooled runner's engines have room for: each holds one component
+/// instance and one async stack, and its memories, tables and core instances come out of
+/// pools of the same size (a probe built the usual way has one to three of each).
+pub const POOL_SLOTS: u32 = 1000;
+
+/// The pooling allocator's settings for a long-lived runner.
+///
+/// Sized so that any component the on-demand allocator would run also fits (the store's
+/// own caps, in `limits.rs`, stay the ones that refuse): a component that does not is
+/// refused when it is loaded, with wasmtime's reason. Address space, not memory, is what
+/// the pools take up front: about 4 GiB of it per memory slot, as for every memory.
+pub(super) fn pool() -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_SLOTS)
+        .total_stacks(POOL_SLOTS)
+        .total_core_instances(POOL_SLOTS)
+        .total_memories(POOL_SLOTS)
+        .total_tables(POOL_SLOTS)
+        .max_memories_per_module(limits::MAX_MEMORIES)
+        .max_tables_per_module(limits::MAX_TABLES)
+        .table_elements(limits::MAX_TABLE_ELEMENTS)
+        // Only bounds on what an instance's bookkeeping may take (it is allocated apart):
+        // generous, so that an interpreter's thousands of functions fit.
+        .max_core_instance_size(64 << 20)
+        .max_component_instance_size(256 << 20)
+        // A freed memory is handed back to the kernel in batches: one madvise per slot
+        // and run had the kernel flushing every core's TLB hundreds of times a second
+        // (/probe's CPU per probe fell by a fifth). What a batch holds back is a few
+        // dozen small memories.
+        .decommit_batch_size(32);
+    pool
 }
 
 /// The backend in `cell`, made by `make` on first use. Two threads racing here both make
@@ -105,7 +147,7 @@ impl Runner {
                 c.enable_compiler(false);
                 c
             });
-            Backend::new(config, &self.clock)
+            Backend::new(config, &self.clock, self.pool.as_ref())
         })
     }
 
@@ -124,7 +166,7 @@ impl Runner {
                 c.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
                 c
             });
-            Backend::new(config, &self.clock)
+            Backend::new(config, &self.clock, self.pool.as_ref())
         })
     }
 

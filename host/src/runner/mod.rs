@@ -46,6 +46,7 @@ use crate::state::{Activity, HostState};
 use crate::stdio::Capture;
 
 pub use clock::{EPOCH_TICK, Timer};
+pub use engines::POOL_SLOTS;
 #[cfg(feature = "compiler")]
 pub(crate) use load::KnownKeys;
 #[cfg(feature = "compiler")]
@@ -100,6 +101,8 @@ pub struct Runner {
     #[cfg(feature = "compiler")]
     jit: OnceLock<Backend>,
     clock: Clock,
+    /// The pooling allocator's settings, if the engines use it ([`Runner::pooled`]).
+    pool: Option<wasmtime::PoolingAllocationConfig>,
     /// Linked probes by content hash: a long-lived runner (a library user, a future `serve`
     /// mode) compiles each probe once. Content-keyed, so a changed file is recompiled.
     linked: Mutex<HashMap<String, ProbePre<HostState>>>,
@@ -120,6 +123,7 @@ impl Runner {
             #[cfg(feature = "compiler")]
             jit: OnceLock::new(),
             clock: Clock::start()?,
+            pool: None,
             linked: Mutex::default(),
             #[cfg(feature = "compiler")]
             cache: None,
@@ -132,6 +136,14 @@ impl Runner {
     /// blocks a thread and ignores cancellation. Each call sets its own timer.
     pub fn at(&self, at: Instant, fire: impl FnOnce() + Send + 'static) -> Timer {
         self.clock.at(at, fire)
+    }
+
+    /// Runs probes with wasmtime's pooling allocator: for a long-lived runner with many
+    /// runs a second, which then reuse linear memories, tables and async stacks instead of
+    /// mapping and unmapping each (see [`engines::pool`] for its sizes).
+    pub fn pooled(mut self) -> Self {
+        self.pool = Some(engines::pool());
+        self
     }
 
     /// Keeps compiled `.wasm` components in `cache` (none by default).
