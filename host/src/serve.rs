@@ -472,8 +472,8 @@ pub async fn probe(
 }
 
 /// Writes one line of the server's log on stderr in one write: stderr is unbuffered, and
-/// `eprintln!` writes each piece of its format apart, so lines from several threads could
-/// interleave (and a reader could see half a line).
+/// `eprintln!` writes each piece of its format apart, so whatever reads the log (a
+/// container runtime, a test) could see half a line.
 pub fn log(line: std::fmt::Arguments) {
     use std::io::Write as _;
     let line = format!("healthprobe serve: {line}\n");
@@ -528,7 +528,8 @@ fn verdict_word(v: Verdict) -> &'static str {
 /// An HTTP answer: status, content type, body.
 pub type Answer = (u16, &'static str, String);
 
-const TEXT: &str = "text/plain; charset=utf-8";
+/// The content type of plain answers.
+pub const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Answers one GET request for `path` with `query` (without the `?`).
 pub fn answer(checks: &[Arc<Served>], path: &str, query: &str) -> Answer {

@@ -232,7 +232,7 @@ impl Server {
         let answer = match *request.method() {
             hyper::Method::GET if path == "/probe" => self.probe(&now, &request, query).await,
             hyper::Method::GET | hyper::Method::HEAD => serve::answer(&now.checks, path, query),
-            _ => (405, "text/plain; charset=utf-8", "only GET\n".into()),
+            _ => (405, serve::TEXT, "only GET\n".into()),
         };
         let (code, content_type, body) = answer;
         let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
@@ -258,7 +258,7 @@ impl Server {
                 "{} probes are running, the most --max-probes allows; try again\n",
                 self.max_probes
             );
-            return (503, "text/plain; charset=utf-8", why);
+            return (503, serve::TEXT, why);
         };
         let scrape_timeout = request
             .headers()

@@ -103,8 +103,8 @@ pub struct Runner {
     clock: Clock,
     /// The pooling allocator's settings, if the engines use it ([`Runner::pooled`]).
     pool: Option<wasmtime::PoolingAllocationConfig>,
-    /// Linked probes by content hash: a long-lived runner (a library user, a future `serve`
-    /// mode) compiles each probe once. Content-keyed, so a changed file is recompiled.
+    /// Linked probes by content hash: a long-lived runner (a library user, `serve`)
+    /// compiles each probe once. Content-keyed, so a changed file is recompiled.
     linked: Mutex<HashMap<String, ProbePre<HostState>>>,
     /// Where compiled `.wasm` files are kept between runs.
     #[cfg(feature = "compiler")]
