@@ -75,6 +75,21 @@ pub const DEFAULT_FUEL: u64 = 10_000_000_000;
 /// descriptor limit (often 1024) and the cost of closing its sockets stays negligible.
 pub const DEFAULT_MAX_SOCKETS: usize = 100;
 
+/// Host resources (handles: streams, sockets, pollables, `wasi:http` fields, requests and
+/// bodies) a probe may hold at once, before its sockets: an honest probe holds a few dozen.
+/// Each is host memory the guest's own memory cap does not see, so a flood of them ends
+/// here, long before wasmtime's own cap of 100,000 component handles.
+pub const BASE_HANDLES: usize = 1_000;
+
+/// Handles each allowed socket may need besides itself: its input and output streams and a
+/// pollable or two.
+const HANDLES_PER_SOCKET: usize = 4;
+
+/// The handle cap of a run allowed `max_sockets` sockets.
+pub fn max_handles(max_sockets: usize) -> usize {
+    BASE_HANDLES.saturating_add(max_sockets.saturating_mul(HANDLES_PER_SOCKET))
+}
+
 /// Largest number of table elements a probe may have in one table.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Core instances, memories and tables a probe component may create; a component made of
@@ -114,17 +129,32 @@ pub enum LimitExceeded {
         /// The cap in sockets.
         limit: usize,
     },
+    /// Host memory held for the guest (`wasi:http` header maps, request bodies and strings)
+    /// would pass `--max-memory`.
+    #[error("host memory limit ({})", crate::text::size(*.limit))]
+    HostMemory {
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// One host resource more than [`max_handles`] allows was asked for.
+    #[error("resource limit ({limit} host resources held at once)")]
+    Handles {
+        /// The cap in handles.
+        limit: usize,
+    },
 }
 
 impl LimitExceeded {
     /// The flag that raises this cap, if the operator can.
     pub fn flag(self) -> Option<&'static str> {
         match self {
-            LimitExceeded::Memory { .. } | LimitExceeded::RandomBytes { .. } => {
-                Some("--max-memory")
-            }
+            LimitExceeded::Memory { .. }
+            | LimitExceeded::RandomBytes { .. }
+            | LimitExceeded::HostMemory { .. } => Some("--max-memory"),
             LimitExceeded::Sockets { .. } => Some("--max-sockets"),
-            LimitExceeded::Table { .. } => None,
+            // An honest probe holds a few dozen; the cap grows with --max-sockets for the
+            // streams of each socket, but raising it for a probe that hoards is no remedy.
+            LimitExceeded::Table { .. } | LimitExceeded::Handles { .. } => None,
         }
     }
 }
@@ -172,6 +202,11 @@ impl Limiter {
     /// The cap that was hit, if any.
     pub fn exceeded(&self) -> Option<LimitExceeded> {
         self.exceeded.get()
+    }
+
+    /// Records a cap the host found hit elsewhere, so the verdict names it.
+    pub fn record(&self, limit: LimitExceeded) {
+        self.exceeded.record(limit);
     }
 
     /// Checks a buffer of `len` bytes the host is asked to allocate on the guest's behalf

@@ -6,7 +6,7 @@ fn main() -> ExitCode {
         // Only a failed write of the result escapes `run`: stdout is gone, so say it on
         // stderr; "could not run" (3) by contract, never clap's default 2.
         Err(err) => {
-            eprintln!("error: {err}");
+            healthprobe::output::print_err(&format!("error: {err}\n"));
             ExitCode::from(healthprobe::EXIT_ERROR)
         }
     }

@@ -57,6 +57,14 @@ pub fn print_line(line: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
+/// Writes `text` to stderr as it is, in one write, ignoring failure: stderr carries notes
+/// (`--verbose`, serve's log), and a closed, broken or full stderr must change neither the
+/// verdict nor the exit status. `eprint!` would panic there, and the release build aborts on
+/// panics.
+pub fn print_err(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// Renders a report as the single stdout line (text) or object (JSON), at most
 /// [`MAX_OUTPUT`] bytes.
 pub fn render(report: &Report, format: Format) -> String {

@@ -63,7 +63,9 @@ impl Failure {
             Failure::Limit(LimitExceeded::Memory { .. }) => "memory-limit",
             Failure::Limit(LimitExceeded::Table { .. }) => "table-limit",
             Failure::Limit(LimitExceeded::Sockets { .. }) => "socket-limit",
+            Failure::Limit(LimitExceeded::Handles { .. }) => "resource-limit",
             Failure::Limit(LimitExceeded::RandomBytes { .. }) => "memory-limit",
+            Failure::Limit(LimitExceeded::HostMemory { .. }) => "memory-limit",
             Failure::Trap(_) => "trap",
             Failure::HostCall(_) => "host-call",
         }
@@ -119,6 +121,47 @@ pub struct Report {
     pub code: Option<String>,
 }
 
+/// Most details a report keeps of what a probe returned; the rest are dropped and counted in
+/// one more detail, `details-dropped`. A probe's answer is lifted into host memory and then
+/// rendered by every command (`run`'s JSON, serve's `/health` and `/probe` gauges), so it is
+/// bounded once, here, before anything renders it.
+pub const MAX_DETAILS: usize = 64;
+/// Longest detail name kept, in bytes; a longer one is cut.
+pub const MAX_DETAIL_NAME: usize = 128;
+/// Longest detail value kept, in bytes; a longer one is cut.
+pub const MAX_DETAIL_VALUE: usize = 1024;
+/// Longest message kept from a probe, in bytes (the text line shows at most 1024).
+pub const MAX_PROBE_MESSAGE: usize = 4096;
+
+/// A probe's message and details cut to [`MAX_PROBE_MESSAGE`], [`MAX_DETAILS`],
+/// [`MAX_DETAIL_NAME`] and [`MAX_DETAIL_VALUE`]; dropped details are counted in
+/// `details-dropped`.
+pub fn bounded(
+    message: String,
+    mut details: Vec<(String, String)>,
+) -> (String, Vec<(String, String)>) {
+    use crate::text::excerpt;
+    let message = if message.len() > MAX_PROBE_MESSAGE {
+        excerpt(&message, MAX_PROBE_MESSAGE)
+    } else {
+        message
+    };
+    let dropped = details.len().saturating_sub(MAX_DETAILS);
+    details.truncate(MAX_DETAILS);
+    for (name, value) in &mut details {
+        if name.len() > MAX_DETAIL_NAME {
+            *name = excerpt(name, MAX_DETAIL_NAME);
+        }
+        if value.len() > MAX_DETAIL_VALUE {
+            *value = excerpt(value, MAX_DETAIL_VALUE);
+        }
+    }
+    if dropped > 0 {
+        details.push(("details-dropped".into(), dropped.to_string()));
+    }
+    (message, details)
+}
+
 impl Report {
     /// The report of a run that ended before the probe produced a result.
     pub fn failed(probe: &str, failure: &Failure, elapsed: Duration) -> Self {
@@ -133,5 +176,31 @@ impl Report {
             sha256: None,
             code: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_details_is_cut_and_counted() {
+        let details = (0..200_000)
+            .map(|i| (format!("d{i}"), i.to_string()))
+            .collect();
+        let (message, details) = bounded("x".repeat(1 << 20), details);
+        assert!(message.len() <= MAX_PROBE_MESSAGE);
+        assert_eq!(details.len(), MAX_DETAILS + 1);
+        assert_eq!(details[0], ("d0".into(), "0".into()));
+        assert_eq!(
+            details.last().unwrap(),
+            &(
+                "details-dropped".into(),
+                (200_000 - MAX_DETAILS).to_string()
+            )
+        );
+        let (_, long) = bounded(String::new(), vec![("n".repeat(1000), "v".repeat(5000))]);
+        assert!(long[0].0.len() <= MAX_DETAIL_NAME && long[0].1.len() <= MAX_DETAIL_VALUE);
+        assert_eq!(long.len(), 1);
     }
 }

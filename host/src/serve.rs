@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -359,18 +360,25 @@ impl ServedModule {
 /// blackbox_exporter does.
 pub const SCRAPE_OFFSET: Duration = Duration::from_millis(500);
 
+/// A `/probe` request, checked and ready to run: the module's probe with the target set,
+/// under the module's timeout or the scrape's.
+#[derive(Debug)]
+pub struct ProbeRequest {
+    source: ProbeSource,
+    params: Vec<(String, String)>,
+    config: RunConfig,
+}
+
 /// `GET /probe?module=M&target=T`, as blackbox_exporter answers it: runs module `M` with
 /// its target parameter set to `T`, now, under the module's timeout or the scrape's
-/// (`X-Prometheus-Scrape-Timeout-Seconds` less [`SCRAPE_OFFSET`]) if shorter, and
-/// returns `probe_success`, `probe_duration_seconds` and the probe's numeric details as
-/// gauges. The target is reached under the module's grants only (loopback unless it
-/// grants more), so `/probe` is no proxy to anywhere.
-pub async fn probe(
+/// (`X-Prometheus-Scrape-Timeout-Seconds` less [`SCRAPE_OFFSET`]) if shorter. The target is
+/// reached under the module's grants only (loopback unless it grants more), so `/probe` is
+/// no proxy to anywhere. This checks the request; a bad one gets its answer (400) here.
+pub fn probe_request(
     modules: &[ServedModule],
-    runner: &Runner,
     query: &str,
     scrape_timeout: Option<&str>,
-) -> Answer {
+) -> Result<ProbeRequest, Answer> {
     let bad = |why: String| (400, TEXT, why + "\n");
     let mut module = None;
     let mut target = None;
@@ -389,19 +397,22 @@ pub async fn probe(
             .join(", ")
     };
     let Some(module_name) = module else {
-        return bad(format!("give module=NAME; the modules are {}", names()));
+        return Err(bad(format!(
+            "give module=NAME; the modules are {}",
+            names()
+        )));
     };
     let Some(module) = modules.iter().find(|m| m.name == module_name) else {
-        return bad(format!(
+        return Err(bad(format!(
             "unknown module {module_name}; the modules are {}",
             names()
-        ));
+        )));
     };
     let Some(target) = target.filter(|t| !t.is_empty()) else {
-        return bad(format!(
+        return Err(bad(format!(
             "give target=…, the {} of module {module_name}",
             module.target
-        ));
+        )));
     };
     let mut config = module.config.clone();
     if let Some(header) = scrape_timeout {
@@ -410,10 +421,10 @@ pub async fn probe(
                 Duration::from_secs_f64(s) - SCRAPE_OFFSET
             }
             _ => {
-                return bad(format!(
+                return Err(bad(format!(
                     "X-Prometheus-Scrape-Timeout-Seconds: {header}: expected more than {} seconds",
                     SCRAPE_OFFSET.as_secs_f64()
-                ));
+                )));
             }
         };
         config.limits.timeout = config.limits.timeout.min(scrape);
@@ -425,13 +436,87 @@ pub async fn probe(
         .cloned()
         .collect();
     params.push((module.target.clone(), target));
+    Ok(ProbeRequest {
+        source: module.source.clone(),
+        params,
+        config,
+    })
+}
+
+impl ProbeRequest {
+    /// Runs the probe on `probes` (see [`run_by_the_clock`]) and answers with
+    /// `probe_success`, `probe_duration_seconds` and the probe's numeric details as gauges.
+    pub async fn answer(self, probes: &tokio::runtime::Handle, runner: Arc<Runner>) -> Answer {
+        let start = Instant::now();
+        let report = run_by_the_clock(probes, runner, self.source, self.params, self.config).await;
+        gauges(&report, start.elapsed())
+    }
+}
+
+/// How long past a run's timeout its caller waits for the run's own report before it
+/// answers the timeout itself. The run ends at its deadline when its task is polled; this
+/// covers the case where it is not, because every worker is busy with other guests.
+pub const CLOCK_MARGIN: Duration = Duration::from_millis(200);
+
+/// Runs one probe as a task on `probes`, the runtime that runs guests, and waits for it on
+/// the caller's runtime: the timeout is kept by the caller's clock, not by the next time a
+/// starved task is polled. With every worker busy with spinning guests (each yields at
+/// every epoch tick, but hundreds take turns on two cores), a run whose deadline passed
+/// may wait long for its turn; its caller answers `timeout after …` by the deadline plus
+/// [`CLOCK_MARGIN`] and the run is dropped at its next turn.
+pub async fn run_by_the_clock(
+    probes: &tokio::runtime::Handle,
+    runner: Arc<Runner>,
+    source: ProbeSource,
+    params: Vec<(String, String)>,
+    config: RunConfig,
+) -> Report {
     let start = Instant::now();
-    let report = runner.run(start, &module.source, &params, &config).await;
-    let took = start.elapsed();
+    let timeout = config.limits.timeout;
+    let label = source.label();
+    let task = probes.spawn(async move { runner.run(start, &source, &params, &config).await });
+    let abort = task.abort_handle();
+    // A run whose caller went away (a client that closed its connection) is dropped too.
+    let _abort_on_drop = AbortOnDrop(abort.clone());
+    let by = tokio::time::Instant::from_std(start + timeout + CLOCK_MARGIN);
+    match tokio::time::timeout_at(by, task).await {
+        Ok(Ok(report)) => report,
+        // A panic is a healthprobe bug; it fails this run, not the server.
+        Ok(Err(_)) => Report::failed(
+            &label,
+            &crate::Failure::Setup("the run panicked (a healthprobe bug; please report it)".into()),
+            start.elapsed(),
+        ),
+        Err(_) => {
+            abort.abort();
+            Report::failed(
+                &label,
+                &crate::Failure::Timeout {
+                    after: timeout,
+                    during: None,
+                },
+                start.elapsed(),
+            )
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A `/probe` answer for `report`, a run that took `took`: the verdict as a comment, then
+/// the gauges.
+fn gauges(report: &Report, took: Duration) -> Answer {
     // The verdict, for a person reading the answer; Prometheus skips comments.
     let verdict = format!(
         "# {}\n",
-        text::one_line(&crate::output::render(&report, crate::output::Format::Text))
+        text::one_line(&crate::output::render(report, crate::output::Format::Text))
     );
     let pass = matches!(report.verdict, Verdict::Healthy | Verdict::Degraded);
     let gauges = || -> prometheus::Result<String> {
@@ -471,15 +556,80 @@ pub async fn probe(
     }
 }
 
-/// Writes one line of the server's log on stderr in one write: stderr is unbuffered, and
-/// `eprintln!` writes each piece of its format apart, so whatever reads the log (a
-/// container runtime, a test) could see half a line.
+/// Writes one line of the server's log on stderr, whole (`eprintln!` writes each piece of
+/// its format apart, so whatever reads the log could see half a line). Lines go through a
+/// thread of their own: a stderr that is full (a reader that stopped reading) blocks that
+/// thread alone, never a check or an answer, and lines that find the queue full are
+/// dropped and counted in the next line that is written. A closed or broken stderr is
+/// ignored (see `output::print_err`).
 pub fn log(line: std::fmt::Arguments) {
-    use std::io::Write as _;
-    let line = format!("healthprobe serve: {line}\n");
-    // Nowhere to report a log that cannot be written.
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    let log = Log::get();
+    let dropped = log.dropped.swap(0, Ordering::Relaxed);
+    let line = if dropped > 0 {
+        format!("healthprobe serve: {line} ({dropped} log lines dropped: stderr was not read)\n")
+    } else {
+        format!("healthprobe serve: {line}\n")
+    };
+    match &log.queue {
+        Some(queue) => {
+            log.pending.fetch_add(1, Ordering::SeqCst);
+            if queue.try_send(line).is_err() {
+                log.pending.fetch_sub(1, Ordering::SeqCst);
+                log.dropped.fetch_add(dropped + 1, Ordering::Relaxed);
+            }
+        }
+        // No thread for the log: written here, which a full stderr may block.
+        None => crate::output::print_err(&line),
+    }
 }
+
+/// Waits until the lines logged so far are written, or `at_most` has passed (stderr may be
+/// full): the last lines before the server exits.
+pub fn flush_log(at_most: Duration) {
+    let log = Log::get();
+    let until = Instant::now() + at_most;
+    while log.pending.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The log's queue and its writer thread.
+struct Log {
+    queue: Option<std::sync::mpsc::SyncSender<String>>,
+    /// Lines queued and not yet written.
+    pending: Arc<AtomicUsize>,
+    /// Lines dropped since the last one queued.
+    dropped: AtomicU64,
+}
+
+impl Log {
+    fn get() -> &'static Log {
+        static LOG: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| {
+            let (send, receive) = std::sync::mpsc::sync_channel::<String>(LOG_QUEUE);
+            let pending = Arc::new(AtomicUsize::new(0));
+            let written = pending.clone();
+            let queue = std::thread::Builder::new()
+                .name("log".into())
+                .spawn(move || {
+                    for line in receive {
+                        crate::output::print_err(&line);
+                        written.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+                .ok()
+                .map(|_| send);
+            Log {
+                queue,
+                pending,
+                dropped: AtomicU64::new(0),
+            }
+        })
+    }
+}
+
+/// Log lines waiting to be written before more are dropped.
+const LOG_QUEUE: usize = 1024;
 
 /// The text format's content type.
 const METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";

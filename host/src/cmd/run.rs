@@ -202,7 +202,10 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
     let combined = crate::checks::combine(&results, start.elapsed());
     if args.output.verbose && !quiet {
         for (name, report) in &results {
-            eprintln!("{name}: {}", output::render(report, Format::Text));
+            output::print_err(&format!(
+                "{name}: {}\n",
+                output::render(report, Format::Text)
+            ));
         }
     }
     let line = match format {
@@ -312,7 +315,7 @@ fn print(report: &Report, format: Format, verbose: bool) -> std::io::Result<()> 
     if verbose {
         let room = output::MAX_OUTPUT.saturating_sub(line.len() + 1);
         let notes = crate::confine::describe();
-        eprint!("{}", output::render_guest_output(report, &notes, room));
+        output::print_err(&output::render_guest_output(report, &notes, room));
     }
     Ok(())
 }

@@ -82,17 +82,25 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     };
     let check_count = serving.checks.len();
     let serving = Arc::new(RwLock::new(serving));
-    // One runtime serves every connection and runs every /probe, for the life of the
-    // server: its workers, and the threads its blocking host calls run on, are started
-    // once. A probe cannot hold a worker: a guest yields at every epoch tick, and blocking
-    // calls run on the blocking pool.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // Two runtimes, so that what the probes do never delays an answer. `probes` runs the
+    // guests of /probe requests, for the life of the server: its workers, and the threads
+    // its blocking host calls run on, are started once. `endpoints`, on this thread, accepts
+    // connections and answers them: /livez, /readyz, /health and /metrics never wait behind
+    // a guest, and a /probe answer is sent by this runtime's clock even when every worker of
+    // `probes` is busy with spinning guests (`serve::run_by_the_clock`).
+    let probes = tokio::runtime::Builder::new_multi_thread()
         .enable_io()
         .enable_time()
-        .thread_name("serve")
-        .build()
-    {
-        Ok(rt) => rt,
+        .thread_name("probe")
+        .build();
+    let (probes, rt) = match probes.and_then(|p| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map(|e| (p, e))
+    }) {
+        Ok(both) => both,
         Err(e) => {
             return Ok(output::fail(
                 subject,
@@ -156,6 +164,7 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     ));
     let server = Arc::new(Server {
         runner,
+        probes: probes.handle().clone(),
         serving,
         probes_running: AtomicUsize::new(0),
         max_probes: usize::from(args.max_probes),
@@ -178,6 +187,8 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     // Checks and probes may be in the middle of a run (a probe's request may be blocked on a
     // hung server until its deadline): exiting ends them, without waiting.
     rt.shutdown_background();
+    probes.shutdown_background();
+    serve::flush_log(LOG_FLUSH);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -185,6 +196,9 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
 /// the checks.
 const MAX_PROBES: u16 = 500;
 const _: () = assert!(MAX_PROBES as u32 * 2 <= crate::runner::POOL_SLOTS);
+
+/// How long the last log lines may take to be written when the server stops.
+const LOG_FLUSH: Duration = Duration::from_millis(500);
 
 /// How long accepting waits after a failure (no descriptor left) before it tries again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
@@ -197,6 +211,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// What every connection shares.
 struct Server {
     runner: Arc<Runner>,
+    /// The runtime that runs /probe's guests.
+    probes: tokio::runtime::Handle,
     serving: Arc<RwLock<Arc<Serving>>>,
     probes_running: AtomicUsize,
     max_probes: usize,
@@ -245,8 +261,9 @@ impl Server {
         response
     }
 
-    /// `/probe`, unless `--max-probes` are running already. It runs in the connection's
-    /// task: up to its timeout, while the other endpoints keep answering.
+    /// `/probe`, unless `--max-probes` are running already. The connection waits for it
+    /// up to its timeout (and [`serve::CLOCK_MARGIN`]), while the other endpoints keep
+    /// answering.
     async fn probe(
         &self,
         now: &Serving,
@@ -264,7 +281,10 @@ impl Server {
             .headers()
             .get("X-Prometheus-Scrape-Timeout-Seconds")
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        serve::probe(&now.modules, &self.runner, query, scrape_timeout.as_deref()).await
+        match serve::probe_request(&now.modules, query, scrape_timeout.as_deref()) {
+            Ok(request) => request.answer(&self.probes, self.runner.clone()).await,
+            Err(bad) => bad,
+        }
     }
 }
 

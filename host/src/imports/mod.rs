@@ -17,6 +17,7 @@ pub mod sockets;
 pub mod tls;
 pub mod wasi;
 pub mod wasi_http;
+pub mod wasi_http_memory;
 
 use wasmtime::component::{Component, Linker};
 

@@ -36,6 +36,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpH
 use crate::imports::Capability;
 use crate::imports::http::{MAX_BODY_BYTES, MAX_HEADER_BYTES};
 use crate::imports::sockets::{ConnCap, ConnPermit};
+use crate::imports::wasi_http_memory::{HostMemory, InFlight, InFlightGuard, max_in_flight};
+use crate::limits::Exceeded;
 use crate::policy::{self, NetPolicy};
 use crate::sandbox::Sandbox;
 use crate::state::{Activity, HostState};
@@ -54,7 +56,7 @@ pub const PLUMBING: &[&str] = &["wasi:http/types"];
 
 /// Largest write to a request body the host accepts at once; with one chunk buffered,
 /// a request body holds at most twice this in host memory.
-const REQUEST_CHUNK_BYTES: usize = 64 * 1024;
+pub(crate) const REQUEST_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Whether `component` imports any of `wasi:http`: only then does its linker need the
 /// interface (few probes do, and registering it costs every run start-up time).
@@ -68,14 +70,18 @@ pub fn imported_by(component: &wasmtime::component::Component) -> bool {
 /// Registers `wasi:http/outgoing-handler` and `wasi:http/types`, served from
 /// [`HostState::wasi_http`].
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    super::wasi_http_memory::add_to_linker(linker)
 }
 
-/// The interface's per-run state: wasmtime-wasi-http's own context (which caps the header
-/// maps a guest builds) and the hooks that send every request.
+/// The interface's per-run state: wasmtime-wasi-http's own context (which caps each header
+/// map a guest builds), the account of the host memory the guest holds through it, and the
+/// hooks that send every request.
 pub struct WasiHttp {
     /// wasmtime-wasi-http's context.
     pub ctx: WasiHttpCtx,
+    /// Header maps, request bodies and strings the host keeps for the guest.
+    pub memory: HostMemory,
     /// Where requests go.
     pub hooks: Hooks,
 }
@@ -83,12 +89,22 @@ pub struct WasiHttp {
 impl WasiHttp {
     /// The state of a run granted `sandbox` that ends at `deadline`, whose connections
     /// count against the socket cap (`cap`, with the WASI sockets).
-    pub fn new(sandbox: &Sandbox, deadline: Instant, activity: &Activity, cap: ConnCap) -> Self {
+    pub fn new(
+        sandbox: &Sandbox,
+        deadline: Instant,
+        activity: &Activity,
+        cap: ConnCap,
+        limits: &crate::limits::Limits,
+        exceeded: &Exceeded,
+    ) -> Self {
         let mut ctx = WasiHttpCtx::new();
         ctx.set_field_size_limit(MAX_HEADER_BYTES);
         Self {
             ctx,
+            memory: HostMemory::new(limits.max_memory, exceeded.clone()),
             hooks: Hooks {
+                in_flight: InFlight::default(),
+                max_in_flight: max_in_flight(limits.max_sockets),
                 policy: sandbox.net.clone(),
                 tls: sandbox.tls.config(!sandbox.insecure_tls),
                 deadline,
@@ -116,6 +132,10 @@ pub struct Hooks {
     activity: Activity,
     /// The socket cap; the store refreshes its count of WASI sockets on each call.
     pub cap: ConnCap,
+    /// Requests sent whose tasks are not over.
+    pub in_flight: InFlight,
+    /// The most of them `handle` lets be at once.
+    pub max_in_flight: usize,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -133,6 +153,7 @@ impl WasiHttpHooks for Hooks {
         let waiting = format!("waiting for {}", request.uri());
         self.activity.set(Some(waiting.clone()));
         let job = Job {
+            _in_flight: self.in_flight.enter(),
             policy: self.policy.clone(),
             tls: self.tls.clone(),
             deadline: tokio::time::Instant::from_std(self.deadline) + AFTER_DEADLINE,
@@ -168,6 +189,8 @@ impl WasiHttpHooks for Hooks {
 
 /// What a request needs once it has left the store.
 struct Job {
+    /// Counts the request until its task is over or dropped.
+    _in_flight: InFlightGuard,
     policy: NetPolicy,
     tls: Arc<rustls::ClientConfig>,
     deadline: tokio::time::Instant,

@@ -1,6 +1,7 @@
 //! Why a run failed, classified by the error's type (a trap code, a cap's typed error),
 //! never by its text.
 
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap};
 
 use crate::limits::{LimitExceeded, Limits};
@@ -14,6 +15,20 @@ pub(super) fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &
         return Failure::Limit(*limit);
     }
     if let Some(limit) = store.data().limiter.exceeded() {
+        return Failure::Limit(limit);
+    }
+    // The resource table is full: the probe holds more host resources than its cap.
+    let table_full = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<ResourceTableError>(),
+            Some(ResourceTableError::Full)
+        )
+    });
+    if table_full {
+        let limit = LimitExceeded::Handles {
+            limit: store.data().table.max_capacity(),
+        };
+        store.data().limiter.record(limit);
         return Failure::Limit(limit);
     }
     // Nothing about the probe: the runner's pools (see `engines::pool`) are all in use.

@@ -229,8 +229,8 @@ impl Runner {
                     Status::Degraded => Verdict::Degraded,
                     Status::Unhealthy => Verdict::Unhealthy,
                 };
-                report.message = result.message;
-                report.details = result.details;
+                (report.message, report.details) =
+                    crate::report::bounded(result.message, result.details);
             }
             Err(failure) => {
                 report.verdict = failure.verdict();
@@ -392,7 +392,8 @@ impl Runner {
         shared: &Shared,
     ) -> Result<Store<HostState>, Failure> {
         let wasi = crate::imports::wasi::ctx(&shared.sandbox, &shared.stdout, &shared.stderr)?;
-        let table = ResourceTable::new();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(crate::limits::max_handles(limits.max_sockets));
         let mut sockets = SocketCap::new(
             limits.max_sockets,
             shared.exceeded.clone(),
@@ -403,6 +404,8 @@ impl Runner {
             shared.deadline,
             &shared.activity,
             sockets.conn_cap(&table),
+            limits,
+            &shared.exceeded,
         );
         let state = HostState {
             wasi,

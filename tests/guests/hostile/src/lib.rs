@@ -19,7 +19,7 @@ impl Probe for Hostile {
                 "mode",
                 "spin | memory | panic | sleep | flood | tcp-read | http-loop | echo \
                  | connect | resolve | read-file | list-dir | write-file | env | udp | insecure \
-                 | recurse | big-message | sockets | random",
+                 | recurse | big-message | sockets | random | details",
             ))
             .param(ParamSpec::optional(
                 "address",
@@ -34,7 +34,7 @@ impl Probe for Hostile {
             .param(ParamSpec::optional("value", "text for echo").repeatable())
             .param(ParamSpec::optional(
                 "count",
-                "connections for sockets, bytes for random",
+                "connections for sockets, bytes for random, details for details",
             ))
     }
 
@@ -194,6 +194,16 @@ impl Probe for Hostile {
                     "got {} random bytes",
                     bytes.len()
                 )))
+            }
+            // An answer with `count` numeric details: the host bounds what it renders.
+            "details" => {
+                let count = params
+                    .required_parse("count", |t| t.parse::<usize>().map_err(|e| e.to_string()))?;
+                let mut result = CheckResult::healthy(format!("{count} details"));
+                for i in 0..count {
+                    result = result.detail(format!("detail-{i}"), i);
+                }
+                Ok(result)
             }
             "echo" => Ok(CheckResult::healthy(params.list("value").join("|"))
                 .detail("count", params.list("value").len())),

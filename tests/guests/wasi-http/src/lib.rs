@@ -6,7 +6,8 @@
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    Fields, IncomingResponse, Method, OutgoingRequest, RequestOptions, Scheme,
+    Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingRequest, RequestOptions,
+    Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -20,6 +21,18 @@ impl Probe for WasiHttp {
             "GETs a URL through wasi:http (test only).",
         )
         .param(ParamSpec::required("url", "http:// or https:// URL"))
+        .param(ParamSpec::optional(
+            "hoard-fields",
+            "header maps to create and keep before the request (default 0)",
+        ))
+        .param(ParamSpec::optional(
+            "drop-requests",
+            "requests to send and drop at once before the request (default 0)",
+        ))
+        .param(ParamSpec::optional(
+            "hoard-bytes",
+            "bytes of one header in each hoarded map (default 60000; 0: none)",
+        ))
         .param(ParamSpec::optional(
             "timeout-ms",
             "connect, first-byte and between-bytes timeouts asked of the host",
@@ -52,6 +65,36 @@ impl Probe for WasiHttp {
         let requests = number("requests", 1)?.max(1);
         let follow = number("follow", 0)?;
         let mut url = params.required_str("url")?.to_string();
+
+        // Host memory the guest's own memory cap does not see: header maps kept alive.
+        // Requests sent and dropped unanswered, as fast as the host takes them.
+        let dropped = number("drop-requests", 0)?;
+        for n in 0..dropped {
+            if let Err(e) = send(&url, timeout) {
+                return Ok(CheckResult::unhealthy(format!(
+                    "request {} of {dropped}: {e}",
+                    n + 1
+                )));
+            }
+        }
+
+        let hoard = number("hoard-fields", 0)?;
+        let value = vec![b'a'; usize::try_from(number("hoard-bytes", 60_000)?).unwrap_or(0)];
+        let mut kept = Vec::new();
+        for n in 0..hoard {
+            let fields = Fields::new();
+            if value.is_empty() {
+                kept.push(fields);
+                continue;
+            }
+            if let Err(e) = fields.append("x-hoard", &value) {
+                return Ok(CheckResult::unhealthy(format!(
+                    "header map {} of {hoard}: {e:?}",
+                    n + 1
+                )));
+            }
+            kept.push(fields);
+        }
 
         // Responses held unread: each keeps its connection open.
         let mut held = Vec::new();
@@ -119,6 +162,17 @@ impl Probe for WasiHttp {
 
 /// One GET, waiting for the response head.
 fn get(url: &str, timeout_ns: Option<u64>) -> Result<IncomingResponse, String> {
+    let pending = send(url, timeout_ns)?;
+    pending.subscribe().block();
+    match pending.get() {
+        Some(Ok(Ok(r))) => Ok(r),
+        Some(Ok(Err(e))) => Err(format!("{url}: {e:?}")),
+        other => Err(format!("{url}: {other:?}")),
+    }
+}
+
+/// One GET sent, its response not waited for.
+fn send(url: &str, timeout_ns: Option<u64>) -> Result<FutureIncomingResponse, String> {
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
         (Scheme::Http, rest)
     } else if let Some(rest) = url.strip_prefix("https://") {
@@ -139,14 +193,7 @@ fn get(url: &str, timeout_ns: Option<u64>) -> Result<IncomingResponse, String> {
     let _ = options.set_connect_timeout(timeout_ns);
     let _ = options.set_first_byte_timeout(timeout_ns);
     let _ = options.set_between_bytes_timeout(timeout_ns);
-    let pending =
-        outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{url}: {e:?}"))?;
-    pending.subscribe().block();
-    match pending.get() {
-        Some(Ok(Ok(r))) => Ok(r),
-        Some(Ok(Err(e))) => Err(format!("{url}: {e:?}")),
-        other => Err(format!("{url}: {other:?}")),
-    }
+    outgoing_handler::handle(request, Some(options)).map_err(|e| format!("{url}: {e:?}"))
 }
 
 healthprobe_sdk::export_probe!(WasiHttp);

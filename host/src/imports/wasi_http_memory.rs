@@ -1,0 +1,352 @@
+//! The host memory a probe holds through `wasi:http`, charged to one account per run and
+//! checked against `--max-memory` before the host keeps it.
+//!
+//! wasmtime-wasi-http caps each header map (64 KiB) but not their number, nor the request
+//! bodies buffered before they are sent, nor the strings set on requests: a probe that keeps
+//! ten thousand header maps held gigabytes of host memory that the guest's own memory cap
+//! does not see. The functions of `wasi:http` that make the host keep guest data are
+//! defined again here, over wasmtime-wasi-http's own: each charges what it keeps to the
+//! run's [`HostMemory`] first, and refuses with the error the interface has for it
+//! (`header-error.forbidden`, or the `result`'s error) when the account is full; the
+//! verdict then names the cap. Nothing is credited back when a resource is dropped (no hook
+//! sees drops): when a charge does not fit, the account is counted again from what the
+//! resource table holds now.
+//!
+//! The same functions give the guest the error for a header map over wasmtime-wasi-http's
+//! own 64 KiB, which it would otherwise turn into a trap, and `handle` waits for the
+//! requests the probe dropped to be gone before it sends more, so that a probe sending and
+//! dropping requests in a loop cannot pile up tasks the runtime has not yet reclaimed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime_wasi_http::p2::bindings::http::outgoing_handler::Host as Handler;
+use wasmtime_wasi_http::p2::bindings::http::types::{
+    ErrorCode, HeaderError, HostFields, HostOutgoingRequest as HostRequest, Method, Scheme,
+};
+use wasmtime_wasi_http::p2::body::HostOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+use wasmtime_wasi_http::{FieldMap, FieldMapError, RequestOptions, WasiHttpView as _};
+
+use crate::limits::{Exceeded, LimitExceeded};
+use crate::state::HostState;
+
+/// The versions of the interfaces as wasmtime-wasi-http defines them; a guest importing an
+/// earlier 0.2 version is linked to these.
+const TYPES: &str = "wasi:http/types@0.2.12";
+const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
+
+/// What a header map's entry costs besides its name and value: the map's bucket and the
+/// value's own header.
+const ENTRY_BYTES: u64 = 64;
+/// What a request body may hold in host memory before it is sent: the chunk being written
+/// and the one buffered ahead of it.
+pub const BODY_BYTES: u64 = 2 * super::wasi_http::REQUEST_CHUNK_BYTES as u64;
+/// How often the account may be counted again from the resource table: a guest refused
+/// again and again must not make every refusal cost a walk of the table.
+const RECOUNT_EVERY: Duration = Duration::from_millis(1);
+
+/// The run's account of host memory held for the guest through `wasi:http`.
+#[derive(Debug)]
+pub struct HostMemory {
+    limit: u64,
+    /// Bytes charged since the account was last counted from the table; never less than
+    /// what is held.
+    charged: u64,
+    counted: Option<Instant>,
+    exceeded: Exceeded,
+}
+
+impl HostMemory {
+    /// An empty account capped at `limit` bytes (`--max-memory`), recording a refusal in
+    /// `exceeded` for the verdict.
+    pub fn new(limit: u64, exceeded: Exceeded) -> Self {
+        Self {
+            limit,
+            charged: 0,
+            counted: None,
+            exceeded,
+        }
+    }
+
+    /// Charges `bytes` the host is about to keep; false (and the cap recorded) if they do
+    /// not fit even after counting what `table` holds now.
+    fn charge(&mut self, table: &mut ResourceTable, bytes: u64) -> bool {
+        if self.charged.saturating_add(bytes) <= self.limit {
+            self.charged += bytes;
+            return true;
+        }
+        if self.counted.is_none_or(|at| at.elapsed() >= RECOUNT_EVERY) {
+            self.charged = held(table);
+            self.counted = Some(Instant::now());
+            if self.charged.saturating_add(bytes) <= self.limit {
+                self.charged += bytes;
+                return true;
+            }
+        }
+        self.exceeded
+            .record(LimitExceeded::HostMemory { limit: self.limit });
+        false
+    }
+}
+
+/// Bytes of guest data that `table` holds through `wasi:http` now.
+fn held(table: &mut ResourceTable) -> u64 {
+    table
+        .iter_mut()
+        .map(|entry| {
+            if let Some(fields) = entry.downcast_ref::<FieldMap>() {
+                fields_bytes(fields)
+            } else if let Some(request) = entry.downcast_ref::<HostOutgoingRequest>() {
+                let strings = [&request.authority, &request.path_with_query]
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s.len() as u64)
+                    .sum::<u64>();
+                fields_bytes(&request.headers) + strings
+            } else if entry.is::<HostOutgoingBody>() {
+                BODY_BYTES
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+fn fields_bytes(fields: &FieldMap) -> u64 {
+    fields
+        .iter()
+        .map(|(name, value)| entry_bytes(name.as_str().len(), value.len()))
+        .sum()
+}
+
+fn entry_bytes(name: usize, value: usize) -> u64 {
+    (name + value) as u64 + ENTRY_BYTES
+}
+
+/// Requests a run may have sent whose tasks are not over (waiting for a connection, a
+/// response, or, dropped by the guest, to be reclaimed by the runtime), counted by the
+/// requests' own futures.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Counts one request until the returned guard is dropped.
+    pub fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.0.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// One request counted by [`InFlight`].
+#[derive(Debug)]
+pub struct InFlightGuard(Arc<AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The requests a run may have in flight: as many as the connections it may hold, since each
+/// holds a place under the socket cap until its task is over (a dropped request's too, until
+/// the runtime reclaims it).
+pub fn max_in_flight(max_sockets: usize) -> usize {
+    max_sockets.max(1)
+}
+
+/// A header operation's result for the guest: the interface's error for a map over its own
+/// size (which wasmtime-wasi-http would make a trap), a trap for anything else.
+fn header_result<T>(
+    result: Result<T, wasmtime_wasi_http::p2::HeaderError>,
+) -> wasmtime::Result<Result<T, HeaderError>> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => match e.downcast() {
+            Ok(typed) => Ok(Err(typed)),
+            Err(trap) => match trap.downcast_ref::<FieldMapError>() {
+                Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields) => {
+                    Ok(Err(HeaderError::Forbidden))
+                }
+                _ => Err(trap),
+            },
+        },
+    }
+}
+
+/// Charges `bytes` to the run's account.
+fn charge(store: &mut StoreContextMut<'_, HostState>, bytes: u64) -> bool {
+    let state = store.data_mut();
+    state.wasi_http.memory.charge(&mut state.table, bytes)
+}
+
+type Request = Resource<HostOutgoingRequest>;
+
+/// Defines the functions of `wasi:http` described in the module documentation over the
+/// ones wasmtime-wasi-http registered in `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let defined = define(linker);
+    linker.allow_shadowing(false);
+    defined
+}
+
+fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let mut types = linker.instance(TYPES)?;
+    types.func_wrap(
+        "[method]fields.append",
+        |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
+            if !charge(&mut store, entry_bytes(name.len(), value.len())) {
+                return Ok((Err(HeaderError::Forbidden),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((header_result(HostFields::append(
+                &mut view, fields, name, value,
+            ))?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]fields.set",
+        |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
+            let bytes = values
+                .iter()
+                .map(|v| entry_bytes(name.len(), v.len()))
+                .sum();
+            if !charge(&mut store, bytes) {
+                return Ok((Err(HeaderError::Forbidden),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((header_result(HostFields::set(
+                &mut view, fields, name, values,
+            ))?,))
+        },
+    )?;
+    types.func_wrap(
+        "[static]fields.from-list",
+        |mut store, (entries,): (Vec<(String, Vec<u8>)>,)| {
+            let bytes = entries
+                .iter()
+                .map(|(n, v)| entry_bytes(n.len(), v.len()))
+                .sum();
+            if !charge(&mut store, bytes) {
+                return Ok((Err(HeaderError::Forbidden),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((header_result(HostFields::from_list(&mut view, entries))?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]fields.clone",
+        |mut store, (fields,): (Resource<FieldMap>,)| {
+            let bytes = fields_bytes(store.data().table.get(&fields)?);
+            if !charge(&mut store, bytes) {
+                // The interface has no error here: the cap, named in the verdict, ends the run.
+                let limit = store.data().wasi_http.memory.limit;
+                return Err(LimitExceeded::HostMemory { limit }.into());
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostFields::clone(&mut view, fields)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]outgoing-request.body",
+        |mut store, (request,): (Request,)| {
+            if !charge(&mut store, BODY_BYTES) {
+                return Ok((Err(()),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostRequest::body(&mut view, request)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]outgoing-request.set-path-with-query",
+        |mut store, (request, path): (Request, Option<String>)| {
+            if !charge(&mut store, path.as_ref().map_or(0, |p| p.len() as u64)) {
+                return Ok((Err(()),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostRequest::set_path_with_query(&mut view, request, path)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]outgoing-request.set-authority",
+        |mut store, (request, authority): (Request, Option<String>)| {
+            if !charge(&mut store, authority.as_ref().map_or(0, |a| a.len() as u64)) {
+                return Ok((Err(()),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostRequest::set_authority(&mut view, request, authority)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]outgoing-request.set-method",
+        |mut store, (request, method): (Request, Method)| {
+            let bytes = match &method {
+                Method::Other(m) => m.len() as u64,
+                _ => 0,
+            };
+            if !charge(&mut store, bytes) {
+                return Ok((Err(()),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostRequest::set_method(&mut view, request, method)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]outgoing-request.set-scheme",
+        |mut store, (request, scheme): (Request, Option<Scheme>)| {
+            let bytes = match &scheme {
+                Some(Scheme::Other(s)) => s.len() as u64,
+                _ => 0,
+            };
+            if !charge(&mut store, bytes) {
+                return Ok((Err(()),));
+            }
+            let mut view = store.data_mut().http();
+            Ok((HostRequest::set_scheme(&mut view, request, scheme)?,))
+        },
+    )?;
+
+    let mut handler = linker.instance(OUTGOING_HANDLER)?;
+    handler.func_wrap_async(
+        "handle",
+        |mut store: StoreContextMut<'_, HostState>,
+         (request, options): (Request, Option<Resource<RequestOptions>>)| {
+            Box::new(async move {
+                // The tasks of dropped requests are reclaimed when the runtime gets to them,
+                // which a probe that never waits would not let it do: wait for it here.
+                let (in_flight, max) = {
+                    let hooks = &store.data().wasi_http.hooks;
+                    (hooks.in_flight.clone(), hooks.max_in_flight)
+                };
+                while in_flight.count() >= max {
+                    tokio::task::yield_now().await;
+                }
+                // The options are the host's now, and wasmtime-wasi-http only reads them:
+                // left in the table, each request would hold a handle to the end of the run.
+                let options_rep = options.as_ref().map(Resource::rep);
+                let mut view = store.data_mut().http();
+                let sent: Result<Resource<HostFutureIncomingResponse>, ErrorCode> =
+                    match Handler::handle(&mut view, request, options) {
+                        Ok(future) => Ok(future),
+                        Err(e) => Err(e.downcast()?),
+                    };
+                if let Some(rep) = options_rep {
+                    let _ = store
+                        .data_mut()
+                        .table
+                        .delete(Resource::<RequestOptions>::new_own(rep));
+                }
+                Ok((sent,))
+            })
+        },
+    )?;
+    Ok(())
+}
