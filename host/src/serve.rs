@@ -3,10 +3,11 @@
 //! conventions), `/health` (`application/health+json`) and `/metrics` (Prometheus); and
 //! `/probe`, blackbox_exporter's endpoint, which runs a module of the file on request.
 //!
-//! The checks run on a tokio runtime of their own, each in its own task, one run after
-//! another (never two runs of one check at once); every run is bounded by its own
-//! timeout, so a hung or hostile check delays only its own result. The HTTP side only
-//! reads the latest results: answering never waits for a check.
+//! Each check is a task that keeps its schedule; its runs (one after another, never two of
+//! one check at once) are tasks on the runtime that runs guests, at most
+//! `--max-check-runs` at once, each bounded by its own timeout, kept by the clock of the
+//! runtime that answers requests: a hung or hostile check delays only its own result. The
+//! HTTP side only reads the latest results: answering never waits for a check.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -89,40 +90,42 @@ impl Served {
         self.config.limits.timeout
     }
 
-    /// Runs the check until `stop` resolves (or its sender is dropped), one run per
-    /// interval (a run longer than the interval delays the next; runs never overlap). A
-    /// run in progress when it stops is dropped, which ends it at once.
-    async fn run_until(self: Arc<Self>, runner: Arc<Runner>, stop: oneshot::Receiver<()>) {
+    /// Runs the check until `stop` resolves (or its sender is dropped): once at once, then
+    /// one run per interval from a phase of its own within the interval, so that thousands
+    /// of checks loaded together do not all fire in the same millisecond. A run longer than
+    /// the interval delays the next; runs never overlap. Each run waits for one of `runs`
+    /// (the server's cap on check runs at once) and runs on `probes` under its timeout,
+    /// kept by this task's clock. A run in progress when it stops is dropped, which ends
+    /// it at once.
+    async fn run_until(self: Arc<Self>, fleet: FleetRuntime, stop: oneshot::Receiver<()>) {
         tokio::select! {
             _ = stop => {}
-            () = self.run_forever(runner) => {}
+            () = self.run_forever(fleet) => {}
         }
     }
 
-    async fn run_forever(&self, runner: Arc<Runner>) {
-        let mut ticks = tokio::time::interval(self.interval);
+    async fn run_forever(&self, fleet: FleetRuntime) {
+        let phase = phase(&self.name, self.interval);
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + phase, self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
         loop {
-            ticks.tick().await;
-            let start = Instant::now();
-            // A panic is a healthprobe bug; it fails this run, not the check for good.
-            let run = std::panic::AssertUnwindSafe(runner.run(
-                start,
-                &self.source,
-                &self.params,
-                &self.config,
-            ));
-            let mut report = match futures_util::FutureExt::catch_unwind(run).await {
-                Ok(report) => report,
-                Err(_) => Report::failed(
-                    &self.source.label(),
-                    &crate::Failure::Setup(
-                        "the run panicked (a healthprobe bug; please report it)".into(),
-                    ),
-                    start.elapsed(),
-                ),
+            if !std::mem::take(&mut first) {
+                ticks.tick().await;
+            }
+            // The semaphore is never closed.
+            let Ok(_turn) = fleet.runs.clone().acquire_owned().await else {
+                return;
             };
-            report.elapsed = start.elapsed();
+            let report = run_by_the_clock(
+                &fleet.probes,
+                fleet.runner.clone(),
+                self.source.clone(),
+                self.params.clone(),
+                self.config.clone(),
+            )
+            .await;
             self.record(report);
         }
     }
@@ -205,64 +208,109 @@ impl Served {
 /// file as last (re)loaded.
 #[derive(Debug)]
 pub struct Serving {
-    /// The checks, each run on its own thread.
+    /// The checks being run.
     pub checks: Vec<Arc<Served>>,
     /// The `/probe` modules.
     pub modules: Vec<ServedModule>,
 }
 
-/// The checks' threads. Each check runs on a thread and a runtime of its own: whatever
-/// one check does to its thread (a host call that blocks it, a guest that spins between
-/// yields), the others run on theirs, on time.
+/// The checks being run. Each check is a task that keeps its schedule (timers only); its
+/// runs are tasks on the runtime that runs guests, at most `--max-check-runs` at once, so
+/// what the server holds (threads, pool slots, mappings) follows the runs in flight, not
+/// the number of checks.
 pub struct Fleet {
-    runner: Arc<Runner>,
+    runtime: FleetRuntime,
+    /// Where the checks' schedules run.
+    schedules: tokio::runtime::Handle,
     running: Vec<Running>,
 }
 
-/// A check and the handle that stops its thread when dropped.
+/// What every check's runs share.
+#[derive(Clone)]
+pub struct FleetRuntime {
+    /// The runner, with each probe compiled and linked once.
+    pub runner: Arc<Runner>,
+    /// The runtime that runs guests.
+    pub probes: tokio::runtime::Handle,
+    /// The turns of check runs at once (`--max-check-runs`).
+    pub runs: Arc<tokio::sync::Semaphore>,
+}
+
+/// A check and the handle that stops its task when dropped.
 struct Running {
     served: Arc<Served>,
     _stop: oneshot::Sender<()>,
 }
 
+/// The most checks one checks file may hold: far more than one server runs well (the
+/// README has the measured figures), few enough that a mistaken file is refused with a
+/// reason instead of taking the server's memory.
+pub const MAX_CHECKS: usize = 100_000;
+
+/// When in its interval a check runs, after its first run: spread over the interval by a
+/// hash of its name, salted per process.
+fn phase(name: &str, interval: Duration) -> Duration {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    hasher.write(name.as_bytes());
+    let nanos = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_nanos(hasher.finish() % nanos)
+}
+
 impl Fleet {
-    /// No checks running yet.
-    pub fn new(runner: Arc<Runner>) -> Self {
+    /// No checks running yet; their schedules will run on `schedules`.
+    pub fn new(runtime: FleetRuntime, schedules: tokio::runtime::Handle) -> Self {
         Fleet {
-            runner,
+            runtime,
+            schedules,
             running: Vec::new(),
         }
     }
 
-    /// Serves `checks` from now on: a check whose table (and TLS files) are unchanged keeps its thread,
-    /// schedule and results; a new or changed one starts (and runs at once); one no
-    /// longer in the file stops, its run in progress dropped. Nothing changes if any of
+    /// Serves `checks` from now on: a check whose table (and TLS files) are unchanged keeps
+    /// its task, schedule and results; a new or changed one starts (and runs at once); one
+    /// no longer in the file stops, its run in progress dropped. Nothing changes if any of
     /// it fails. Returns what to serve and a line saying what changed.
     pub fn apply(
         &mut self,
         checks: Checks,
         grants: &crate::settings::GrantOverrides,
     ) -> Result<(Arc<Serving>, String), crate::Failure> {
+        if checks.checks.len() > MAX_CHECKS {
+            return Err(crate::Failure::BadInput(format!(
+                "{} checks in one file, more than the {MAX_CHECKS} one server runs; split \
+                 them over several servers",
+                checks.checks.len()
+            )));
+        }
         let modules = ServedModule::new(checks.modules, grants)?;
+        let by_name: std::collections::HashMap<&str, usize> = self
+            .running
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.served.name.as_str(), i))
+            .collect();
         let mut kept = Vec::new();
         let mut started = Vec::new();
         for check in checks.checks {
             // Resolved whole, so a certificate rotated in place (same path, new content)
             // counts as a change.
             let served = Served::new(check, grants)?;
-            match self.running.iter().position(|r| {
-                r.served.name == served.name
-                    && r.served.definition == served.definition
-                    && r.served.config.sandbox.tls == served.config.sandbox.tls
+            match by_name.get(served.name.as_str()).copied().filter(|&i| {
+                let r = &self.running[i].served;
+                r.definition == served.definition
+                    && r.config.sandbox.tls == served.config.sandbox.tls
             }) {
                 Some(i) => kept.push(i),
                 None => started.push(Arc::new(served)),
             }
         }
-        let started = started
+        let started: Vec<Running> = started
             .into_iter()
             .map(|served| self.start(served))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let mut old: Vec<Option<Running>> = std::mem::take(&mut self.running)
             .into_iter()
             .map(Some)
@@ -284,7 +332,7 @@ impl Fleet {
                 changes.push(format!("{what} {}", list.join(", ")));
             }
         }
-        // Dropping their stop handles ends the threads of the checks not kept.
+        // Dropping their stop handles ends the tasks of the checks not kept.
         drop(stopped);
         running.extend(started);
         running.sort_by(|a, b| a.served.name.cmp(&b.served.name));
@@ -306,20 +354,14 @@ impl Fleet {
         Ok((Arc::new(serving), summary))
     }
 
-    fn start(&self, served: Arc<Served>) -> Result<Running, crate::Failure> {
-        let rt = crate::cmd::runtime()?;
+    fn start(&self, served: Arc<Served>) -> Running {
         let (stop, stopped) = oneshot::channel();
-        let (check, runner) = (served.clone(), self.runner.clone());
-        std::thread::Builder::new()
-            .name(format!("check {}", served.name))
-            .spawn(move || rt.block_on(check.run_until(runner, stopped)))
-            .map_err(|e| {
-                crate::Failure::Setup(format!("cannot start a thread for a check: {e}"))
-            })?;
-        Ok(Running {
+        self.schedules
+            .spawn(served.clone().run_until(self.runtime.clone(), stopped));
+        Running {
             served,
             _stop: stop,
-        })
+        }
     }
 }
 

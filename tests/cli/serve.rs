@@ -1027,3 +1027,62 @@ params = {{ mode = "details" }}
         .unwrap();
     assert!(peak_kib < 300 << 10, "serve peaked at {peak_kib} KiB");
 }
+
+/// Scale: a checks file of 2,000 checks is served by tasks, not a thread each: every check
+/// reports, the server stays up and answers, with a few threads whatever the number of
+/// checks.
+#[test]
+fn two_thousand_checks_all_report_from_a_few_threads() {
+    const CHECKS: usize = 2_000;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Room in the accept queue for the first runs, which all come at once.
+    nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::new(4096).unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let mut file = String::new();
+    for i in 0..CHECKS {
+        file.push_str(&format!(
+            "[checks.c{i}]\nprobe = \"tcp\"\ninterval = \"10s\"\nparams = {{ address = \"{addr}\" }}\n\n"
+        ));
+    }
+    let serve = Serve::start(&file);
+    let metrics = serve.wait_for("/metrics", |m| {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("healthprobe_check_runs_total{")
+                    && l.contains("result=\"healthy\"")
+                    && !l.ends_with(" 0")
+            })
+            .count()
+            == CHECKS
+    });
+    let failed: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("healthprobe_check_runs_total{")
+                && !l.contains("result=\"healthy\"")
+                && !l.ends_with(" 0")
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} checks failed, the first: {:?}; {}",
+        failed.len(),
+        failed.first(),
+        serve
+            .get("/readyz?verbose")
+            .2
+            .lines()
+            .find(|l| l.starts_with("[-]"))
+            .unwrap_or_default()
+    );
+    let threads = sample(&metrics, "process_threads");
+    assert!(threads < 100.0, "{threads} threads for {CHECKS} checks");
+    serve.wait_for("/readyz", |b| b == "ok");
+    let (code, body) = (serve.get("/health").0, serve.get("/livez").2);
+    assert_eq!((code, body.as_str()), (200, "ok"));
+}

@@ -15,7 +15,7 @@ use crate::checks::Checks;
 use crate::flags::{CacheArgs, FormatArgs, GrantArgs, LimitArgs};
 use crate::output;
 use crate::runner::Runner;
-use crate::serve::{self, Fleet, Serving};
+use crate::serve::{self, Fleet, FleetRuntime, Serving};
 use crate::text;
 
 /// Arguments of `healthprobe serve`.
@@ -29,11 +29,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     pub listen: SocketAddr,
 
-    /// Most /probe requests run at once; one more is answered 503 at once. At most 500,
-    /// which leaves room for as many checks in the server's pools of run slots.
+    /// Most /probe requests run at once; one more is answered 503 at once. At most 500.
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PROBES)))]
     pub max_probes: u16,
+
+    /// Most check runs at once; a run that finds them all taken waits its turn. Checks run
+    /// as tasks, so this, not the number of checks, sizes what the server holds (a slot of
+    /// wasmtime's pools per run). Raise it if more checks than this may hang at once (each
+    /// holds its turn until its timeout). At most 500.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_CHECK_RUNS)))]
+    pub max_check_runs: u16,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -66,8 +73,9 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     let cache = args.cache.open(sources);
     #[cfg(not(feature = "compiler"))]
     args.cache.open(sources);
+    let slots = u32::from(args.max_check_runs) + u32::from(args.max_probes);
     let runner = match Runner::new() {
-        Ok(r) => r.pooled(),
+        Ok(r) => r.pooled(slots),
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
     };
     #[cfg(feature = "compiler")]
@@ -75,19 +83,13 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     let runner = Arc::new(runner);
     let grants = args.grants.overrides();
     let limits = args.limits.overrides();
-    let mut fleet = Fleet::new(runner.clone());
-    let serving = match fleet.apply(checks, &grants) {
-        Ok((serving, _)) => serving,
-        Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
-    };
-    let check_count = serving.checks.len();
-    let serving = Arc::new(RwLock::new(serving));
     // Two runtimes, so that what the probes do never delays an answer. `probes` runs the
-    // guests of /probe requests, for the life of the server: its workers, and the threads
-    // its blocking host calls run on, are started once. `endpoints`, on this thread, accepts
-    // connections and answers them: /livez, /readyz, /health and /metrics never wait behind
-    // a guest, and a /probe answer is sent by this runtime's clock even when every worker of
-    // `probes` is busy with spinning guests (`serve::run_by_the_clock`).
+    // guests of checks and /probe requests, for the life of the server: its workers, and
+    // the threads its blocking host calls run on (at most tokio's 512), are started once.
+    // `endpoints`, on this thread, keeps the checks' schedules and accepts connections and
+    // answers them: /livez, /readyz, /health and /metrics never wait behind a guest, and a
+    // run's timeout is kept by this runtime's clock even when every worker of `probes` is
+    // busy with spinning guests (`serve::run_by_the_clock`).
     let probes = tokio::runtime::Builder::new_multi_thread()
         .enable_io()
         .enable_time()
@@ -109,6 +111,22 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
             ));
         }
     };
+    let mut fleet = Fleet::new(
+        FleetRuntime {
+            runner: runner.clone(),
+            probes: probes.handle().clone(),
+            runs: Arc::new(tokio::sync::Semaphore::new(usize::from(
+                args.max_check_runs,
+            ))),
+        },
+        rt.handle().clone(),
+    );
+    let serving = match fleet.apply(checks, &grants) {
+        Ok((serving, _)) => serving,
+        Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
+    };
+    let check_count = serving.checks.len();
+    let serving = Arc::new(RwLock::new(serving));
     let listener = match std::net::TcpListener::bind(args.listen).and_then(|l| {
         l.set_nonblocking(true)?;
         let _in_runtime = rt.enter();
@@ -192,10 +210,11 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The most `--max-probes` allows: half of the runner's pool slots, the other half left to
-/// the checks.
+/// The most `--max-probes` and `--max-check-runs` allow; together, the runner's pools hold
+/// a slot for each.
 const MAX_PROBES: u16 = 500;
-const _: () = assert!(MAX_PROBES as u32 * 2 <= crate::runner::POOL_SLOTS);
+const MAX_CHECK_RUNS: u16 = 500;
+const _: () = assert!(MAX_PROBES as u32 + MAX_CHECK_RUNS as u32 <= crate::runner::POOL_SLOTS);
 
 /// How long the last log lines may take to be written when the server stops.
 const LOG_FLUSH: Duration = Duration::from_millis(500);

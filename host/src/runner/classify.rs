@@ -34,8 +34,8 @@ pub(super) fn classify(err: wasmtime::Error, store: &Store<HostState>, limits: &
     // Nothing about the probe: the runner's pools (see `engines::pool`) are all in use.
     if let Some(full) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
         return Failure::Setup(format!(
-            "cannot start the probe: {full}; too many runs at once, lower --max-probes or \
-             spread the checks over more servers"
+            "cannot start the probe: {full}; too many runs at once of a probe made of many \
+             parts, lower --max-probes or --max-check-runs"
         ));
     }
     match err.downcast_ref::<Trap>() {

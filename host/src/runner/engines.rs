@@ -78,24 +78,35 @@ impl Backend {
     }
 }
 
-/// Runs at once that a pooled runner's engines have room for: each holds one component
-/// instance and one async stack, and its memories, tables and core instances come out of
-/// pools of the same size (a probe built the usual way has one to three of each).
+/// The most runs at once a pooled runner may be sized for (see [`pool`]).
 pub const POOL_SLOTS: u32 = 1000;
 
-/// The pooling allocator's settings for a long-lived runner.
+/// Core instances, memories and tables a run is given room for in the pools, on average.
+const PARTS_PER_RUN: u32 = 4;
+
+/// The pooling allocator's settings for a long-lived runner that runs at most `slots` probes
+/// at once (at most [`POOL_SLOTS`]).
 ///
 /// Sized so that any component the on-demand allocator would run also fits (the store's
 /// own caps, in `limits.rs`, stay the ones that refuse): a component that does not is
 /// refused when it is loaded, with wasmtime's reason. Address space, not memory, is what
-/// the pools take up front: about 4 GiB of it per memory slot, as for every memory.
-pub(super) fn pool() -> wasmtime::PoolingAllocationConfig {
+/// the pools take up front: about 4 GiB of it per memory slot, as for every memory; and a
+/// mapping or two per slot, so the slots follow the runs that may be in flight, never the
+/// number of checks.
+pub(super) fn pool(slots: u32) -> wasmtime::PoolingAllocationConfig {
+    // A run's store may outlive its turn for a while (a run ended by its caller's clock
+    // is dropped at its task's next turn, a store holding sockets by a background thread),
+    // so runs get twice their number of slots; and a component is several core instances,
+    // each with its memories and tables (one to three of each for a probe built the usual
+    // way, more for an interpreter).
+    let runs = slots.clamp(1, POOL_SLOTS / 2) * 2;
+    let parts = (runs * PARTS_PER_RUN).min(POOL_SLOTS * PARTS_PER_RUN / 2);
     let mut pool = wasmtime::PoolingAllocationConfig::new();
-    pool.total_component_instances(POOL_SLOTS)
-        .total_stacks(POOL_SLOTS)
-        .total_core_instances(POOL_SLOTS)
-        .total_memories(POOL_SLOTS)
-        .total_tables(POOL_SLOTS)
+    pool.total_component_instances(runs)
+        .total_stacks(runs)
+        .total_core_instances(parts)
+        .total_memories(parts)
+        .total_tables(parts)
         .max_memories_per_module(limits::MAX_MEMORIES)
         .max_tables_per_module(limits::MAX_TABLES)
         .table_elements(limits::MAX_TABLE_ELEMENTS)

@@ -472,6 +472,9 @@ fn needs_async(bytes: &[u8]) -> bool {
     valid(WasmFeatures::all()) && !valid(WasmFeatures::all() - asynchronous)
 }
 
+/// Linked probes a runner keeps: more distinct probes than a checks file holds in practice.
+const MAX_LINKED: usize = 256;
+
 impl Runner {
     /// Reads, verifies, compiles (or loads precompiled) and links the component; `shared`
     /// receives its sha256 and how its code was obtained.
@@ -504,6 +507,13 @@ impl Runner {
         if let Some(pre) = key.as_deref().and_then(|k| self.cached(k)) {
             return Ok(pre);
         }
+        // One compile at a time, and none twice: a server loading ten thousand checks of
+        // three probes starts them all at once, and every first run but three finds the
+        // code linked here when its turn comes.
+        let _compiling = self.compiling.lock().await;
+        if let Some(pre) = key.as_deref().and_then(|k| self.cached(k)) {
+            return Ok(pre);
+        }
         let activity = shared.map(|s| s.activity.clone()).unwrap_or_default();
         let (component, how) = self.component(code, limits, &activity).await?;
         if let Some(shared) = shared {
@@ -513,7 +523,7 @@ impl Runner {
         if let Some(key) = key {
             let mut linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
             // A bound, so a runner fed ever-changing files cannot grow without limit.
-            if linked.len() >= 64 {
+            if linked.len() >= MAX_LINKED {
                 linked.clear();
             }
             linked.insert(key, pre.clone());

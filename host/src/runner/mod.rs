@@ -106,6 +106,9 @@ pub struct Runner {
     /// Linked probes by content hash: a long-lived runner (a library user, `serve`)
     /// compiles each probe once. Content-keyed, so a changed file is recompiled.
     linked: Mutex<HashMap<String, ProbePre<HostState>>>,
+    /// Held while a probe is compiled and linked, so that first runs side by side compile
+    /// it once.
+    compiling: tokio::sync::Mutex<()>,
     /// Where compiled `.wasm` files are kept between runs.
     #[cfg(feature = "compiler")]
     cache: Option<cache::Cache>,
@@ -125,6 +128,7 @@ impl Runner {
             clock: Clock::start()?,
             pool: None,
             linked: Mutex::default(),
+            compiling: tokio::sync::Mutex::const_new(()),
             #[cfg(feature = "compiler")]
             cache: None,
             reaper: OnceLock::new(),
@@ -138,11 +142,11 @@ impl Runner {
         self.clock.at(at, fire)
     }
 
-    /// Runs probes with wasmtime's pooling allocator: for a long-lived runner with many
-    /// runs a second, which then reuse linear memories, tables and async stacks instead of
-    /// mapping and unmapping each (see [`engines::pool`] for its sizes).
-    pub fn pooled(mut self) -> Self {
-        self.pool = Some(engines::pool());
+    /// Runs probes with wasmtime's pooling allocator, with room for `slots` runs at once:
+    /// for a long-lived runner with many runs, whose memories and stacks are then reused
+    /// instead of mapping and unmapping each (see [`engines::pool`] for its sizes).
+    pub fn pooled(mut self, slots: u32) -> Self {
+        self.pool = Some(engines::pool(slots));
         self
     }
 
