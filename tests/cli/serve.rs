@@ -994,6 +994,18 @@ params = {{ mode = "spin" }}
         }
     });
     assert_eq!(serve.get("/livez").2, "ok");
+    let peak = peak_kib(&serve);
+    assert!(peak < 300 << 10, "serve peaked at {peak} KiB");
+}
+
+/// The peak resident memory of `serve` so far, in KiB.
+fn peak_kib(serve: &Serve) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
 }
 
 /// A probe's answer of 200,000 details is cut before `/probe` renders it: the answer is
@@ -1019,13 +1031,8 @@ params = {{ mode = "details" }}
         .count();
     assert_eq!(gauges, 64, "{body}");
     assert!(took < support::DEFAULT_TIMEOUT + SLACK, "{took:?}");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.child.id())).unwrap();
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    assert!(peak_kib < 300 << 10, "serve peaked at {peak_kib} KiB");
+    let peak = peak_kib(&serve);
+    assert!(peak < 300 << 10, "serve peaked at {peak} KiB");
 }
 
 /// Scale: a checks file of 2,000 checks is served by tasks, not a thread each: every check
@@ -1085,4 +1092,18 @@ fn two_thousand_checks_all_report_from_a_few_threads() {
     serve.wait_for("/readyz", |b| b == "ok");
     let (code, body) = (serve.get("/health").0, serve.get("/livez").2);
     assert_eq!((code, body.as_str()), (200, "ok"));
+    // A reload that changes one check of the 2,000 restarts that one alone.
+    let changed = file.replacen(
+        "[checks.c7]\nprobe = \"tcp\"\ninterval = \"10s\"",
+        "[checks.c7]\nprobe = \"tcp\"\ninterval = \"20s\"",
+        1,
+    );
+    assert_ne!(changed, file);
+    std::fs::write(&serve.file, changed).unwrap();
+    serve.signal("HUP");
+    let log = serve.log_contains("reloaded");
+    assert!(
+        log.contains(&format!("{CHECKS} checks, 0 modules (changed c7)")),
+        "{log}"
+    );
 }
