@@ -36,26 +36,21 @@ systemctl stop nginx prometheus prometheus-blackbox-exporter 2>/dev/null || true
 source bench/release.sh
 
 secs=$(python3 -c "import sys, re; v, u = re.fullmatch(r'([0-9]+)(s|m)', '$DURATION').groups(); print(int(v) * (60 if u == 'm' else 1))")
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 work=$(mktemp -d)
 pids=()
-stop_all() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    pids=()
-}
-nginx_pid=
-trap 'stop_all; [[ -n $nginx_pid ]] && kill "$nginx_pid" 2>/dev/null; rm -rf "$work"' EXIT
-wait_for() { # URL: until it answers, at most 60 s
-    for _ in $(seq 600); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.1
+stop_all() { # the exporters of one N; nginx stays for the next
+    local pid
+    for pid in "${pids[@]}"; do
+        [[ $pid == "${nginx_pid:-}" ]] && continue
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
-    echo "bench/scale.sh: $1 never answered" >&2
-    exit 1
+    pids=()
+    if [[ -n ${nginx_pid:-} ]]; then pids+=("$nginx_pid"); fi
 }
+trap 'stop_all; kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
+source bench/loopback.sh
+
 # Figures of a set of processes: "cpu-ticks rss-kib threads mappings descriptors".
 figures() {
     local pid cpu=0 rss=0 threads=0 maps=0 fds=0
@@ -77,31 +72,8 @@ slowest() { # URL...: the slowest of one GET each, in ms
     echo "$worst"
 }
 
-web=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx;
-    proxy_temp_path $work/nginx;
-    fastcgi_temp_path $work/nginx;
-    uwsgi_temp_path $work/nginx;
-    scgi_temp_path $work/nginx;
-    server {
-        listen 127.0.0.1:$web backlog=4096;
-        location / { return 200 "ok\n"; }
-    }
-}
-EOF
 ulimit -n "$(ulimit -Hn)"
-/usr/sbin/nginx -c "$work/nginx.conf" &
-nginx_pid=$!
-wait_for "http://127.0.0.1:$web/health"
+start_nginx
 
 printf '| checks | side | CPU per run | RSS end (2nd half) | threads | mappings (2nd half) | descriptors (2nd half) | stale | slowest health answer |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
@@ -159,9 +131,9 @@ PY
         --web.listen-address="127.0.0.1:$pr" --log.level=error &
     pr_pid=$!
     pids+=("$pr_pid")
-    wait_for "http://127.0.0.1:$hp/livez"
-    wait_for "http://127.0.0.1:$bb/-/healthy"
-    wait_for "http://127.0.0.1:$pr/-/ready"
+    wait_for "http://127.0.0.1:$hp/livez" 60
+    wait_for "http://127.0.0.1:$bb/-/healthy" 60
+    wait_for "http://127.0.0.1:$pr/-/ready" 60
 
     runs() { # healthprobe's check runs so far, all results
         curl -s "http://127.0.0.1:$hp/metrics" | awk '/^healthprobe_check_runs_total\{/ {s += $2} END {print s + 0}'

@@ -32,9 +32,6 @@ systemctl stop nginx prometheus-blackbox-exporter 2>/dev/null || true
 
 source bench/release.sh
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -43,41 +40,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() { # URL: until it answers, at most 10 s
-    for _ in $(seq 100); do
-        curl -sf -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench/serve.sh: $1 never answered" >&2
-    exit 1
-}
+source bench/loopback.sh
 
 # The target both exporters probe: nginx answering 200 from memory.
-web=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx;
-    proxy_temp_path $work/nginx;
-    fastcgi_temp_path $work/nginx;
-    uwsgi_temp_path $work/nginx;
-    scgi_temp_path $work/nginx;
-    server {
-        listen 127.0.0.1:$web;
-        location / { return 200 "ok\n"; }
-    }
-}
-EOF
-/usr/sbin/nginx -c "$work/nginx.conf" &
-pids+=($!)
+start_nginx
 target="http://127.0.0.1:$web/health"
-wait_for "$target"
 
 # blackbox_exporter with the module everyone starts from.
 bb=$(free_port)
@@ -153,7 +120,7 @@ cpu_ticks() { # PID...: user and system CPU time so far, in clock ticks (all thr
 }
 # nginx's master and its worker, which answers the probes.
 nginx_pids() {
-    echo "${pids[0]}" $(pgrep -P "${pids[0]}")
+    echo "$nginx_pid" $(pgrep -P "$nginx_pid")
 }
 # One measured run: "probes/s p99-ms cpu-ms-per-probe nginx-cpu-ms-per-probe", the CPU
 # time the exporter (and nginx) spent per answered probe during the run.

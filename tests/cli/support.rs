@@ -104,16 +104,16 @@ where
     healthprobe_env(args, &[])
 }
 
-/// Runs `healthprobe` with `args` and extra environment variables.
-pub fn healthprobe_env<I, S>(args: I, env: &[(&str, &str)]) -> Outcome
+/// The `healthprobe` command with `args`, and the time the run asks for (its `--timeout`,
+/// else the default).
+fn command<I, S>(args: I) -> (Command, Duration)
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let budget = timeout_of(&args).unwrap_or(DEFAULT_TIMEOUT);
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_healthprobe"));
+    command
         .args(&args)
         // The compile cache goes to a directory of the test run, not the user's home,
         // unless a test sets its own.
@@ -122,9 +122,21 @@ where
             "XDG_CACHE_HOME",
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
         )
-        .envs(env.iter().copied())
         .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
+        .env_remove("HTTP_PROXY");
+    (command, timeout_of(&args).unwrap_or(DEFAULT_TIMEOUT))
+}
+
+/// Runs `healthprobe` with `args` and extra environment variables.
+pub fn healthprobe_env<I, S>(args: I, env: &[(&str, &str)]) -> Outcome
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let (mut command, budget) = command(args);
+    let start = Instant::now();
+    let out = command
+        .envs(env.iter().copied())
         .output()
         .expect("run healthprobe");
     Outcome {
@@ -147,16 +159,9 @@ where
 {
     use std::io::Read as _;
     use std::process::Stdio;
-    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let budget = timeout_of(&args).unwrap_or(DEFAULT_TIMEOUT);
+    let (mut command, budget) = command(args);
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_healthprobe"))
-        .args(&args)
-        .env_remove("HEALTHPROBE_CACHE_DIR")
-        .env(
-            "XDG_CACHE_HOME",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
-        )
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -29,7 +29,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::{
 };
 use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
-use wasmtime_wasi_http::{FieldMap, FieldMapError, RequestOptions, WasiHttpView as _};
+use wasmtime_wasi_http::{
+    FieldMap, FieldMapError, RequestOptions, WasiHttpCtxView, WasiHttpView as _,
+};
 
 use crate::limits::{Exceeded, LimitExceeded};
 use crate::state::HostState;
@@ -187,6 +189,30 @@ fn charge(store: &mut StoreContextMut<'_, HostState>, bytes: u64) -> bool {
     state.wasi_http.memory.charge(&mut state.table, bytes)
 }
 
+/// What a header operation refused for the account gets: `header-error` has no case for
+/// size, and `forbidden` is the one a guest takes as "this header may not be set".
+fn forbidden<T>() -> Result<T, HeaderError> {
+    Err(HeaderError::Forbidden)
+}
+
+/// Charges `bytes`, then lets `call` keep them through wasmtime-wasi-http; `refused` is the
+/// guest's answer when they do not fit.
+fn charged<R>(
+    store: &mut StoreContextMut<'_, HostState>,
+    bytes: u64,
+    refused: R,
+    call: impl FnOnce(&mut WasiHttpCtxView<'_>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<(R,)> {
+    if !charge(store, bytes) {
+        return Ok((refused,));
+    }
+    Ok((call(&mut store.data_mut().http())?,))
+}
+
+fn text_bytes(text: Option<&str>) -> u64 {
+    text.map_or(0, |t| t.len() as u64)
+}
+
 type Request = Resource<HostOutgoingRequest>;
 
 /// Defines the functions of `wasi:http` described in the module documentation over the
@@ -203,13 +229,10 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     types.func_wrap(
         "[method]fields.append",
         |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
-            if !charge(&mut store, entry_bytes(name.len(), value.len())) {
-                return Ok((Err(HeaderError::Forbidden),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((header_result(HostFields::append(
-                &mut view, fields, name, value,
-            ))?,))
+            let bytes = entry_bytes(name.len(), value.len());
+            charged(&mut store, bytes, forbidden(), |view| {
+                header_result(HostFields::append(view, fields, name, value))
+            })
         },
     )?;
     types.func_wrap(
@@ -219,13 +242,9 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 .iter()
                 .map(|v| entry_bytes(name.len(), v.len()))
                 .sum();
-            if !charge(&mut store, bytes) {
-                return Ok((Err(HeaderError::Forbidden),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((header_result(HostFields::set(
-                &mut view, fields, name, values,
-            ))?,))
+            charged(&mut store, bytes, forbidden(), |view| {
+                header_result(HostFields::set(view, fields, name, values))
+            })
         },
     )?;
     types.func_wrap(
@@ -235,11 +254,9 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 .iter()
                 .map(|(n, v)| entry_bytes(n.len(), v.len()))
                 .sum();
-            if !charge(&mut store, bytes) {
-                return Ok((Err(HeaderError::Forbidden),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((header_result(HostFields::from_list(&mut view, entries))?,))
+            charged(&mut store, bytes, forbidden(), |view| {
+                header_result(HostFields::from_list(view, entries))
+            })
         },
     )?;
     types.func_wrap(
@@ -258,59 +275,52 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     types.func_wrap(
         "[method]outgoing-request.body",
         |mut store, (request,): (Request,)| {
-            if !charge(&mut store, BODY_BYTES) {
-                return Ok((Err(()),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((HostRequest::body(&mut view, request)?,))
+            charged(&mut store, BODY_BYTES, Err(()), |view| {
+                HostRequest::body(view, request)
+            })
         },
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-path-with-query",
         |mut store, (request, path): (Request, Option<String>)| {
-            if !charge(&mut store, path.as_ref().map_or(0, |p| p.len() as u64)) {
-                return Ok((Err(()),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((HostRequest::set_path_with_query(&mut view, request, path)?,))
+            charged(&mut store, text_bytes(path.as_deref()), Err(()), |view| {
+                HostRequest::set_path_with_query(view, request, path)
+            })
         },
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-authority",
         |mut store, (request, authority): (Request, Option<String>)| {
-            if !charge(&mut store, authority.as_ref().map_or(0, |a| a.len() as u64)) {
-                return Ok((Err(()),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((HostRequest::set_authority(&mut view, request, authority)?,))
+            charged(
+                &mut store,
+                text_bytes(authority.as_deref()),
+                Err(()),
+                |view| HostRequest::set_authority(view, request, authority),
+            )
         },
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-method",
         |mut store, (request, method): (Request, Method)| {
-            let bytes = match &method {
-                Method::Other(m) => m.len() as u64,
-                _ => 0,
+            let other = match &method {
+                Method::Other(m) => Some(m.as_str()),
+                _ => None,
             };
-            if !charge(&mut store, bytes) {
-                return Ok((Err(()),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((HostRequest::set_method(&mut view, request, method)?,))
+            charged(&mut store, text_bytes(other), Err(()), |view| {
+                HostRequest::set_method(view, request, method)
+            })
         },
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-scheme",
         |mut store, (request, scheme): (Request, Option<Scheme>)| {
-            let bytes = match &scheme {
-                Some(Scheme::Other(s)) => s.len() as u64,
-                _ => 0,
+            let other = match &scheme {
+                Some(Scheme::Other(s)) => Some(s.as_str()),
+                _ => None,
             };
-            if !charge(&mut store, bytes) {
-                return Ok((Err(()),));
-            }
-            let mut view = store.data_mut().http();
-            Ok((HostRequest::set_scheme(&mut view, request, scheme)?,))
+            charged(&mut store, text_bytes(other), Err(()), |view| {
+                HostRequest::set_scheme(view, request, scheme)
+            })
         },
     )?;
 
