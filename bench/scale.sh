@@ -8,7 +8,7 @@
 # threads, memory mappings and descriptors (at the end and their change over the second
 # half), the share of results that went stale (check runs or probes missing against one
 # per target per interval), and the slowest answer of the health endpoints (/livez,
-# /readyz, /health, /metrics for serve; /-/healthy and /metrics for the other two).
+# /readyz?verbose, /health, /metrics for serve; /-/healthy and /metrics for the other two).
 #
 #   bench/scale.sh                     # N = 1000 5000 10000, DURATION=5m
 #   COUNTS="10000" DURATION=10m bench/scale.sh
@@ -142,7 +142,7 @@ PY
         curl -s "http://127.0.0.1:$pr/metrics" |
             awk '/^prometheus_target_interval_length_seconds_count\{/ {s += $2} END {print s + 0}'
     }
-    hp_urls=("http://127.0.0.1:$hp/livez" "http://127.0.0.1:$hp/readyz" "http://127.0.0.1:$hp/health" "http://127.0.0.1:$hp/metrics")
+    hp_urls=("http://127.0.0.1:$hp/livez" "http://127.0.0.1:$hp/readyz?verbose" "http://127.0.0.1:$hp/health" "http://127.0.0.1:$hp/metrics")
     other_urls=("http://127.0.0.1:$bb/-/healthy" "http://127.0.0.1:$bb/metrics" "http://127.0.0.1:$pr/-/healthy")
     # The first interval fills everything up; measure from then on.
     sleep "$INTERVAL"
