@@ -454,6 +454,28 @@ fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
         "501",
     ])
     .expect(3, "error: ", &["--max-probes", "501", "1..=500"]);
+    support::healthprobe([
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--max-check-runs",
+        "0",
+    ])
+    .expect(3, "error: ", &["--max-check-runs", "1..=500"]);
+    // A file of more checks than one server runs is refused with the reason, not carried
+    // until something gives way.
+    let mut many = String::new();
+    for i in 0..=100_000 {
+        many.push_str(&format!(
+            "[checks.c{i}]\nprobe = \"tcp\"\nparams = {{ address = \"127.0.0.1:1\" }}\n"
+        ));
+    }
+    let (_dir, file) = support::temp_file("checks.toml", many.as_bytes());
+    support::healthprobe(["serve", "--config", file.to_str().unwrap()]).expect(
+        3,
+        "error: serve: 100001 checks in one file, more than the 100000 one server runs",
+        &["split them over several servers"],
+    );
 }
 
 /// GET `path` from `addr` with `headers` (each ending in CRLF), through `curl`: a strict
