@@ -27,8 +27,7 @@ fn main() {
         .unwrap_or_else(|| {
             let exe = std::env::current_exe().expect("the demo's own path");
             exe.parent()
-                .and_then(|examples| examples.parent())
-                .expect("the demo lives in target/<profile>/examples")
+                .expect("the demo lives in target/<profile>")
                 .join("healthprobe")
         });
     assert!(
