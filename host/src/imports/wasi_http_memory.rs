@@ -133,27 +133,43 @@ fn entry_bytes(name: usize, value: usize) -> u64 {
 /// response, or, dropped by the guest, to be reclaimed by the runtime), counted by the
 /// requests' own futures.
 #[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
+pub struct InFlight(Arc<Counter>);
+
+#[derive(Debug, Default)]
+struct Counter {
+    count: AtomicUsize,
+    /// Woken each time a request is over.
+    over: tokio::sync::Notify,
+}
 
 impl InFlight {
     /// Counts one request until the returned guard is dropped.
     pub fn enter(&self) -> InFlightGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.count.fetch_add(1, Ordering::SeqCst);
         InFlightGuard(self.0.clone())
     }
 
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+    /// Waits until fewer than `max` requests are in flight: without a busy loop, while
+    /// requests held by a hung server wait for their deadline.
+    async fn below(&self, max: usize) {
+        loop {
+            let over = self.0.over.notified();
+            if self.0.count.load(Ordering::SeqCst) < max {
+                return;
+            }
+            over.await;
+        }
     }
 }
 
 /// One request counted by [`InFlight`].
 #[derive(Debug)]
-pub struct InFlightGuard(Arc<AtomicUsize>);
+pub struct InFlightGuard(Arc<Counter>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
+        self.0.over.notify_waiters();
     }
 }
 
@@ -336,9 +352,7 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     let hooks = &store.data().wasi_http.hooks;
                     (hooks.in_flight.clone(), hooks.max_in_flight)
                 };
-                while in_flight.count() >= max {
-                    tokio::task::yield_now().await;
-                }
+                in_flight.below(max).await;
                 // The options are the host's now, and wasmtime-wasi-http only reads them:
                 // left in the table, each request would hold a handle to the end of the run.
                 let options_rep = options.as_ref().map(Resource::rep);
