@@ -39,6 +39,7 @@ fn main() {
 
     ensure_wasm_target();
     link_order(&manifest);
+    commit(&root);
 
     // A clean environment: the outer build's RUSTFLAGS, TARGET, clippy wrapper, coverage
     // flags and so on are for the native host, not for the wasm guests.
@@ -135,6 +136,45 @@ fn link_order(manifest: &Path) {
         order.display()
     );
     println!("cargo:rustc-link-arg-bins=--no-warn-symbol-ordering");
+}
+
+/// The commit `--version` reports (`src/version.rs`): `HEALTHPROBE_COMMIT` when set (a
+/// build from a source archive, or a packager's), else git's HEAD, else `unknown`.
+fn commit(root: &Path) {
+    println!("cargo:rerun-if-env-changed=HEALTHPROBE_COMMIT");
+    let commit = env::var("HEALTHPROBE_COMMIT")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .or_else(|| git_head(root))
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=HEALTHPROBE_COMMIT={}", commit.trim());
+}
+
+/// HEAD's commit, watching what moves it so that a new commit or checkout rebuilds with the
+/// new hash: HEAD (a checkout), the branches (a commit writes its branch's file) and
+/// packed-refs. `--git-path` finds them in a linked worktree too.
+fn git_head(root: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "HEAD"])?;
+    for path in ["HEAD", "refs/heads", "packed-refs"] {
+        if let Some(found) = git(&["rev-parse", "--git-path", path]) {
+            let found = root.join(found);
+            // cargo reruns a build script on every build for a path that does not exist.
+            if found.exists() {
+                watch(&found);
+            }
+        }
+    }
+    Some(head)
 }
 
 /// The probes stored uncompressed: the checks run most often (an HTTP endpoint, an open

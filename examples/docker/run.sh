@@ -26,41 +26,24 @@ KEEP_WORK=${KEEP_WORK:-0}
 # buildx plugin refuses `docker build` unless BuildKit is turned off.
 export DOCKER_BUILDKIT=0
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
-die() {
-    log "error: $*" >&2
-    exit 1
-}
-now() { printf '%s' "$EPOCHREALTIME"; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# shellcheck source=examples/docker/lib.sh
+. "$HERE/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root: this installs packages and starts its own dockerd"
 
 # --- 1. what is missing --------------------------------------------------------------------
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v musl-gcc >/dev/null || missing+=(musl-tools) # ring (rustls) compiles C for musl
 if [[ $BASELINE != 0 ]] && ! installed busybox-static; then missing+=(busybox-static); fi
-if ((${#missing[@]})); then
-    log "installing ${missing[*]} with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q "${missing[@]}" >/dev/null ||
-        { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; } ||
-        die "apt-get install ${missing[*]} failed"
-fi
+apt_install "${missing[@]}"
 if ! rustup target list --installed | grep -qx "$TARGET"; then
     log "adding the $TARGET target with rustup"
     rustup target add "$TARGET"
 fi
 
 # --- 2. static binaries --------------------------------------------------------------------
-
-static_or_die() {
-    [[ -x $1 ]] || die "$1 was not built"
-    if ldd "$1" 2>&1 | grep -q '=>'; then die "$1 is dynamically linked"; fi
-}
 
 log "building healthprobe (release, $TARGET); from scratch this takes several minutes"
 (cd "$ROOT" && cargo build --release --target "$TARGET" -p healthprobe)
@@ -77,7 +60,6 @@ log "healthprobe: $(du -h "$HEALTHPROBE" | cut -f1), fake-zipkin: $(du -h "$FAKE
 # --- 3. a private dockerd --------------------------------------------------------------------
 
 WORK=$(mktemp -d /tmp/hp-docker.XXXXXX)
-DOCKERD_PID=
 CONTAINERS=()
 
 cleanup() {
@@ -85,15 +67,8 @@ cleanup() {
     set +e
     if [[ -n $DOCKERD_PID ]]; then
         for c in "${CONTAINERS[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
-        log "stopping dockerd (pid $DOCKERD_PID)"
-        kill -TERM "$DOCKERD_PID" 2>/dev/null
-        for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
-        kill -0 "$DOCKERD_PID" 2>/dev/null && kill -KILL "$DOCKERD_PID" 2>/dev/null
-        wait "$DOCKERD_PID" 2>/dev/null
     fi
-    # Anything dockerd left mounted below the work directory (network namespaces).
-    awk -v w="$WORK" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r |
-        while read -r m; do umount -l "$m"; done
+    stop_dockerd
     if [[ $KEEP_WORK == 1 ]]; then
         log "kept $WORK"
     elif [[ $rc != 0 ]]; then
@@ -107,19 +82,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting dockerd in $WORK (vfs, no iptables, no bridge)"
-dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
-    --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
-    --host "unix://$WORK/docker.sock" >"$WORK/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-export DOCKER_HOST=unix://$WORK/docker.sock
-for _ in $(seq 150); do
-    docker version >/dev/null 2>&1 && break
-    kill -0 "$DOCKERD_PID" 2>/dev/null || { tail -20 "$WORK/dockerd.log" >&2; die "dockerd exited"; }
-    sleep 0.2
-done
-docker version >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log" >&2; die "dockerd did not come up in 30 s"; }
-log "dockerd $(docker version --format '{{.Server.Version}}') is up (pid $DOCKERD_PID)"
+start_dockerd
 
 # --- 4. images -------------------------------------------------------------------------------
 
@@ -147,32 +110,13 @@ done
 
 # --- 5. the flow, once per container -----------------------------------------------------------
 
-health() { docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1"; }
-
-# wait_for CONTAINER STATUS SINCE TIMEOUT: prints every transition with a timestamp and
-# the seconds since SINCE; sets WAITED to the seconds it took to reach STATUS.
-WAITED=
-wait_for() {
-    local c=$1 want=$2 t0=$3 limit=$4 last=${LAST_STATUS:-} s
-    while :; do
-        s=$(health "$c")
-        if [[ $s != "$last" ]]; then
-            log "  $c: ${last:-(none)} -> $s  (+$(since "$t0") s)"
-            last=$s
-        fi
-        LAST_STATUS=$s
-        if [[ $s == "$want" ]]; then
-            WAITED=$(since "$t0")
-            return 0
-        fi
-        if [[ $(docker inspect --format '{{.State.Running}}' "$c") != true ]]; then
-            docker logs "$c" 2>&1 | tail -5 >&2
-            die "$c stopped"
-        fi
-        awk -v e="$(since "$t0")" -v l="$limit" 'BEGIN { exit !(e > l) }' &&
-            die "$c did not become $want within $limit s"
-        sleep 0.2
-    done
+# health CONTAINER: its health status; fails, with its last output, if it stopped.
+health() {
+    if [[ $(docker inspect --format '{{.State.Running}}' "$1") != true ]]; then
+        docker logs "$1" 2>&1 | tail -5 >&2
+        die "$1 stopped"
+    fi
+    docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$1"
 }
 
 # processes CONTAINER: lists the container's processes (host PIDs) and sets PROCS,
@@ -218,8 +162,7 @@ for v in "${VARIANTS[@]}"; do
     t0=$(now)
     docker run -d --name "$c" --network none "healthprobe-example:$v" >/dev/null
     CONTAINERS+=("$c")
-    LAST_STATUS=
-    wait_for "$c" healthy "$t0" 120
+    wait_health health "$c" healthy "$t0" 120
     T_HEALTHY[$v]=$WAITED
     log "  processes while healthy:"
     processes "$c"
@@ -227,7 +170,7 @@ for v in "${VARIANTS[@]}"; do
     t1=$(now)
     log "  docker exec $c /fake-zipkin hang"
     docker exec "$c" /fake-zipkin hang | sed 's/^/    /'
-    wait_for "$c" unhealthy "$t1" 120
+    wait_health health "$c" unhealthy "$t1" 120
     T_UNHEALTHY[$v]=$WAITED
     log "  last health checks (docker inspect .State.Health.Log):"
     docker inspect --format '{{range .State.Health.Log}}{{.Start.Format "15:04:05.000"}} {{(.End.Sub .Start).Round 1000000}} exit={{.ExitCode}} {{json .Output}}{{println}}{{end}}' "$c" |

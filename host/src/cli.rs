@@ -15,7 +15,7 @@ use crate::output::{self, Format};
 ///
 /// Exit status: 0 healthy (or degraded), 1 unhealthy, 3 the probe could not be run.
 #[derive(Debug, Parser)]
-#[command(name = "healthprobe", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "healthprobe", version = crate::version::line(), about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -78,6 +78,12 @@ fn asks_for_json(args: &[OsString]) -> bool {
 fn usage_error(e: clap::Error, json: bool) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
+        // `--version --format json`: clap knows no format for its version, so it is ours.
+        ErrorKind::DisplayVersion if json => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", crate::version::json()).and_then(|()| stdout.flush());
+            ExitCode::SUCCESS
+        }
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let mut stdout = std::io::stdout().lock();
             let _ = write!(stdout, "{e}").and_then(|()| stdout.flush());

@@ -30,6 +30,7 @@ mod state;
 mod stdio;
 pub mod text;
 pub mod tls;
+pub mod version;
 
 pub use limits::Limits;
 pub use report::{Failure, Report, Verdict};

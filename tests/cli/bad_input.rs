@@ -112,6 +112,45 @@ fn usage_errors_are_exit_3_not_2() {
 }
 
 #[test]
+fn version_names_the_commit_target_wasmtime_and_build_in_text_and_json() {
+    let text = healthprobe(["--version"]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let line = text.stdout.trim_end();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    let pattern = format!(
+        "healthprobe {} (commit ",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(line.starts_with(&pattern), "{line}");
+    assert!(line.ends_with(", full)"), "{line}");
+    assert!(line.contains(", wasmtime 48."), "{line}");
+    assert!(line.contains(std::env::consts::ARCH), "{line}");
+
+    let json = healthprobe(["--version", "--format", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["build"], "full");
+    assert!(v["wasmtime"].as_str().unwrap().starts_with("48."), "{v}");
+    assert!(v["target"].as_str().unwrap().contains(std::env::consts::ARCH), "{v}");
+    // Built from a git checkout: the full hash of its HEAD (40 hex digits); from a source
+    // archive: `unknown`.
+    let commit = v["commit"].as_str().unwrap();
+    let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.git")
+        .exists();
+    if checkout {
+        assert!(
+            commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+            "{v}"
+        );
+    } else {
+        assert_eq!(commit, "unknown");
+    }
+    assert!(line.contains(&commit[..commit.len().min(12)]), "{line} vs {commit}");
+}
+
+#[test]
 fn errors_are_json_under_format_json_for_every_command() {
     // The one-line JSON object every command prints when it cannot do its work.
     let error_json = |args: &[&str], needle: &str| {

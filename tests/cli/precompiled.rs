@@ -310,6 +310,14 @@ fn run_runtime_only(args: &[&std::ffi::OsStr]) -> std::process::Output {
 
 #[test]
 fn the_runtime_only_build_runs_bundled_and_precompiled_probes_and_refuses_wasm() {
+    // It says what it is, for bug reports.
+    let out = run_runtime_only(&["--version".as_ref()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with(", runtime-only)\n"),
+        "{out:?}"
+    );
+
     let addr = closed_port();
     let param = format!("address={addr}");
     let out = run_runtime_only(&["run".as_ref(), "tcp".as_ref(), param.as_ref()]);
