@@ -70,7 +70,10 @@ mod tests {
         }
         let json: serde_json::Value = serde_json::from_str(&json()).unwrap();
         for key in ["version", "commit", "target", "wasmtime", "build"] {
-            assert!(json[key].as_str().is_some_and(|s| !s.is_empty()), "{key} in {json}");
+            assert!(
+                json[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} in {json}"
+            );
         }
         assert!(v.wasmtime.starts_with("48."), "{}", v.wasmtime);
     }

@@ -117,10 +117,7 @@ fn version_names_the_commit_target_wasmtime_and_build_in_text_and_json() {
     assert_eq!(text.code, 0, "{}", text.stderr);
     let line = text.stdout.trim_end();
     assert_eq!(line.lines().count(), 1, "{line}");
-    let pattern = format!(
-        "healthprobe {} (commit ",
-        env!("CARGO_PKG_VERSION")
-    );
+    let pattern = format!("healthprobe {} (commit ", env!("CARGO_PKG_VERSION"));
     assert!(line.starts_with(&pattern), "{line}");
     assert!(line.ends_with(", full)"), "{line}");
     assert!(line.contains(", wasmtime 48."), "{line}");
@@ -132,7 +129,13 @@ fn version_names_the_commit_target_wasmtime_and_build_in_text_and_json() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["build"], "full");
     assert!(v["wasmtime"].as_str().unwrap().starts_with("48."), "{v}");
-    assert!(v["target"].as_str().unwrap().contains(std::env::consts::ARCH), "{v}");
+    assert!(
+        v["target"]
+            .as_str()
+            .unwrap()
+            .contains(std::env::consts::ARCH),
+        "{v}"
+    );
     // Built from a git checkout: the full hash of its HEAD (40 hex digits); from a source
     // archive: `unknown`.
     let commit = v["commit"].as_str().unwrap();
@@ -147,7 +150,10 @@ fn version_names_the_commit_target_wasmtime_and_build_in_text_and_json() {
     } else {
         assert_eq!(commit, "unknown");
     }
-    assert!(line.contains(&commit[..commit.len().min(12)]), "{line} vs {commit}");
+    assert!(
+        line.contains(&commit[..commit.len().min(12)]),
+        "{line} vs {commit}"
+    );
 }
 
 #[test]
