@@ -95,13 +95,13 @@ impl Cache {
         &self.dir
     }
 
-    /// Where the entry for a component with SHA-256 `digest` lives under `engine`.
-    pub fn entry(&self, digest: &str, engine: &Engine) -> PathBuf {
+    /// Where the entry for the component whose BLAKE3 (hex) is `key` lives under `engine`.
+    pub fn entry(&self, key: &str, engine: &Engine) -> PathBuf {
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
         self.dir
-            .join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+            .join(format!("{key}-{:016x}.cwasm", hasher.finish()))
     }
 
     /// Whether `entry` exists and is intact: its checksum is checked by reading it in a

@@ -396,12 +396,6 @@ fn core_module() -> Failure {
     )
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(bytes))
-}
-
 /// Recognises the most common wrong inputs by their header before handing them to the
 /// compiler, whose messages for them are obscure.
 fn check_header(bytes: &[u8]) -> Result<(), Failure> {
@@ -767,7 +761,7 @@ impl Runner {
             })?;
         let pre = backend.linker_for(component)?.instantiate_pre(component).map_err(|e| {
             Failure::BadInput(format!(
-                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (wasi:http included); see `healthprobe inspect` for what the probe imports",
+                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (wasi:http and wasi:tls included); see `healthprobe inspect` for what the probe imports",
                 text::chain(&e)
             ))
         })?;

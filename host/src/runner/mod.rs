@@ -52,7 +52,7 @@ pub(crate) use load::KnownKeys;
 #[cfg(feature = "compiler")]
 pub use load::cache_key;
 pub(crate) use load::identify;
-pub use load::{Code, ProbeSource, sha256_hex};
+pub use load::{Code, ProbeSource};
 
 use classify::{classify, with_panic_message};
 use clock::Clock;
