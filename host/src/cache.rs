@@ -187,7 +187,7 @@ impl Cache {
 /// does not read it (hashing the 18 MB Python example was a third of a cached run).
 /// A changed file has another identity and is hashed again; so is a file changed so
 /// recently that a second change could leave its identity as it was.
-impl crate::runner::KnownKeys for Cache {
+impl crate::fsio::KnownKeys for Cache {
     fn known(&self, file: &std::fs::Metadata) -> Option<String> {
         let id = FileId::of(file)?;
         let record = recorded(&self.key_record(&id))?;
@@ -385,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_key_is_remembered_for_the_unchanged_file_only() {
-        use crate::runner::KnownKeys;
+        use crate::fsio::KnownKeys;
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("cache"));
         let component = dir.path().join("probe.wasm");

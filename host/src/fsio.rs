@@ -42,6 +42,17 @@ pub fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Where a component's compile-cache key may be known without reading the component: the
+/// compile cache's index of files it has hashed before.
+pub trait KnownKeys {
+    /// The key of the file described by `file`, if it was hashed before and has not
+    /// changed since.
+    fn known(&self, file: &std::fs::Metadata) -> Option<String>;
+    /// Remembers `key` for the file that was `before` when hashing began and `after` when
+    /// it ended (nothing is remembered if the two differ).
+    fn remember(&self, before: &std::fs::Metadata, after: &std::fs::Metadata, key: &str);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,12 +71,7 @@ pub fn render(report: &Report, format: Format) -> String {
     let message = excerpt(&one_line(&report.message), MAX_MESSAGE);
     let out = match format {
         Format::Text => {
-            let status = match report.verdict {
-                Verdict::Healthy => "healthy",
-                Verdict::Degraded => "degraded",
-                Verdict::Unhealthy => "unhealthy",
-                Verdict::Error => "error",
-            };
+            let status = report.verdict.as_str();
             if report.probe.is_empty() {
                 format!("{status}: {message}")
             } else {

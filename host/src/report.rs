@@ -87,6 +87,17 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict as a word (`healthy`, `degraded`, `unhealthy`, `error`): the first word of
+    /// the output line, and serve's log and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Degraded => "degraded",
+            Verdict::Unhealthy => "unhealthy",
+            Verdict::Error => "error",
+        }
+    }
+
     /// The process exit status for this verdict: 0 healthy or degraded, 1 unhealthy, 3 not
     /// run at all; never 2, which Docker reserves.
     pub fn exit_code(self) -> u8 {

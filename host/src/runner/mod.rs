@@ -21,8 +21,11 @@
 
 mod classify;
 mod clock;
+mod compile;
 mod engines;
+mod link;
 mod load;
+mod source;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -46,13 +49,11 @@ use crate::state::{Activity, HostState};
 use crate::stdio::Capture;
 
 pub use clock::{EPOCH_TICK, Timer};
+#[cfg(feature = "compiler")]
+pub use compile::cache_key;
 pub use engines::POOL_SLOTS;
-#[cfg(feature = "compiler")]
-pub(crate) use load::KnownKeys;
-#[cfg(feature = "compiler")]
-pub use load::cache_key;
-pub(crate) use load::identify;
-pub use load::{Code, ProbeSource};
+pub(crate) use source::identify;
+pub use source::{Code, ProbeSource};
 
 use classify::{classify, with_panic_message};
 use clock::Clock;

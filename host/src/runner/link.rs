@@ -1,0 +1,44 @@
+//! Linking a component against the host's imports, and checking it is a probe.
+
+use wasmtime::Engine;
+use wasmtime::Precompiled;
+use wasmtime::component::Component;
+
+use crate::bindings::ProbePre;
+use crate::report::Failure;
+use crate::state::HostState;
+use crate::text;
+
+use super::Runner;
+
+impl Runner {
+    /// Loads code made by [`Runner::precompile`] the way `run` loads a `.cwasm`, and links
+    /// it: `compile` refuses, with `run`'s message, a component that `run` could not run.
+    pub fn check_precompiled(&self, compiled: &[u8]) -> Result<(), Failure> {
+        let component = self.deserialize(Precompiled::Component, compiled)?;
+        self.link(&component).map(drop)
+    }
+
+    /// Links a component against the host's imports and checks its exports.
+    pub(crate) fn link(&self, component: &Component) -> Result<ProbePre<HostState>, Failure> {
+        let backend = [self.aot.get(), self.jit_if_made()]
+            .into_iter()
+            .flatten()
+            .find(|b| Engine::same(&b.engine, component.engine()))
+            .ok_or_else(|| {
+                Failure::Setup("the component is from another runner's engine".into())
+            })?;
+        let pre = backend.linker_for(component)?.instantiate_pre(component).map_err(|e| {
+            Failure::BadInput(format!(
+                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (wasi:http and wasi:tls included); see `healthprobe inspect` for what the probe imports",
+                text::chain(&e)
+            ))
+        })?;
+        ProbePre::new(pre).map_err(|e| {
+            Failure::BadInput(format!(
+                "not a healthprobe probe: {}; it must export `describe` and `check` of the world healthprobe:probe/probe@0.1.0",
+                text::chain(&e)
+            ))
+        })
+    }
+}
