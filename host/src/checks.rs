@@ -347,17 +347,7 @@ pub fn combine(results: &[(&str, Report)], elapsed: Duration) -> Report {
             format!("{total} {} passed ({})", plural(total), names.join(", ")),
         )
     };
-    Report {
-        verdict,
-        probe: String::new(),
-        message,
-        details: Vec::new(),
-        elapsed,
-        stdout: (Vec::new(), 0),
-        stderr: (Vec::new(), 0),
-        sha256: None,
-        code: None,
-    }
+    Report::new(verdict, "", message, elapsed)
 }
 
 #[cfg(test)]
@@ -447,11 +437,7 @@ params = { expect-status = "200-299" }
     }
 
     fn report(verdict: Verdict, message: &str) -> Report {
-        Report {
-            verdict,
-            message: message.into(),
-            ..combine(&[], Duration::ZERO)
-        }
+        Report::new(verdict, "", message, Duration::ZERO)
     }
 
     #[test]

@@ -27,18 +27,10 @@ pub enum Format {
 /// The result of a command that could not do its work (exit 3): `error: SUBJECT: message`
 /// (or `error: message` without a subject), or the same as a JSON object.
 pub fn render_error(subject: &str, message: &str, format: Format) -> String {
-    let report = Report {
-        verdict: Verdict::Error,
-        probe: subject.to_string(),
-        message: message.to_string(),
-        details: Vec::new(),
-        elapsed: Duration::ZERO,
-        stdout: (Vec::new(), 0),
-        stderr: (Vec::new(), 0),
-        sha256: None,
-        code: None,
-    };
-    render(&report, format)
+    render(
+        &Report::new(Verdict::Error, subject, message, Duration::ZERO),
+        format,
+    )
 }
 
 /// Prints [`render_error`] and returns exit status 3.
@@ -222,15 +214,13 @@ mod tests {
     #[test]
     fn reports_stay_one_line_and_small() {
         let report = Report {
-            verdict: Verdict::Unhealthy,
-            probe: "x".into(),
-            message: "a\nb".repeat(10_000),
             details: vec![("k".into(), "v".repeat(100_000))],
-            elapsed: Duration::from_millis(3),
-            stdout: (vec![], 0),
-            stderr: (vec![], 0),
-            sha256: None,
-            code: None,
+            ..Report::new(
+                Verdict::Unhealthy,
+                "x",
+                "a\nb".repeat(10_000),
+                Duration::from_millis(3),
+            )
         };
         for f in [Format::Text, Format::Json] {
             let out = render(&report, f);

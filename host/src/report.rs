@@ -174,18 +174,32 @@ pub fn bounded(
 }
 
 impl Report {
-    /// The report of a run that ended before the probe produced a result.
-    pub fn failed(probe: &str, failure: &Failure, elapsed: Duration) -> Self {
+    /// A report with nothing captured, no details and no digest yet: every report starts
+    /// here.
+    pub fn new(
+        verdict: Verdict,
+        probe: impl Into<String>,
+        message: impl Into<String>,
+        elapsed: Duration,
+    ) -> Self {
         Report {
-            verdict: failure.verdict(),
-            probe: probe.to_string(),
-            message: failure.to_string(),
-            details: vec![("cause".into(), failure.cause().into())],
+            verdict,
+            probe: probe.into(),
+            message: message.into(),
+            details: Vec::new(),
             elapsed,
             stdout: (Vec::new(), 0),
             stderr: (Vec::new(), 0),
             sha256: None,
             code: None,
+        }
+    }
+
+    /// The report of a run that ended before the probe produced a result.
+    pub fn failed(probe: &str, failure: &Failure, elapsed: Duration) -> Self {
+        Report {
+            details: vec![("cause".into(), failure.cause().into())],
+            ..Report::new(failure.verdict(), probe, failure.to_string(), elapsed)
         }
     }
 }

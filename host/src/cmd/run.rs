@@ -72,7 +72,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     let label = args.probe.clone().unwrap_or_default();
 
     let bad_input = |message: String| {
-        let report = failure_report(&label, Verdict::Error, message, start);
+        let report = Report::new(Verdict::Error, &label, message, start.elapsed());
         reporter.emit(&report, format, quiet, false, false)
     };
     let params: Vec<(String, String)> =
@@ -141,7 +141,7 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
     let quiet = args.output.quiet;
     let reporter = Reporter::default();
     let bad_input = |message: String| {
-        let report = failure_report("", Verdict::Error, message, start);
+        let report = Report::new(Verdict::Error, "", message, start.elapsed());
         reporter.emit(&report, format, quiet, false, false)
     };
     let checks = match Checks::load(path, &args.limits.overrides()) {
@@ -232,23 +232,9 @@ fn watchdog(
             "timeout after {} (a host call did not stop in time; ended by the watchdog)",
             text::duration(timeout)
         );
-        let report = failure_report(&label, Verdict::Unhealthy, message, start);
+        let report = Report::new(Verdict::Unhealthy, &label, message, start.elapsed());
         let _ = reporter.emit(&report, format, quiet, false, true);
     })
-}
-
-fn failure_report(probe: &str, verdict: Verdict, message: String, start: Instant) -> Report {
-    Report {
-        verdict,
-        probe: probe.to_string(),
-        message,
-        details: Vec::new(),
-        elapsed: start.elapsed(),
-        stdout: (Vec::new(), 0),
-        stderr: (Vec::new(), 0),
-        sha256: None,
-        code: None,
-    }
 }
 
 /// Prints the result exactly once, whether the main thread or the watchdog gets there

@@ -217,15 +217,9 @@ impl Runner {
             }),
         };
         let mut report = Report {
-            verdict: Verdict::Unhealthy,
-            probe: name,
-            message: String::new(),
-            details: Vec::new(),
-            elapsed: start.elapsed(),
             stdout: shared.stdout.contents(),
             stderr: shared.stderr.contents(),
-            sha256: None,
-            code: None,
+            ..Report::new(Verdict::Unhealthy, name, "", start.elapsed())
         };
         match outcome {
             Ok(result) => {
