@@ -11,7 +11,7 @@ use std::process::Command;
 use sha2::Digest as _;
 
 // The engine settings of the binary itself, so the precompiled probes load into it.
-#[path = "src/engine.rs"]
+#[path = "src/runner/engine_config.rs"]
 mod engine;
 
 fn main() {
@@ -21,7 +21,7 @@ fn main() {
     let target_dir = target_dir(&root).join("probes");
 
     watch(&root.join("wit"));
-    watch(&manifest.join("src/engine.rs"));
+    watch(&manifest.join("src/runner/engine_config.rs"));
     watch(&probes.join("Cargo.toml"));
     watch(&probes.join("Cargo.lock"));
     let mut crates = Vec::new();
@@ -183,7 +183,7 @@ fn git_head(root: &Path) -> Option<String> {
 const RAW: &[&str] = &["http", "tcp", "redis"];
 
 /// Precompiles each probe for the target's baseline CPU with the engine settings the
-/// binary uses (`src/engine.rs`), and writes `OUT_DIR/bundled.rs` embedding the results:
+/// binary uses (`src/runner/engine_config.rs`), and writes `OUT_DIR/bundled.rs` embedding the results:
 /// a bundled probe is never compiled at run time.
 fn embed(list: &[(String, PathBuf)]) {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));

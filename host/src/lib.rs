@@ -13,7 +13,6 @@ pub mod checks;
 pub mod cli;
 pub mod cmd;
 pub mod confine;
-pub mod engine;
 pub mod flags;
 mod fsio;
 pub mod imports;

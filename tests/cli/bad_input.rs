@@ -278,6 +278,59 @@ fn a_closed_or_broken_stderr_never_panics_and_keeps_the_exit_status() {
     }
 }
 
+/// Every other command, with stderr a broken pipe and closed: the exit status is the one it
+/// has with a working stderr, and stdout still gets the answer.
+#[test]
+fn every_command_keeps_its_exit_status_without_a_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("hostile.cwasm");
+    let missing = dir.path().join("missing.toml");
+    let wasm = guest("hostile");
+    let commands: [(Vec<&std::ffi::OsStr>, i32); 8] = [
+        (vec!["list".as_ref()], 0),
+        (vec!["wit".as_ref()], 0),
+        (vec!["--version".as_ref()], 0),
+        (vec!["inspect".as_ref(), "http".as_ref()], 0),
+        (vec!["inspect".as_ref(), "no-such-probe".as_ref()], 3),
+        (
+            vec![
+                "compile".as_ref(),
+                wasm.as_os_str(),
+                "-o".as_ref(),
+                cwasm.as_os_str(),
+            ],
+            0,
+        ),
+        (
+            vec!["serve".as_ref(), "--config".as_ref(), missing.as_os_str()],
+            3,
+        ),
+        (vec!["no-such-command".as_ref()], 3),
+    ];
+    for (args, code) in &commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let broken = std::process::Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+            .args(args)
+            .env("XDG_CACHE_HOME", dir.path())
+            .stderr(writer)
+            .output()
+            .unwrap();
+        let closed = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" 2>&-")
+            .arg(env!("CARGO_BIN_EXE_healthprobe"))
+            .args(args)
+            .env("XDG_CACHE_HOME", dir.path())
+            .output()
+            .unwrap();
+        for out in [&broken, &closed] {
+            assert_eq!(out.status.code(), Some(*code), "{args:?}: {out:?}");
+            assert!(!out.stdout.is_empty(), "{args:?}: {out:?}");
+        }
+    }
+}
+
 #[test]
 fn component_using_the_async_abi_is_refused_with_the_flag_that_avoids_it() {
     let wasm = guest("async-export");

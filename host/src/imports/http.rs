@@ -194,11 +194,11 @@ fn blocking_send(
         Some(body) => builder
             .body(body)
             .map_err(|e| Error::Invalid(format!("invalid request to {url}: {e}")))
-            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, shown))),
+            .and_then(|r| agent.run(r).map_err(|e| request_error(e, &url, shown))),
         None => builder
             .body(())
             .map_err(|e| Error::Invalid(format!("invalid request to {url}: {e}")))
-            .and_then(|r| agent.run(r).map_err(|e| classify(e, &url, shown))),
+            .and_then(|r| agent.run(r).map_err(|e| request_error(e, &url, shown))),
     };
     let mut response = match result {
         Ok(r) => r,
@@ -226,7 +226,7 @@ fn blocking_send(
         .with_config()
         .limit(MAX_BODY_BYTES)
         .read_to_vec()
-        .map_err(|e| classify(e, &url, shown))?;
+        .map_err(|e| request_error(e, &url, shown))?;
     Ok(Response {
         status,
         headers,
@@ -235,7 +235,7 @@ fn blocking_send(
 }
 
 /// Maps a ureq error to the WIT error variant by its type.
-fn classify(err: ureq::Error, url: &str, timeout: Duration) -> Error {
+fn request_error(err: ureq::Error, url: &str, timeout: Duration) -> Error {
     use std::io::ErrorKind;
     use ureq::Error as E;
     match err {

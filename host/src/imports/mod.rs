@@ -79,7 +79,7 @@ pub enum Import {
 }
 
 /// Classifies an import by its interface name (`wasi:sockets/tcp@0.2.6`).
-pub fn classify(import: &str) -> Import {
+pub fn import_kind(import: &str) -> Import {
     let iface = import.split('@').next().unwrap_or(import);
     if let Some(c) = CAPABILITIES.iter().find(|c| c.interfaces.contains(&iface)) {
         return Import::Asks(c);
@@ -99,7 +99,7 @@ pub fn capabilities(component: &Component) -> (Vec<&'static Capability>, Vec<Str
     let mut caps: Vec<&'static Capability> = Vec::new();
     let mut unknown = Vec::new();
     for (name, _) in component.component_type().imports(component.engine()) {
-        match classify(name) {
+        match import_kind(name) {
             Import::Asks(c) if !caps.iter().any(|k| k.key == c.key) => caps.push(c),
             Import::NotProvided => unknown.push(name.to_string()),
             Import::Asks(_) | Import::Plumbing => {}
@@ -149,14 +149,14 @@ mod tests {
             .chain(wasi_http::PLUMBING)
             .chain(wasi::PLUMBING)
         {
-            assert!(matches!(classify(i), Import::Plumbing), "{i}");
+            assert!(matches!(import_kind(i), Import::Plumbing), "{i}");
         }
         assert!(matches!(
-            classify("wasi:sockets/tcp@0.2.6"),
+            import_kind("wasi:sockets/tcp@0.2.6"),
             Import::Asks(c) if c.key == "tcp"
         ));
         assert!(matches!(
-            classify("test:missing/api@0.1.0"),
+            import_kind("test:missing/api@0.1.0"),
             Import::NotProvided
         ));
     }

@@ -306,7 +306,7 @@ impl Runner {
         #[cfg(not(feature = "compiler"))]
         let _ = limits;
         #[cfg(feature = "compiler")]
-        return crate::engine::config(None)
+        return super::engine_config::config(None)
             .and_then(|c| Engine::new(&c))
             .map_err(|e| Failure::Setup(format!("cannot start the compiler: {e}")))?
             .precompile_component(bytes)

@@ -149,7 +149,7 @@ impl Runner {
                     reason = "nothing to set on this build"
                 )
             )]
-            let config = crate::engine::config(None).map(|mut c| {
+            let config = super::engine_config::config(None).map(|mut c| {
                 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
                 c.with_custom_code_memory(Some(Arc::new(bundled::InPlace)));
                 // It only loads code: setting up Cranelift would cost every run time and
@@ -166,17 +166,18 @@ impl Runner {
     #[cfg(feature = "compiler")]
     pub(super) fn jit(&self) -> Result<&Backend, Failure> {
         backend(&self.jit, || {
-            let config = crate::engine::config(Some(env!("HEALTHPROBE_TARGET"))).map(|mut c| {
-                c.strategy(wasmtime::Strategy::Winch);
-                // Winch leaves the trampolines between the host and the guest's functions
-                // to Cranelift, one for every function a table or an export reaches: a
-                // third of a first run of a big component. They are a few instructions
-                // each; optimising them bought nothing, and compiling them takes less time
-                // unoptimised, with the single-pass register allocator.
-                c.cranelift_opt_level(wasmtime::OptLevel::None);
-                c.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
-                c
-            });
+            let config =
+                super::engine_config::config(Some(env!("HEALTHPROBE_TARGET"))).map(|mut c| {
+                    c.strategy(wasmtime::Strategy::Winch);
+                    // Winch leaves the trampolines between the host and the guest's functions
+                    // to Cranelift, one for every function a table or an export reaches: a
+                    // third of a first run of a big component. They are a few instructions
+                    // each; optimising them bought nothing, and compiling them takes less time
+                    // unoptimised, with the single-pass register allocator.
+                    c.cranelift_opt_level(wasmtime::OptLevel::None);
+                    c.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+                    c
+                });
             Backend::new(config, &self.clock, self.pool.as_ref())
         })
     }

@@ -42,7 +42,7 @@ fn in_place(
         return copy.map_err(|e| broken(text::chain(&e)));
     }
     // SAFETY: the bytes were made by `build.rs` with this binary's engine settings
-    // (src/engine.rs); wasmtime still checks them. In place, they live for the process and
+    // (runner/engine_config.rs); wasmtime still checks them. In place, they live for the process and
     // nothing writes to them (`Bundled::in_place`); the lock above makes this the only
     // image ever loaded from them.
     #[allow(unsafe_code)]
@@ -143,7 +143,7 @@ impl Runner {
                 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
                 let component = in_place(b, engine, &broken)?;
                 // SAFETY: the bytes were made by `build.rs` with this binary's engine
-                // settings (src/engine.rs); wasmtime still checks them.
+                // settings (runner/engine_config.rs); wasmtime still checks them.
                 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
                 #[allow(unsafe_code)]
                 let component =

@@ -22,6 +22,7 @@
 mod classify;
 mod clock;
 mod compile;
+mod engine_config;
 mod engines;
 mod link;
 mod load;
@@ -92,7 +93,7 @@ pub struct RunConfig {
 /// Loads and runs probes; reusable across runs.
 pub struct Runner {
     /// Runs precompiled code: the bundled probes (compiled by `build.rs` with the settings
-    /// of `src/engine.rs`) and `.cwasm` files (made by [`Runner::precompile`] with the
+    /// of `runner/engine_config.rs`) and `.cwasm` files (made by [`Runner::precompile`] with the
     /// same settings). Made on first use, like `jit`.
     aot: OnceLock<Backend>,
     /// Compiles and runs `.wasm` files at run time with Winch, wasmtime's baseline
