@@ -5,6 +5,7 @@
 //! a probe, links it against the host's [`imports`], runs it in a store holding the
 //! per-run [`state`], and returns a [`report::Report`] that [`output`] renders.
 
+pub mod activity;
 pub mod bindings;
 pub mod bundled;
 #[cfg(feature = "compiler")]

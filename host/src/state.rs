@@ -1,13 +1,17 @@
 //! The per-store host state: one per probe run, holding each import's context.
 
-use std::sync::{Arc, Mutex};
-
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::imports::http::HttpCtx;
-use crate::imports::sockets::SocketCap;
-use crate::imports::wasi_http::WasiHttp;
+use wasmtime::component::Linker;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi_tls::{WasiTlsCtxView, WasiTlsView};
+
+use crate::activity::Activity;
+use crate::imports::sockets::{SocketCap, SocketsView};
+use crate::imports::wasi::CappedRandom;
+use crate::imports::wasi_http::{WasiHttp, WasiHttpParts};
+use crate::imports::{self, http::HttpCtx};
 use crate::limits::Limiter;
 use crate::sandbox::Sandbox;
 
@@ -36,31 +40,45 @@ pub struct HostState {
     pub tls: crate::imports::tls::TlsCtx,
 }
 
-/// The host call a probe is blocked in, shared with the runner: when the deadline drops
-/// the store, this is what is left to say what the probe was waiting for.
-#[derive(Debug, Clone, Default)]
-pub struct Activity(Arc<Mutex<Option<String>>>);
-
-impl Activity {
-    /// Records what the probe now waits for, or `None` once the call returned. Not a drop
-    /// guard on purpose: when the deadline cancels the call, the record must survive the
-    /// dropped future so the runner can name it.
-    pub fn set(&self, what: Option<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what;
+/// Registers every import with `linker`, each reaching its own context in the
+/// `HostState`; `wasi:http` only if `wasi_http` (see
+/// [`imports::wasi_http::imported_by`]).
+pub fn add_to_linker(linker: &mut Linker<HostState>, wasi_http: bool) -> wasmtime::Result<()> {
+    imports::wasi::add_to_linker(linker, |s| CappedRandom {
+        ctx: s.wasi.random(),
+        limiter: &s.limiter,
+    })?;
+    imports::http::add_to_linker(linker, |s| &mut s.http)?;
+    imports::tls::add_to_linker(linker, |s| &mut s.tls)?;
+    if wasi_http {
+        imports::wasi_http::add_to_linker(linker, |s| WasiHttpParts {
+            state: &mut s.wasi_http,
+            table: &mut s.table,
+        })?;
     }
+    // After WASI: they replace some of WASI's functions.
+    imports::lookup::add_to_linker(linker, HostState::sockets_view)?;
+    imports::sockets::add_to_linker(linker, HostState::sockets_view)
+}
 
-    /// Clears the record if it still says `what`: a request that ends in the background
-    /// must not erase what another one recorded since.
-    pub fn clear_if(&self, what: &str) {
-        let mut current = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if current.as_deref() == Some(what) {
-            *current = None;
+impl HostState {
+    /// What the shadowed socket functions (name lookup, socket creation, connect) work
+    /// through.
+    fn sockets_view(&mut self) -> SocketsView<'_> {
+        SocketsView {
+            sockets: WasiSocketsCtxView {
+                ctx: self.wasi.sockets(),
+                table: &mut self.table,
+            },
+            sandbox: &self.sandbox,
+            cap: &mut self.sockets,
         }
     }
+}
 
-    /// What the probe is waiting for, if it is in a host call that records it.
-    pub fn current(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+impl WasiTlsView for HostState {
+    fn tls(&mut self) -> WasiTlsCtxView<'_> {
+        self.tls.view(&mut self.table)
     }
 }
 

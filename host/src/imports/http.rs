@@ -16,12 +16,12 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::activity::Activity;
 use crate::bindings::healthprobe::probe::http::{self as wit, Error, Host, Request, Response};
 use crate::bindings::healthprobe::probe::types;
 use crate::imports::Capability;
 use crate::policy::NetPolicy;
 use crate::sandbox::Sandbox;
-use crate::state::{Activity, HostState};
 use crate::text;
 use crate::tls::{self, Trust};
 
@@ -80,10 +80,13 @@ impl HttpCtx {
     }
 }
 
-/// Registers the `http` and `types` interfaces, served from [`HostState::http`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wit::add_to_linker::<HostState, HasSelf<HttpCtx>>(linker, |s| &mut s.http)?;
-    types::add_to_linker::<HostState, HasSelf<HttpCtx>>(linker, |s| &mut s.http)
+/// Registers the `http` and `types` interfaces, served from the context `get` returns.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HttpCtx,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<HttpCtx>>(linker, get)?;
+    types::add_to_linker::<T, HasSelf<HttpCtx>>(linker, get)
 }
 
 impl Host for HttpCtx {

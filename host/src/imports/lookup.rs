@@ -16,9 +16,8 @@ use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Networ
 use crate::policy::Grant;
 
 use crate::imports::Capability;
-use crate::imports::sockets::{self, Sockets, SocketsView};
+use crate::imports::sockets::{Sockets, SocketsView};
 use crate::sandbox::Sandbox;
-use crate::state::HostState;
 
 /// What `inspect` says the import asks for.
 pub const CAPABILITY: Capability = Capability {
@@ -51,9 +50,12 @@ fn grant(sandbox: &Sandbox) -> (bool, String) {
 
 /// Replaces WASI's `ip-name-lookup` in `linker` (which must already hold WASI) with the
 /// policy-checked one.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> SocketsView<'_>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    ip_name_lookup::add_to_linker::<HostState, Sockets>(linker, sockets::view)?;
+    ip_name_lookup::add_to_linker::<T, Sockets>(linker, get)?;
     linker.allow_shadowing(false);
     Ok(())
 }

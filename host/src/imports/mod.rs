@@ -1,6 +1,9 @@
 //! The host's imports: one module per interface a probe can import, each owning its
-//! per-run context, its linker registration and its `inspect` entry. A new import is a
-//! module here, a line in [`add_to_linker`] and in [`CAPABILITIES`], and the WIT.
+//! per-run context, its linker registration and its `inspect` entry. None names the host
+//! state: each `add_to_linker` is generic over the store's data and reaches its context
+//! through a getter (or a wasmtime view trait), and `state.rs` wires them to `HostState`.
+//! A new import is a module here, its entry in [`CAPABILITIES`], a field and a line in
+//! `state.rs`, and the WIT.
 //!
 //! - [`wasi`]: WASI 0.2, its context built from the sandbox's grants;
 //! - [`lookup`]: `wasi:sockets/ip-name-lookup`, shadowed by a per-name policy check;
@@ -17,26 +20,10 @@ pub mod sockets;
 pub mod tls;
 pub mod wasi;
 pub mod wasi_http;
-pub mod wasi_http_memory;
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Component;
 
 use crate::sandbox::Sandbox;
-use crate::state::HostState;
-
-/// Registers every import with `linker`; `wasi:http` only if `wasi_http` (see
-/// [`wasi_http::imported_by`]).
-pub fn add_to_linker(linker: &mut Linker<HostState>, wasi_http: bool) -> wasmtime::Result<()> {
-    wasi::add_to_linker(linker)?;
-    http::add_to_linker(linker)?;
-    tls::add_to_linker(linker)?;
-    if wasi_http {
-        wasi_http::add_to_linker(linker)?;
-    }
-    // After WASI: they replace some of WASI's functions.
-    lookup::add_to_linker(linker)?;
-    sockets::add_to_linker(linker)
-}
 
 /// A capability as an operator thinks of it, and the imports that ask for it.
 #[derive(Debug)]
@@ -119,7 +106,7 @@ mod tests {
     #[test]
     fn every_import_of_every_bundled_probe_is_provided_and_named() {
         let runner = Runner::new().unwrap();
-        let rt = crate::cmd::runtime().unwrap();
+        let rt = crate::runner::runtime().unwrap();
         for b in &crate::bundled::BUNDLED {
             let (component, _) = rt
                 .block_on(runner.component(

@@ -24,7 +24,6 @@ use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 use crate::limits::{Exceeded, LimitExceeded};
 use crate::sandbox::Sandbox;
-use crate::state::HostState;
 
 /// The sockets a run holds, against its cap.
 #[derive(Debug)]
@@ -178,13 +177,17 @@ const WASI_TCP: &str = "wasi:sockets/tcp@0.2.12";
 /// Replaces WASI's `tcp-create-socket` and `udp-create-socket` in `linker` (which must
 /// already hold WASI) with the capped ones, and `tcp-socket.start-connect` with one that
 /// names a refused destination.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> SocketsView<'_>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    tcp_create_socket::add_to_linker::<HostState, Sockets>(linker, view)?;
-    udp_create_socket::add_to_linker::<HostState, Sockets>(linker, view)?;
-    linker
-        .instance(WASI_TCP)?
-        .func_wrap("[method]tcp-socket.start-connect", start_connect)?;
+    tcp_create_socket::add_to_linker::<T, Sockets>(linker, get)?;
+    udp_create_socket::add_to_linker::<T, Sockets>(linker, get)?;
+    linker.instance(WASI_TCP)?.func_wrap(
+        "[method]tcp-socket.start-connect",
+        move |mut store: StoreContextMut<'_, T>, args| start_connect(get(store.data_mut()), args),
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -194,11 +197,10 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 /// would learn nothing; such a refusal is recorded as a denial with what to connect to
 /// instead.
 fn start_connect(
-    mut store: StoreContextMut<'_, HostState>,
+    mut v: SocketsView<'_>,
     (socket, network, remote): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress),
 ) -> wasmtime::Result<(Result<(), ErrorCode>,)> {
     let addr = SocketAddr::from(remote);
-    let mut v = view(store.data_mut());
     let Err(e) = HostTcpSocket::start_connect(&mut v.sockets, socket, network, remote) else {
         return Ok((Ok(()),));
     };
@@ -217,19 +219,6 @@ fn is_destination(addr: SocketAddr) -> bool {
     !(mapped || ip.is_unspecified() || ip.is_multicast() || broadcast || addr.port() == 0)
 }
 
-/// The view of the host state that the shadowed socket functions (here and in
-/// `super::lookup`) work through.
-pub(super) fn view(s: &mut HostState) -> SocketsView<'_> {
-    SocketsView {
-        sockets: WasiSocketsCtxView {
-            ctx: s.wasi.sockets(),
-            table: &mut s.table,
-        },
-        sandbox: &s.sandbox,
-        cap: &mut s.sockets,
-    }
-}
-
 pub(super) struct Sockets;
 
 impl HasData for Sockets {
@@ -237,7 +226,7 @@ impl HasData for Sockets {
 }
 
 /// WASI's sockets view plus the grants and the cap.
-pub(super) struct SocketsView<'a> {
+pub struct SocketsView<'a> {
     /// What WASI's own implementations work on; everything not checked is delegated.
     pub sockets: WasiSocketsCtxView<'a>,
     /// The grants lookups are checked against.

@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi_tls::{
     TlsProvider, TlsStream, TlsTransport, WasiTlsCtx, WasiTlsCtxBuilder, WasiTlsCtxView,
     WasiTlsView,
@@ -32,7 +32,6 @@ use wasmtime_wasi_tls::{
 use crate::bindings::tls::healthprobe::tls::handshakes::{self, Peer};
 use crate::imports::Capability;
 use crate::sandbox::Sandbox;
-use crate::state::HostState;
 use crate::tls;
 
 /// What `inspect` says the import asks for.
@@ -90,20 +89,24 @@ pub fn ctx(sandbox: &Sandbox) -> TlsCtx {
     }
 }
 
-/// Registers `wasi:tls/types` and `healthprobe:tls/handshakes`, served from
-/// [`HostState::tls`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// Registers `wasi:tls/types` (through `T`'s [`WasiTlsView`]) and
+/// `healthprobe:tls/handshakes`, served from the context `get` returns.
+pub fn add_to_linker<T: WasiTlsView + Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut TlsCtx,
+) -> wasmtime::Result<()> {
     let mut opts = wasmtime_wasi_tls::p2::LinkOptions::default();
     opts.tls(true);
     wasmtime_wasi_tls::p2::add_to_linker(linker, &opts)?;
-    handshakes::add_to_linker::<_, HasSelf<TlsCtx>>(linker, |s| &mut s.tls)
+    handshakes::add_to_linker::<T, HasSelf<TlsCtx>>(linker, get)
 }
 
-impl WasiTlsView for HostState {
-    fn tls(&mut self) -> WasiTlsCtxView<'_> {
+impl TlsCtx {
+    /// The view `wasi:tls` works through, over the store's resource `table`.
+    pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiTlsCtxView<'a> {
         WasiTlsCtxView {
-            ctx: &mut self.tls.wasi,
-            table: &mut self.table,
+            ctx: &mut self.wasi,
+            table,
         }
     }
 }

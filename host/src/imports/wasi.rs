@@ -5,39 +5,37 @@ use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::p2::bindings::random::{insecure, random};
 use wasmtime_wasi::random::WasiRandomCtx;
 use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView};
 
 use crate::imports::Capability;
 use crate::limits::Limiter;
 use crate::policy::Grant;
 use crate::report::Failure;
 use crate::sandbox::Sandbox;
-use crate::state::HostState;
 use crate::stdio::Capture;
 
 /// Registers every WASI 0.2 interface, random bytes capped by `--max-memory`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// `T`'s [`WasiView`] serves WASI; `random` the capped random interfaces.
+pub fn add_to_linker<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    random: fn(&mut T) -> CappedRandom<'_>,
+) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     linker.allow_shadowing(true);
-    random::add_to_linker::<HostState, CappedRandom<'static>>(linker, random_view)?;
-    insecure::add_to_linker::<HostState, CappedRandom<'static>>(linker, random_view)?;
+    random::add_to_linker::<T, CappedRandom<'static>>(linker, random)?;
+    insecure::add_to_linker::<T, CappedRandom<'static>>(linker, random)?;
     linker.allow_shadowing(false);
     Ok(())
-}
-
-fn random_view(s: &mut HostState) -> CappedRandom<'_> {
-    CappedRandom {
-        ctx: s.wasi.random(),
-        limiter: &s.limiter,
-    }
 }
 
 /// WASI's random numbers, with the length of a byte request checked against the memory
 /// cap before the host allocates the buffer (wasmtime-wasi's own cap is a fixed 64 MiB,
 /// and reports an untyped error).
 pub struct CappedRandom<'a> {
-    ctx: &'a mut WasiRandomCtx,
-    limiter: &'a Limiter,
+    /// WASI's random context.
+    pub ctx: &'a mut WasiRandomCtx,
+    /// The run's memory cap.
+    pub limiter: &'a Limiter,
 }
 
 impl HasData for CappedRandom<'static> {

@@ -15,6 +15,8 @@
 //! [`Hooks::send_request`]; its own default sender (which resolves and connects with no
 //! policy and no deadline) is not compiled in.
 
+pub mod memory;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -33,14 +35,14 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
 
+use crate::activity::Activity;
 use crate::imports::Capability;
 use crate::imports::http::{MAX_BODY_BYTES, MAX_HEADER_BYTES};
 use crate::imports::sockets::{ConnCap, ConnPermit};
-use crate::imports::wasi_http_memory::{HostMemory, InFlight, InFlightGuard, max_in_flight};
 use crate::limits::Exceeded;
 use crate::policy::{self, NetPolicy};
 use crate::sandbox::Sandbox;
-use crate::state::{Activity, HostState};
+use memory::{HostMemory, InFlight, InFlightGuard, max_in_flight};
 
 /// What `inspect` says the interface asks for: the same grants as the `http` import.
 pub const CAPABILITY: Capability = Capability {
@@ -67,11 +69,24 @@ pub fn imported_by(component: &wasmtime::component::Component) -> bool {
         .any(|(name, _)| name.starts_with("wasi:http/"))
 }
 
-/// Registers `wasi:http/outgoing-handler` and `wasi:http/types`, served from
-/// [`HostState::wasi_http`].
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// Registers `wasi:http/outgoing-handler` and `wasi:http/types`: through `T`'s
+/// [`WasiHttpView`](wasmtime_wasi_http::WasiHttpView), with the functions that keep guest
+/// data charged to the account in the state `get` returns.
+pub fn add_to_linker<T: wasmtime_wasi_http::WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> WasiHttpParts<'_>,
+) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    super::wasi_http_memory::add_to_linker(linker)
+    memory::add_to_linker(linker, get)
+}
+
+/// What the functions `wasi:http` defines again reach of a store: the interface's state and
+/// the store's resource table.
+pub struct WasiHttpParts<'a> {
+    /// The interface's per-run state.
+    pub state: &'a mut WasiHttp,
+    /// The store's resource table.
+    pub table: &'a mut wasmtime::component::ResourceTable,
 }
 
 /// The interface's per-run state: wasmtime-wasi-http's own context (which caps each header

@@ -57,7 +57,7 @@ impl Backend {
 
     fn linker(engine: &Engine, wasi_http: bool) -> Result<Linker<HostState>, Failure> {
         let mut linker = Linker::new(engine);
-        crate::imports::add_to_linker(&mut linker, wasi_http)
+        crate::state::add_to_linker(&mut linker, wasi_http)
             .map_err(|e| Failure::Setup(format!("cannot set up the host functions: {e}")))?;
         Ok(linker)
     }

@@ -5,12 +5,13 @@
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::activity::Activity;
 use crate::bindings::ProbePre;
 use crate::bundled;
 use crate::fsio::KnownKeys;
 use crate::limits::CodeLimits;
 use crate::report::Failure;
-use crate::state::{Activity, HostState};
+use crate::state::HostState;
 use crate::text;
 
 use super::compile::COMPILING;

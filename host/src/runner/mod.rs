@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 
+use crate::activity::Activity;
 use crate::bindings::ProbePre;
 use crate::bindings::healthprobe::probe::types::{CheckError, CheckResult, ProbeInfo, Status};
 #[cfg(feature = "compiler")]
@@ -46,7 +47,7 @@ use crate::limits::{Exceeded, Limiter, Limits};
 use crate::params;
 use crate::report::{Failure, Report, Verdict};
 use crate::sandbox::Sandbox;
-use crate::state::{Activity, HostState};
+use crate::state::HostState;
 use crate::stdio::Capture;
 
 pub use clock::{EPOCH_TICK, Timer};
@@ -503,4 +504,14 @@ impl Stage {
             Stage::Checking => activity.current(),
         }
     }
+}
+
+/// A current-thread tokio runtime with I/O and timers (WASI sockets need both), for a
+/// caller that runs probes on its own thread.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Failure::Setup(format!("cannot start the async runtime: {e}")))
 }

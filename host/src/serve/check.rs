@@ -7,11 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
 use super::clock::run_by_the_clock;
-use super::fleet::FleetRuntime;
 use super::logging::log;
 use crate::checks::{Check, Definition};
 use crate::report::{Report, Verdict};
-use crate::runner::{ProbeSource, RunConfig};
+use crate::runner::{ProbeSource, RunConfig, Runner};
 use crate::text;
 
 /// One check as `serve` runs it.
@@ -201,6 +200,17 @@ impl Served {
     pub(super) fn runs(&self) -> [u64; 4] {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).runs
     }
+}
+
+/// What every check's runs share.
+#[derive(Clone)]
+pub struct FleetRuntime {
+    /// The runner, with each probe compiled and linked once.
+    pub runner: Arc<Runner>,
+    /// The runtime that runs guests.
+    pub probes: tokio::runtime::Handle,
+    /// The turns of check runs at once (`--max-check-runs`).
+    pub runs: Arc<tokio::sync::Semaphore>,
 }
 
 /// When in its interval a check runs, after its first run: spread over the interval by a

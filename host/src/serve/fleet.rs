@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::check::Served;
+use super::check::{FleetRuntime, Served};
 use super::probe::ServedModule;
 use crate::checks::Checks;
-use crate::runner::Runner;
 
 /// What the endpoints answer from: the checks being run and the modules of the checks
 /// file as last (re)loaded.
@@ -30,17 +29,6 @@ pub struct Fleet {
     /// Where the checks' schedules run.
     schedules: tokio::runtime::Handle,
     running: Vec<Running>,
-}
-
-/// What every check's runs share.
-#[derive(Clone)]
-pub struct FleetRuntime {
-    /// The runner, with each probe compiled and linked once.
-    pub runner: Arc<Runner>,
-    /// The runtime that runs guests.
-    pub probes: tokio::runtime::Handle,
-    /// The turns of check runs at once (`--max-check-runs`).
-    pub runs: Arc<tokio::sync::Semaphore>,
 }
 
 /// A check and the handle that stops its task when dropped.

@@ -27,10 +27,10 @@ mod metrics;
 mod probe;
 mod server;
 
-pub use check::{Served, Status};
+pub use check::{FleetRuntime, Served, Status};
 pub use clock::{CLOCK_MARGIN, run_by_the_clock};
 pub use endpoints::{Answer, TEXT, answer};
-pub use fleet::{Fleet, FleetRuntime, MAX_CHECKS, Serving};
+pub use fleet::{Fleet, MAX_CHECKS, Serving};
 pub use logging::{flush_log, log};
 pub use probe::{ProbeRequest, SCRAPE_OFFSET, ServedModule, probe_request};
 pub use server::{Options, serve};

@@ -11,8 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 
+use super::check::FleetRuntime;
 use super::endpoints::{Answer, TEXT, answer};
-use super::fleet::{Fleet, FleetRuntime, Serving};
+use super::fleet::{Fleet, Serving};
 use super::logging::{flush_log, log};
 use super::probe::probe_request;
 use crate::checks::Checks;
@@ -102,7 +103,7 @@ pub fn serve(checks: Checks, runner: Arc<Runner>, options: Options) -> Result<()
     let stop = Arc::new(tokio::sync::Notify::new());
     {
         let (stop, serving, path) = (stop.clone(), serving.clone(), config.clone());
-        let signals_rt = crate::cmd::runtime()?;
+        let signals_rt = crate::runner::runtime()?;
         // Signal handlers are installed before serving starts.
         let mut signals = {
             let _in_runtime = signals_rt.enter();

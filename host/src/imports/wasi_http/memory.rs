@@ -29,12 +29,10 @@ use wasmtime_wasi_http::p2::bindings::http::types::{
 };
 use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
-use wasmtime_wasi_http::{
-    FieldMap, FieldMapError, RequestOptions, WasiHttpCtxView, WasiHttpView as _,
-};
+use wasmtime_wasi_http::{FieldMap, FieldMapError, RequestOptions, WasiHttpCtxView, WasiHttpView};
 
+use super::WasiHttpParts;
 use crate::limits::{Exceeded, LimitExceeded};
-use crate::state::HostState;
 
 /// The versions of the interfaces as wasmtime-wasi-http defines them; a guest importing an
 /// earlier 0.2 version is linked to these.
@@ -46,7 +44,7 @@ const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
 const ENTRY_BYTES: u64 = 64;
 /// What a request body may hold in host memory before it is sent: the chunk being written
 /// and the one buffered ahead of it.
-pub const BODY_BYTES: u64 = 2 * super::wasi_http::REQUEST_CHUNK_BYTES as u64;
+pub const BODY_BYTES: u64 = 2 * super::REQUEST_CHUNK_BYTES as u64;
 /// How often the account may be counted again from the resource table: a guest refused
 /// again and again must not make every refusal cost a walk of the table.
 const RECOUNT_EVERY: Duration = Duration::from_millis(1);
@@ -200,9 +198,13 @@ fn header_result<T>(
 }
 
 /// Charges `bytes` to the run's account.
-fn charge(store: &mut StoreContextMut<'_, HostState>, bytes: u64) -> bool {
-    let state = store.data_mut();
-    state.wasi_http.memory.charge(&mut state.table, bytes)
+fn charge<T>(
+    store: &mut StoreContextMut<'_, T>,
+    get: fn(&mut T) -> WasiHttpParts<'_>,
+    bytes: u64,
+) -> bool {
+    let parts = get(store.data_mut());
+    parts.state.memory.charge(parts.table, bytes)
 }
 
 /// What a header operation refused for the account gets: `header-error` has no case for
@@ -213,13 +215,14 @@ fn forbidden<T>() -> Result<T, HeaderError> {
 
 /// Charges `bytes`, then lets `call` keep them through wasmtime-wasi-http; `refused` is the
 /// guest's answer when they do not fit.
-fn charged<R>(
-    store: &mut StoreContextMut<'_, HostState>,
+fn charged<T: WasiHttpView, R>(
+    store: &mut StoreContextMut<'_, T>,
+    get: fn(&mut T) -> WasiHttpParts<'_>,
     bytes: u64,
     refused: R,
     call: impl FnOnce(&mut WasiHttpCtxView<'_>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<(R,)> {
-    if !charge(store, bytes) {
+    if !charge(store, get, bytes) {
         return Ok((refused,));
     }
     Ok((call(&mut store.data_mut().http())?,))
@@ -233,55 +236,61 @@ type Request = Resource<HostOutgoingRequest>;
 
 /// Defines the functions of `wasi:http` described in the module documentation over the
 /// ones wasmtime-wasi-http registered in `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> WasiHttpParts<'_>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let defined = define(linker);
+    let defined = define(linker, get);
     linker.allow_shadowing(false);
     defined
 }
 
-fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+fn define<T: WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> WasiHttpParts<'_>,
+) -> wasmtime::Result<()> {
     let mut types = linker.instance(TYPES)?;
     types.func_wrap(
         "[method]fields.append",
-        |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
+        move |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
             let bytes = entry_bytes(name.len(), value.len());
-            charged(&mut store, bytes, forbidden(), |view| {
+            charged(&mut store, get, bytes, forbidden(), |view| {
                 header_result(HostFields::append(view, fields, name, value))
             })
         },
     )?;
     types.func_wrap(
         "[method]fields.set",
-        |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
+        move |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
             let bytes = values
                 .iter()
                 .map(|v| entry_bytes(name.len(), v.len()))
                 .sum();
-            charged(&mut store, bytes, forbidden(), |view| {
+            charged(&mut store, get, bytes, forbidden(), |view| {
                 header_result(HostFields::set(view, fields, name, values))
             })
         },
     )?;
     types.func_wrap(
         "[static]fields.from-list",
-        |mut store, (entries,): (Vec<(String, Vec<u8>)>,)| {
+        move |mut store, (entries,): (Vec<(String, Vec<u8>)>,)| {
             let bytes = entries
                 .iter()
                 .map(|(n, v)| entry_bytes(n.len(), v.len()))
                 .sum();
-            charged(&mut store, bytes, forbidden(), |view| {
+            charged(&mut store, get, bytes, forbidden(), |view| {
                 header_result(HostFields::from_list(view, entries))
             })
         },
     )?;
     types.func_wrap(
         "[method]fields.clone",
-        |mut store, (fields,): (Resource<FieldMap>,)| {
-            let bytes = fields_bytes(store.data().table.get(&fields)?);
-            if !charge(&mut store, bytes) {
+        move |mut store, (fields,): (Resource<FieldMap>,)| {
+            let bytes = fields_bytes(get(store.data_mut()).table.get(&fields)?);
+            if !charge(&mut store, get, bytes) {
                 // The interface has no error here: the cap, named in the verdict, ends the run.
-                let limit = store.data().wasi_http.memory.limit;
+                let limit = get(store.data_mut()).state.memory.limit;
                 return Err(LimitExceeded::HostMemory { limit }.into());
             }
             let mut view = store.data_mut().http();
@@ -290,25 +299,30 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     )?;
     types.func_wrap(
         "[method]outgoing-request.body",
-        |mut store, (request,): (Request,)| {
-            charged(&mut store, BODY_BYTES, Err(()), |view| {
+        move |mut store, (request,): (Request,)| {
+            charged(&mut store, get, BODY_BYTES, Err(()), |view| {
                 HostRequest::body(view, request)
             })
         },
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-path-with-query",
-        |mut store, (request, path): (Request, Option<String>)| {
-            charged(&mut store, text_bytes(path.as_deref()), Err(()), |view| {
-                HostRequest::set_path_with_query(view, request, path)
-            })
+        move |mut store, (request, path): (Request, Option<String>)| {
+            charged(
+                &mut store,
+                get,
+                text_bytes(path.as_deref()),
+                Err(()),
+                |view| HostRequest::set_path_with_query(view, request, path),
+            )
         },
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-authority",
-        |mut store, (request, authority): (Request, Option<String>)| {
+        move |mut store, (request, authority): (Request, Option<String>)| {
             charged(
                 &mut store,
+                get,
                 text_bytes(authority.as_deref()),
                 Err(()),
                 |view| HostRequest::set_authority(view, request, authority),
@@ -317,24 +331,24 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-method",
-        |mut store, (request, method): (Request, Method)| {
+        move |mut store, (request, method): (Request, Method)| {
             let other = match &method {
                 Method::Other(m) => Some(m.as_str()),
                 _ => None,
             };
-            charged(&mut store, text_bytes(other), Err(()), |view| {
+            charged(&mut store, get, text_bytes(other), Err(()), |view| {
                 HostRequest::set_method(view, request, method)
             })
         },
     )?;
     types.func_wrap(
         "[method]outgoing-request.set-scheme",
-        |mut store, (request, scheme): (Request, Option<Scheme>)| {
+        move |mut store, (request, scheme): (Request, Option<Scheme>)| {
             let other = match &scheme {
                 Some(Scheme::Other(s)) => Some(s.as_str()),
                 _ => None,
             };
-            charged(&mut store, text_bytes(other), Err(()), |view| {
+            charged(&mut store, get, text_bytes(other), Err(()), |view| {
                 HostRequest::set_scheme(view, request, scheme)
             })
         },
@@ -343,13 +357,13 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let mut handler = linker.instance(OUTGOING_HANDLER)?;
     handler.func_wrap_async(
         "handle",
-        |mut store: StoreContextMut<'_, HostState>,
-         (request, options): (Request, Option<Resource<RequestOptions>>)| {
+        move |mut store: StoreContextMut<'_, T>,
+              (request, options): (Request, Option<Resource<RequestOptions>>)| {
             Box::new(async move {
                 // The tasks of dropped requests are reclaimed when the runtime gets to them,
                 // which a probe that never waits would not let it do: wait for it here.
                 let (in_flight, max) = {
-                    let hooks = &store.data().wasi_http.hooks;
+                    let hooks = &get(store.data_mut()).state.hooks;
                     (hooks.in_flight.clone(), hooks.max_in_flight)
                 };
                 in_flight.below(max).await;
@@ -363,8 +377,7 @@ fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                         Err(e) => Err(e.downcast()?),
                     };
                 if let Some(rep) = options_rep {
-                    let _ = store
-                        .data_mut()
+                    let _ = get(store.data_mut())
                         .table
                         .delete(Resource::<RequestOptions>::new_own(rep));
                 }
