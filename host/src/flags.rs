@@ -179,7 +179,7 @@ impl CacheArgs {
     pub fn open<'a>(
         &self,
         sources: impl IntoIterator<Item = &'a crate::runner::ProbeSource>,
-    ) -> Option<crate::cache::Cache> {
+    ) -> crate::runner::CacheHandle {
         let cache = self.cache();
         let compiles = sources
             .into_iter()
@@ -189,14 +189,18 @@ impl CacheArgs {
             .filter(|_| compiles)
             .and_then(|c| std::fs::create_dir_all(c.dir()).ok().map(|()| c.dir()));
         crate::confine::limit_writes(writable.as_slice());
-        cache
+        crate::runner::CacheHandle::new(cache)
     }
 
     /// Without a compiler there is no cache, and a command that runs or inspects a probe
     /// writes nothing.
     #[cfg(not(feature = "compiler"))]
-    pub fn open<'a>(&self, _sources: impl IntoIterator<Item = &'a crate::runner::ProbeSource>) {
+    pub fn open<'a>(
+        &self,
+        _sources: impl IntoIterator<Item = &'a crate::runner::ProbeSource>,
+    ) -> crate::runner::CacheHandle {
         crate::confine::limit_writes(&[]);
+        crate::runner::CacheHandle::default()
     }
 }
 

@@ -77,7 +77,18 @@ fn a_redirect_to_a_port_not_granted_is_denied() {
 #[test]
 fn a_finished_request_is_not_named_when_the_probe_times_out_later() {
     let server = HttpServer::fixed(200, "ok");
-    let out = fetch(&server.url("/"), &["then-spin=true", "--timeout", "1s"]);
+    // Enough fuel that the deadline, not the fuel, ends the spin (10^10 units, the
+    // default, can run out within a second on a fast, idle core).
+    let out = fetch(
+        &server.url("/"),
+        &[
+            "then-spin=true",
+            "--timeout",
+            "1s",
+            "--fuel",
+            "1000000000000",
+        ],
+    );
     out.expect(1, "unhealthy: wasi-http: timeout after 1s", &[]);
     assert!(!out.stdout.contains("waiting for"), "{out:#?}");
 }

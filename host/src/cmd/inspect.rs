@@ -53,10 +53,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
         };
     // A `.wasm` is compiled through the compile cache, as `run` does: inspecting a big
     // component then costs what a cached run costs, and warms the cache for `run`.
-    #[cfg(feature = "compiler")]
     let cache = args.cache.open([&source]);
-    #[cfg(not(feature = "compiler"))]
-    args.cache.open([&source]);
     let code = match runner::identify(&source, &limits.code, true, None) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
@@ -67,7 +64,6 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
-    #[cfg(feature = "compiler")]
     let runner = runner.with_cache(cache);
     // The component's imports can be read even when it cannot be linked or described:
     // then inspect says what is wrong after listing them.

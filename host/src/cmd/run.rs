@@ -94,10 +94,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(failure) => return bad_input(failure.to_string()),
     };
-    #[cfg(feature = "compiler")]
     let cache = args.cache.open([&source]);
-    #[cfg(not(feature = "compiler"))]
-    args.cache.open([&source]);
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
@@ -119,7 +116,6 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         },
         Err(failure) => return bad_input(failure.to_string()),
     };
-    #[cfg(feature = "compiler")]
     let runner = runner.with_cache(cache);
     let rt = match super::runtime() {
         Ok(rt) => rt,
@@ -153,10 +149,7 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
         Ok(s) => s,
         Err(failure) => return bad_input(failure.to_string()),
     };
-    #[cfg(feature = "compiler")]
     let cache = args.cache.open(selected.iter().map(|c| &c.source));
-    #[cfg(not(feature = "compiler"))]
-    args.cache.open(selected.iter().map(|c| &c.source));
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
@@ -182,7 +175,6 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
             Err(failure) => return bad_input(failure.to_string()),
         }
     }
-    #[cfg(feature = "compiler")]
     let runner = runner.with_cache(cache);
     let rt = match super::runtime() {
         Ok(rt) => rt,

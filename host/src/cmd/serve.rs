@@ -64,16 +64,12 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         .iter()
         .map(|c| &c.source)
         .chain(checks.modules.iter().map(|m| &m.source));
-    #[cfg(feature = "compiler")]
     let cache = args.cache.open(sources);
-    #[cfg(not(feature = "compiler"))]
-    args.cache.open(sources);
     let slots = u32::from(args.max_check_runs) + u32::from(args.max_probes);
     let runner = match Runner::new() {
         Ok(r) => r.pooled(slots),
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
     };
-    #[cfg(feature = "compiler")]
     let runner = runner.with_cache(cache);
     let runner = Arc::new(runner);
     let options = serve::Options {

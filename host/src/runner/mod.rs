@@ -120,6 +120,23 @@ pub struct Runner {
     reaper: OnceLock<Option<Mutex<std::sync::mpsc::Sender<Store<HostState>>>>>,
 }
 
+/// The compile cache a command opened (`flags::CacheArgs::open`), for
+/// [`Runner::with_cache`]: the cache, if any, in a full build; nothing in a runtime-only
+/// build, which never compiles. The same type in both, so callers need no `cfg`.
+#[derive(Debug, Default)]
+pub struct CacheHandle {
+    #[cfg(feature = "compiler")]
+    cache: Option<cache::Cache>,
+}
+
+impl CacheHandle {
+    /// A handle on `cache`.
+    #[cfg(feature = "compiler")]
+    pub fn new(cache: Option<cache::Cache>) -> Self {
+        CacheHandle { cache }
+    }
+}
+
 impl Runner {
     /// A runner with no engine yet (each is made on first use) and its clock thread
     /// started.
@@ -153,11 +170,18 @@ impl Runner {
         self
     }
 
-    /// Keeps compiled `.wasm` components in `cache` (none by default).
-    #[cfg(feature = "compiler")]
-    pub fn with_cache(mut self, cache: Option<cache::Cache>) -> Self {
-        self.cache = cache;
-        self
+    /// Keeps compiled `.wasm` components in the cache `handle` holds (none by default).
+    pub fn with_cache(self, handle: CacheHandle) -> Self {
+        #[cfg(feature = "compiler")]
+        return Self {
+            cache: handle.cache,
+            ..self
+        };
+        #[cfg(not(feature = "compiler"))]
+        {
+            let CacheHandle {} = handle;
+            self
+        }
     }
 
     /// Loads, validates and runs the probe once, ending by `start + limits.timeout` (plus
