@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::output::Format;
-use crate::policy::Grant;
+use crate::sandbox::network::Grant;
 use crate::settings::{self, GrantOverrides, LimitOverrides};
 
 /// Caps on a run. Each overrides the policy file, which overrides the default.

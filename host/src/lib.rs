@@ -20,7 +20,6 @@ pub mod imports;
 pub mod limits;
 pub mod output;
 pub mod params;
-pub mod policy;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
@@ -29,7 +28,6 @@ pub mod settings;
 mod state;
 mod stdio;
 pub mod text;
-pub mod tls;
 pub mod version;
 
 pub use limits::Limits;

@@ -11,12 +11,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::limits::{CodeLimits, Limits};
-use crate::policy::{self, Grant, NetPolicy, Proto};
 use crate::report::Failure;
 use crate::runner::RunConfig;
 use crate::sandbox::Sandbox;
+use crate::sandbox::network::{self, Grant, NetPolicy, Proto};
+use crate::sandbox::trust::Trust;
 use crate::text;
-use crate::tls::Trust;
 
 /// Caps given by the caller (the command line); `None` leaves the policy file's or the
 /// default.
@@ -395,7 +395,7 @@ fn sandbox(
             .transpose()
     };
     let net = patterns(&grants.allow_net, &pf.allow_net, "allow-net")?
-        .unwrap_or_else(policy::default_grants);
+        .unwrap_or_else(network::default_grants);
     let udp = patterns(&grants.allow_udp, &pf.allow_udp, "allow-udp")?.unwrap_or_default();
     let policy = |proto, list: &[Grant]| {
         NetPolicy::new(proto, list, NetPolicy::system_resolve)

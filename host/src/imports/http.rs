@@ -20,10 +20,10 @@ use crate::activity::Activity;
 use crate::bindings::healthprobe::probe::http::{self as wit, Error, Host, Request, Response};
 use crate::bindings::healthprobe::probe::types;
 use crate::imports::Capability;
-use crate::policy::NetPolicy;
 use crate::sandbox::Sandbox;
+use crate::sandbox::network::NetPolicy;
+use crate::sandbox::trust::{self, Trust};
 use crate::text;
-use crate::tls::{self, Trust};
 
 /// Largest response body handed to the guest.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -249,7 +249,7 @@ fn request_error(err: ureq::Error, url: &str, timeout: Duration) -> Error {
         E::HostNotFound => Error::Connect(format!("cannot resolve the host of {url}")),
         E::ConnectionFailed => Error::Connect(format!("cannot connect to {url}")),
         E::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
-            Error::Tls(format!("TLS with {url} failed: {}", tls::io_words(&io)))
+            Error::Tls(format!("TLS with {url} failed: {}", trust::io_words(&io)))
         }
         E::Io(io) => match io.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => Error::Timeout(format!(
@@ -274,7 +274,7 @@ fn request_error(err: ureq::Error, url: &str, timeout: Duration) -> Error {
             text::size(limit as u64)
         )),
         E::Tls(msg) => Error::Tls(format!("TLS with {url} failed: {msg}")),
-        E::Rustls(e) => Error::Tls(format!("TLS with {url} failed: {}", tls::words(&e))),
+        E::Rustls(e) => Error::Tls(format!("TLS with {url} failed: {}", trust::words(&e))),
         E::Pem(e) => Error::Tls(format!("TLS with {url} failed: {e}")),
         E::TooManyRedirects => {
             Error::Protocol(format!("{url} redirected more than {MAX_REDIRECTS} times"))
@@ -359,7 +359,7 @@ impl Resolver for PolicyResolver {
 /// policy treats as the literal: it must never reach the system resolver), with the port
 /// it names or its scheme's default.
 fn literal(uri: &http::Uri) -> Option<SocketAddr> {
-    let ip = crate::policy::ip_literal(uri.host()?)?;
+    let ip = crate::sandbox::network::ip_literal(uri.host()?)?;
     let port = uri.port_u16().or(match uri.scheme_str()? {
         "http" => Some(80),
         "https" => Some(443),
@@ -368,12 +368,12 @@ fn literal(uri: &http::Uri) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// `uri` with its host respelled for the system resolver ([`crate::policy::resolver_name`]:
+/// `uri` with its host respelled for the system resolver ([`crate::sandbox::network::resolver_name`]:
 /// lower case, and `localhost.` answered from /etc/hosts, not sent to DNS), or `None` when
 /// the host needs no respelling.
 fn for_resolver(uri: &http::Uri) -> Option<http::Uri> {
     let host = uri.host()?;
-    let name = crate::policy::resolver_name(host);
+    let name = crate::sandbox::network::resolver_name(host);
     if name == host {
         return None;
     }

@@ -13,7 +13,7 @@ use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
 };
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
 
-use crate::policy::Grant;
+use crate::sandbox::network::Grant;
 
 use crate::imports::Capability;
 use crate::imports::sockets::{Sockets, SocketsView};
@@ -77,9 +77,9 @@ impl Host for SocketsView<'_> {
 /// needs no lookup: WASI gets it in the form it parses itself, so `127.0.0.1.` never
 /// becomes a DNS query; a name goes in lower case, `localhost` without its trailing dot.
 fn for_wasi(name: String) -> String {
-    match crate::policy::ip_literal(&name) {
+    match crate::sandbox::network::ip_literal(&name) {
         Some(ip) => ip.to_string(),
-        None => crate::policy::resolver_name(&name),
+        None => crate::sandbox::network::resolver_name(&name),
     }
 }
 

@@ -4,7 +4,7 @@
 //! The rules are the run's: the TCP connection underneath was checked against the network
 //! policy when it was made and counts against `--max-sockets`; every wait on the handshake
 //! and on the TLS streams is a `wasi:io` poll, bounded by the run's deadline like any other;
-//! the trust is the operator's ([`crate::tls::Trust`]), so the probe asks for TLS to a name
+//! the trust is the operator's ([`crate::sandbox::trust::Trust`]), so the probe asks for TLS to a name
 //! and never sees a CA file or a private key. The interface cannot ask to skip verification:
 //! only `--allow-insecure-tls` turns it off, for every `wasi:tls` connection of the run.
 //!
@@ -32,7 +32,7 @@ use wasmtime_wasi_tls::{
 use crate::bindings::tls::healthprobe::tls::handshakes::{self, Peer};
 use crate::imports::Capability;
 use crate::sandbox::Sandbox;
-use crate::tls;
+use crate::sandbox::trust;
 
 /// What `inspect` says the import asks for.
 pub const CAPABILITY: Capability = Capability {
@@ -166,7 +166,7 @@ impl TlsProvider for Provider {
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, transport)
                 .await
-                .map_err(|e| wasmtime_wasi_tls::Error::msg(tls::io_words(&e)))?;
+                .map_err(|e| wasmtime_wasi_tls::Error::msg(trust::io_words(&e)))?;
             lock(&shared).last_peer = Some(peer(stream.get_ref().1));
             Ok(Box::new(Worded(stream)) as Box<dyn TlsStream>)
         })
@@ -182,7 +182,7 @@ fn peer(session: &rustls::ClientConnection) -> Peer {
         not_after: session
             .peer_certificates()
             .and_then(|chain| chain.first())
-            .and_then(|cert| tls::not_after(cert)),
+            .and_then(|cert| trust::not_after(cert)),
         version: session
             .protocol_version()
             .and_then(|v| v.as_str())
@@ -191,7 +191,7 @@ fn peer(session: &rustls::ClientConnection) -> Peer {
     }
 }
 
-/// A TLS stream whose errors read as [`tls::words`]: in TLS 1.3 a server refuses a client
+/// A TLS stream whose errors read as [`trust::words`]: in TLS 1.3 a server refuses a client
 /// certificate after the handshake, so the refusal arrives on the first read.
 struct Worded(tokio_rustls::client::TlsStream<Box<dyn TlsTransport>>);
 
@@ -200,7 +200,7 @@ impl TlsStream for Worded {}
 fn worded<T>(r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
     r.map_err(|e| {
         if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-            io::Error::new(e.kind(), tls::io_words(&e))
+            io::Error::new(e.kind(), trust::io_words(&e))
         } else {
             e
         }

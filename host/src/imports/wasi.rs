@@ -9,9 +9,9 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView};
 
 use crate::imports::Capability;
 use crate::limits::Limiter;
-use crate::policy::Grant;
 use crate::report::Failure;
 use crate::sandbox::Sandbox;
+use crate::sandbox::network::Grant;
 use crate::stdio::Capture;
 
 /// Registers every WASI 0.2 interface, random bytes capped by `--max-memory`.

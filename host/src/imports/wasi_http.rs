@@ -40,8 +40,8 @@ use crate::imports::Capability;
 use crate::imports::http::{MAX_BODY_BYTES, MAX_HEADER_BYTES};
 use crate::imports::sockets::{ConnCap, ConnPermit};
 use crate::limits::Exceeded;
-use crate::policy::{self, NetPolicy};
 use crate::sandbox::Sandbox;
+use crate::sandbox::network::{self, NetPolicy};
 use memory::{HostMemory, InFlight, InFlightGuard, max_in_flight};
 
 /// What `inspect` says the interface asks for: the same grants as the `http` import.
@@ -368,13 +368,13 @@ impl Job {
     /// The addresses to try: every resolved address the policy allows. A name is looked up
     /// only if it is granted by name; a refusal is recorded for the verdict.
     async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
-        let all: Vec<SocketAddr> = match policy::ip_literal(host) {
+        let all: Vec<SocketAddr> = match network::ip_literal(host) {
             Some(ip) => vec![SocketAddr::new(ip, port)],
             None => {
                 if !self.policy.check_lookup(host) {
                     return Err(Error::HttpRequestDenied);
                 }
-                let name = policy::resolver_name(host);
+                let name = network::resolver_name(host);
                 match timeout_at(self.deadline, tokio::net::lookup_host((name, port))).await {
                     Err(_) => return Err(Error::DnsTimeout),
                     Ok(Err(e)) => {
@@ -408,7 +408,7 @@ impl Job {
 
 /// The name the server's certificate must carry: an IP address for a literal.
 fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
-    match policy::ip_literal(host) {
+    match network::ip_literal(host) {
         Some(ip) => Ok(ServerName::IpAddress(ip.into())),
         None => ServerName::try_from(host.trim_end_matches('.').to_owned())
             .map_err(|_| Error::HttpRequestUriInvalid),

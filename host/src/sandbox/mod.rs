@@ -1,10 +1,13 @@
 //! What a probe is granted: network (TCP, UDP, name lookup, HTTP), read-only directories,
 //! environment variables, insecure TLS, and the TLS trust. Everything not granted is denied.
 
+pub mod network;
+pub mod trust;
+
 use std::path::PathBuf;
 
-use crate::policy::{self, Denial, NetPolicy, Proto};
-use crate::tls::Trust;
+use network::{Denial, NetPolicy, Proto};
+use trust::Trust;
 
 /// The grants of one run.
 #[derive(Debug, Clone)]
@@ -29,7 +32,7 @@ impl Sandbox {
     /// The default: loopback TCP and HTTP only, nothing else.
     pub fn loopback() -> Self {
         Self {
-            net: NetPolicy::new(Proto::Tcp, &policy::default_grants(), |_| Ok(Vec::new()))
+            net: NetPolicy::new(Proto::Tcp, &network::default_grants(), |_| Ok(Vec::new()))
                 .expect("the default grants resolve nothing"),
             udp: NetPolicy::deny_all(Proto::Udp),
             read: Vec::new(),
