@@ -1,17 +1,18 @@
-//! The per-store host state: one per probe run, holding each import's context.
+//! The per-store host state: one per probe run, holding each import's context, and the
+//! one place that wires the imports to it ([`add_to_linker`]).
 
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-use wasmtime::component::Linker;
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_tls::{WasiTlsCtxView, WasiTlsView};
 
 use crate::activity::Activity;
+use crate::imports;
+use crate::imports::http::HttpCtx;
 use crate::imports::sockets::{SocketCap, SocketsView};
+use crate::imports::tls::TlsCtx;
 use crate::imports::wasi::CappedRandom;
 use crate::imports::wasi_http::{WasiHttp, WasiHttpParts};
-use crate::imports::{self, http::HttpCtx};
 use crate::limits::Limiter;
 use crate::sandbox::Sandbox;
 
@@ -37,7 +38,7 @@ pub struct HostState {
     pub wasi_http: WasiHttp,
     /// `wasi:tls`'s and `healthprobe:tls`'s context: the operator's trust, ALPN and the
     /// last peer.
-    pub tls: crate::imports::tls::TlsCtx,
+    pub tls: TlsCtx,
 }
 
 /// Registers every import with `linker`, each reaching its own context in the
