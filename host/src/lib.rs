@@ -32,7 +32,7 @@ pub mod version;
 
 pub use limits::Limits;
 pub use report::{Failure, Report, Verdict};
-pub use runner::{ProbeSource, RunConfig, Runner};
+pub use runner::{Deadline, ProbeSource, RunConfig, Runner};
 pub use sandbox::Sandbox;
 
 /// Exit status when a probe could not be run at all (never 2: Docker reserves it).

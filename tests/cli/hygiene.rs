@@ -31,7 +31,7 @@ fn resource_hygiene_over_a_thousand_runs() {
 #[test]
 #[ignore = "run by resource_hygiene_over_a_thousand_runs in a process of its own"]
 fn resource_hygiene_worker() {
-    use healthprobe::{Limits, ProbeSource, RunConfig, Runner, Sandbox, Verdict};
+    use healthprobe::{Deadline, Limits, ProbeSource, RunConfig, Runner, Sandbox, Verdict};
     if std::env::var_os("HEALTHPROBE_HYGIENE_WORKER").is_none() {
         return;
     }
@@ -78,13 +78,13 @@ fn resource_hygiene_worker() {
         format!("http://{}/", hung.local_addr().unwrap()),
     )];
     let run = |i: usize| {
-        let start = std::time::Instant::now();
         let (args, config, want) = if i.is_multiple_of(20) {
             (&hung_url, &slow, Verdict::Unhealthy)
         } else {
             (&ok_url, &fast, Verdict::Healthy)
         };
-        let report = rt.block_on(runner.run(start, &http, args, config));
+        let deadline = Deadline::from_now(config.limits.timeout);
+        let report = rt.block_on(runner.run(deadline, &http, args, config));
         assert_eq!(report.verdict, want, "run {i}: {report:?}");
     };
     // Blocking threads of timed-out calls end on their own shortly after (ureq's own
@@ -127,8 +127,7 @@ fn resource_hygiene_worker() {
 /// (`serve`, `run --config`), must not each load it there.
 #[test]
 fn one_bundled_probe_runs_in_two_runners_and_side_by_side() {
-    use healthprobe::{Limits, ProbeSource, RunConfig, Runner, Sandbox, Verdict};
-    use std::time::Instant;
+    use healthprobe::{Deadline, Limits, ProbeSource, RunConfig, Runner, Sandbox, Verdict};
     let ok = HttpServer::fixed(200, "ok");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -145,10 +144,25 @@ fn one_bundled_probe_runs_in_two_runners_and_side_by_side() {
     let first = Runner::new().unwrap();
     let second = Runner::new().unwrap();
     let (a, b) = rt.block_on(futures_util::future::join(
-        first.run(Instant::now(), &http, &params, &config),
-        first.run(Instant::now(), &http, &params, &config),
+        first.run(
+            Deadline::from_now(config.limits.timeout),
+            &http,
+            &params,
+            &config,
+        ),
+        first.run(
+            Deadline::from_now(config.limits.timeout),
+            &http,
+            &params,
+            &config,
+        ),
     ));
-    let c = rt.block_on(second.run(Instant::now(), &http, &params, &config));
+    let c = rt.block_on(second.run(
+        Deadline::from_now(config.limits.timeout),
+        &http,
+        &params,
+        &config,
+    ));
     for report in [a, b, c] {
         assert_eq!(report.verdict, Verdict::Healthy, "{report:?}");
     }

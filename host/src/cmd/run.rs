@@ -12,7 +12,7 @@ use crate::flags::{CacheArgs, GrantArgs, LimitArgs, OutputArgs};
 use crate::output::{self, Format};
 use crate::params;
 use crate::report::{Report, Verdict};
-use crate::runner::{ProbeSource, RunConfig, Runner};
+use crate::runner::{Deadline, ProbeSource, RunConfig, Runner};
 use crate::settings;
 use crate::text;
 
@@ -99,12 +99,12 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
     };
+    let deadline = Deadline::new(start, settings.limits.timeout);
     let _watchdog = watchdog(
         &runner,
         &reporter,
         source.label(),
-        start,
-        settings.limits.timeout,
+        deadline,
         (format, quiet),
     );
     // After the watchdog: the grants' host names are resolved here.
@@ -121,7 +121,7 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(rt) => rt,
         Err(failure) => return bad_input(failure.to_string()),
     };
-    let mut report = rt.block_on(runner.run(start, &source, &settings.params, &config));
+    let mut report = rt.block_on(runner.run(deadline, &source, &settings.params, &config));
     // Blocking-pool threads may still sit in a host call that outlived the deadline;
     // waiting for them would undo the deadline.
     rt.shutdown_background();
@@ -154,19 +154,14 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
         Ok(r) => r,
         Err(f) => return bad_input(f.to_string()),
     };
+    // The watchdog waits for the longest check.
     let timeout = selected
         .iter()
         .map(|c| c.settings.limits.timeout)
         .max()
         .unwrap_or_default();
-    let _watchdog = watchdog(
-        &runner,
-        &reporter,
-        String::new(),
-        start,
-        timeout,
-        (format, quiet),
-    );
+    let longest = Deadline::new(start, timeout);
+    let _watchdog = watchdog(&runner, &reporter, String::new(), longest, (format, quiet));
     let grants = args.grants.overrides();
     let mut configs = Vec::new();
     for check in &selected {
@@ -182,7 +177,8 @@ fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, cra
     };
     let reports = rt.block_on(futures_util::future::join_all(
         selected.iter().zip(&configs).map(|(check, config)| {
-            runner.run(start, &check.source, &check.settings.params, config)
+            let deadline = Deadline::new(start, config.limits.timeout);
+            runner.run(deadline, &check.source, &check.settings.params, config)
         }),
     ));
     rt.shutdown_background();
@@ -214,17 +210,16 @@ fn watchdog(
     runner: &Runner,
     reporter: &Reporter,
     label: String,
-    start: Instant,
-    timeout: Duration,
+    deadline: Deadline,
     (format, quiet): (Format, bool),
 ) -> crate::runner::Timer {
     let reporter = reporter.clone();
-    runner.at(start + timeout + WATCHDOG_MARGIN, move || {
+    runner.at(deadline.at() + WATCHDOG_MARGIN, move || {
         let message = format!(
             "timeout after {} (a host call did not stop in time; ended by the watchdog)",
-            text::duration(timeout)
+            text::duration(deadline.timeout())
         );
-        let report = Report::new(Verdict::Unhealthy, &label, message, start.elapsed());
+        let report = Report::new(Verdict::Unhealthy, &label, message, deadline.elapsed());
         let _ = reporter.emit(&report, format, quiet, false, true);
     })
 }

@@ -141,3 +141,39 @@ mod tests {
         drop(timers);
     }
 }
+
+/// When a run must end: its start and its budget, taken once by whoever starts the run and
+/// handed to everything that keeps time for it (the run itself, the caller's watchdog or
+/// clock), so that all of them end it at the same instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    start: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// A run that started at `start` and may take `timeout`.
+    pub fn new(start: Instant, timeout: Duration) -> Self {
+        Deadline { start, timeout }
+    }
+
+    /// A run that starts now.
+    pub fn from_now(timeout: Duration) -> Self {
+        Deadline::new(Instant::now(), timeout)
+    }
+
+    /// The instant the run must have ended by.
+    pub fn at(&self) -> Instant {
+        self.start + self.timeout
+    }
+
+    /// The budget, as given (`--timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How long the run has taken so far.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+}

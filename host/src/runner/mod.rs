@@ -50,7 +50,7 @@ use crate::sandbox::Sandbox;
 use crate::state::HostState;
 use crate::stdio::Capture;
 
-pub use clock::{EPOCH_TICK, Timer};
+pub use clock::{Deadline, EPOCH_TICK, Timer};
 #[cfg(feature = "compiler")]
 pub use compile::cache_key;
 pub use engines::POOL_SLOTS;
@@ -184,19 +184,19 @@ impl Runner {
         }
     }
 
-    /// Loads, validates and runs the probe once, ending by `start + limits.timeout` (plus
-    /// the cost of dropping the run); `start` lets a caller count its own set-up against
-    /// the budget. Never panics on bad input.
+    /// Loads, validates and runs the probe once, ending by `deadline` (plus the cost of
+    /// dropping the run); a deadline that started before the call lets a caller count its
+    /// own set-up against the budget. Never panics on bad input.
     pub async fn run(
         &self,
-        start: Instant,
+        deadline: Deadline,
         source: &ProbeSource,
         args: &[(String, String)],
         config: &RunConfig,
     ) -> Report {
         let limits = &config.limits;
         let shared = Shared {
-            deadline: start + limits.timeout,
+            deadline: deadline.at(),
             sandbox: config.sandbox.for_run(),
             sha256: config.sha256.clone(),
             report_sha256: config.report_sha256,
@@ -238,14 +238,14 @@ impl Runner {
         let outcome = match result {
             Ok(r) => r,
             Err(()) => Err(Failure::Timeout {
-                after: limits.timeout,
+                after: deadline.timeout(),
                 during: stage.during(&shared.activity),
             }),
         };
         let mut report = Report {
             stdout: shared.stdout.contents(),
             stderr: shared.stderr.contents(),
-            ..Report::new(Verdict::Unhealthy, name, "", start.elapsed())
+            ..Report::new(Verdict::Unhealthy, name, "", deadline.elapsed())
         };
         match outcome {
             Ok(result) => {
@@ -304,12 +304,12 @@ impl Runner {
         source: &ProbeSource,
         limits: &Limits,
     ) -> Result<ProbeInfo, Failure> {
-        let deadline = Instant::now() + limits.timeout;
+        let deadline = Deadline::from_now(limits.timeout);
         let fut = async {
             let pre = self.load(source, &limits.code, None).await?;
             self.describe_linked(&pre, limits).await
         };
-        tokio::time::timeout_at(deadline.into(), fut)
+        tokio::time::timeout_at(deadline.at().into(), fut)
             .await
             .unwrap_or(Err(Failure::Timeout {
                 after: limits.timeout,
@@ -388,7 +388,7 @@ impl Runner {
         limits: &Limits,
     ) -> Result<ProbeInfo, Failure> {
         let shared = Shared {
-            deadline: Instant::now() + limits.timeout,
+            deadline: Deadline::from_now(limits.timeout).at(),
             sandbox: Sandbox::nothing(),
             sha256: None,
             report_sha256: false,

@@ -2,10 +2,10 @@
 //! the caller's clock.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::report::Report;
-use crate::runner::{ProbeSource, RunConfig, Runner};
+use crate::runner::{Deadline, ProbeSource, RunConfig, Runner};
 
 /// How long past a run's timeout its caller waits for the run's own report before it
 /// answers the timeout itself. The run ends at its deadline when its task is polled; this
@@ -25,31 +25,30 @@ pub async fn run_by_the_clock(
     params: Vec<(String, String)>,
     config: RunConfig,
 ) -> Report {
-    let start = Instant::now();
-    let timeout = config.limits.timeout;
+    let deadline = Deadline::from_now(config.limits.timeout);
     let label = source.label();
-    let task = probes.spawn(async move { runner.run(start, &source, &params, &config).await });
+    let task = probes.spawn(async move { runner.run(deadline, &source, &params, &config).await });
     let abort = task.abort_handle();
     // A run whose caller went away (a client that closed its connection) is dropped too.
     let _abort_on_drop = AbortOnDrop(abort.clone());
-    let by = tokio::time::Instant::from_std(start + timeout + CLOCK_MARGIN);
+    let by = tokio::time::Instant::from_std(deadline.at() + CLOCK_MARGIN);
     match tokio::time::timeout_at(by, task).await {
         Ok(Ok(report)) => report,
         // A panic is a healthprobe bug; it fails this run, not the server.
         Ok(Err(_)) => Report::failed(
             &label,
             &crate::Failure::Setup("the run panicked (a healthprobe bug; please report it)".into()),
-            start.elapsed(),
+            deadline.elapsed(),
         ),
         Err(_) => {
             abort.abort();
             Report::failed(
                 &label,
                 &crate::Failure::Timeout {
-                    after: timeout,
+                    after: deadline.timeout(),
                     during: None,
                 },
-                start.elapsed(),
+                deadline.elapsed(),
             )
         }
     }
