@@ -247,28 +247,9 @@ fn a_closed_or_broken_stderr_never_panics_and_keeps_the_exit_status() {
     ];
     let codes = [0, 1, 0, 3];
     for (args, code) in runs.iter().zip(codes) {
-        // stderr a pipe whose reading end is already closed: every write fails (EPIPE).
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let broken = std::process::Command::new(env!("CARGO_BIN_EXE_healthprobe"))
-            .args(*args)
-            .env("XDG_CACHE_HOME", std::env::temp_dir())
-            .stderr(writer)
-            .output()
-            .unwrap();
-        assert_eq!(broken.status.code(), Some(code), "{args:?}: {broken:?}");
-        // stderr closed altogether (`2>&-`): the shell of the test closes it, not the host.
-        let closed = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("exec \"$0\" \"$@\" 2>&-")
-            .arg(env!("CARGO_BIN_EXE_healthprobe"))
-            .args(*args)
-            .env("XDG_CACHE_HOME", std::env::temp_dir())
-            .output()
-            .unwrap();
-        assert_eq!(closed.status.code(), Some(code), "{args:?}: {closed:?}");
-        // The verdict is on stdout either way.
-        for out in [&broken, &closed] {
+        for out in without_stderr(args, &std::env::temp_dir()) {
+            assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+            // The verdict is on stdout either way.
             assert_eq!(
                 out.stdout.iter().filter(|&&b| b == b'\n').count(),
                 1,
@@ -276,6 +257,32 @@ fn a_closed_or_broken_stderr_never_panics_and_keeps_the_exit_status() {
             );
         }
     }
+}
+
+/// Runs healthprobe with `args` twice: with stderr a pipe whose reading end is already
+/// closed (every write fails with EPIPE), then with stderr closed altogether (`2>&-`, done
+/// by the shell of the test, not the host).
+fn without_stderr<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    cache: &std::path::Path,
+) -> [std::process::Output; 2] {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let broken = std::process::Command::new(env!("CARGO_BIN_EXE_healthprobe"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .stderr(writer)
+        .output()
+        .unwrap();
+    let closed = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" 2>&-")
+        .arg(env!("CARGO_BIN_EXE_healthprobe"))
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .unwrap();
+    [broken, closed]
 }
 
 /// Every other command, with stderr a broken pipe and closed: the exit status is the one it
@@ -308,23 +315,7 @@ fn every_command_keeps_its_exit_status_without_a_stderr() {
         (vec!["no-such-command".as_ref()], 3),
     ];
     for (args, code) in &commands {
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let broken = std::process::Command::new(env!("CARGO_BIN_EXE_healthprobe"))
-            .args(args)
-            .env("XDG_CACHE_HOME", dir.path())
-            .stderr(writer)
-            .output()
-            .unwrap();
-        let closed = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("exec \"$0\" \"$@\" 2>&-")
-            .arg(env!("CARGO_BIN_EXE_healthprobe"))
-            .args(args)
-            .env("XDG_CACHE_HOME", dir.path())
-            .output()
-            .unwrap();
-        for out in [&broken, &closed] {
+        for out in without_stderr(args, dir.path()) {
             assert_eq!(out.status.code(), Some(*code), "{args:?}: {out:?}");
             assert!(!out.stdout.is_empty(), "{args:?}: {out:?}");
         }

@@ -107,41 +107,6 @@ impl Clock {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn timers_fire_once_each_and_a_dropped_timer_never() {
-        let clock = Clock::start().unwrap();
-        let fired = Arc::new(AtomicUsize::new(0));
-        let soon = Instant::now() + Duration::from_millis(20);
-        let timers: Vec<Timer> = (0..3)
-            .map(|_| {
-                let fired = fired.clone();
-                clock.at(soon, move || {
-                    fired.fetch_add(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        let cancelled = {
-            let fired = fired.clone();
-            clock.at(soon, move || {
-                fired.fetch_add(100, Ordering::SeqCst);
-            })
-        };
-        drop(cancelled);
-        let start = Instant::now();
-        while fired.load(Ordering::SeqCst) < 3 && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(EPOCH_TICK * 3);
-        assert_eq!(fired.load(Ordering::SeqCst), 3);
-        drop(timers);
-    }
-}
-
 /// When a run must end: its start and its budget, taken once by whoever starts the run and
 /// handed to everything that keeps time for it (the run itself, the caller's watchdog or
 /// clock), so that all of them end it at the same instant.
@@ -175,5 +140,40 @@ impl Deadline {
     /// How long the run has taken so far.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn timers_fire_once_each_and_a_dropped_timer_never() {
+        let clock = Clock::start().unwrap();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let soon = Instant::now() + Duration::from_millis(20);
+        let timers: Vec<Timer> = (0..3)
+            .map(|_| {
+                let fired = fired.clone();
+                clock.at(soon, move || {
+                    fired.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        let cancelled = {
+            let fired = fired.clone();
+            clock.at(soon, move || {
+                fired.fetch_add(100, Ordering::SeqCst);
+            })
+        };
+        drop(cancelled);
+        let start = Instant::now();
+        while fired.load(Ordering::SeqCst) < 3 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(EPOCH_TICK * 3);
+        assert_eq!(fired.load(Ordering::SeqCst), 3);
+        drop(timers);
     }
 }
