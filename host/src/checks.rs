@@ -22,9 +22,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::flags::{LimitArgs, parse_duration};
+use crate::policy::{self, PolicyFile};
 use crate::report::{Failure, Report, Verdict};
 use crate::runner::ProbeSource;
-use crate::settings::{self, LimitOverrides, PolicyFile, Settings};
+use crate::settings::{self, Settings};
 use crate::text;
 
 /// The group a check is in when it names none.
@@ -102,7 +104,7 @@ pub struct Checks {
 impl Checks {
     /// Reads `path`. Limits given on the command line (`limits`) apply to every check, as
     /// they do over a policy file.
-    pub fn load(path: &Path, limits: &LimitOverrides) -> Result<Self, Failure> {
+    pub fn load(path: &Path, limits: &LimitArgs) -> Result<Self, Failure> {
         let subject = format!("checks file {}", path.display());
         let bad = |why: String| Failure::BadInput(format!("{subject}: {why}"));
         let text = std::fs::read_to_string(path)
@@ -155,7 +157,7 @@ impl Checks {
                 )));
             }
             let interval = match &entry.interval {
-                Some(s) => settings::parse_duration(s)
+                Some(s) => parse_duration(s)
                     .map_err(|e| Failure::BadInput(format!("{subject}: interval: {e}")))?,
                 None => DEFAULT_INTERVAL,
             };
@@ -259,7 +261,7 @@ fn location(text: &str, e: &toml::de::Error) -> String {
     });
     match key_line {
         Some(line) => format!(" (line {line}); see the README for the keys a checks file takes"),
-        None => settings::location(text, e, "a checks file"),
+        None => policy::location(text, e, "a checks file"),
     }
 }
 
@@ -358,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("checks.toml");
         std::fs::write(&path, text).unwrap();
-        Checks::load(&path, &LimitOverrides::default())
+        Checks::load(&path, &LimitArgs::default())
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Flag groups shared by several commands (as wasmtime's CLI shares its option groups).
-//! Each turns into the plain data [`crate::settings`] resolves, so nothing below the
-//! command line depends on clap.
+//! Flag groups shared by several commands (as wasmtime's CLI shares its option groups),
+//! and the parsers of their values. The caps and grants are what [`crate::settings`]
+//! resolves over the policy file; a caller without a command line passes their defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,13 +9,13 @@ use clap::Args;
 
 use crate::output::Format;
 use crate::sandbox::network::Grant;
-use crate::settings::{self, GrantOverrides, LimitOverrides};
+use crate::text;
 
 /// Caps on a run. Each overrides the policy file, which overrides the default.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct LimitArgs {
     /// Deadline for the whole run, host calls included (`500ms`, `2s`, `1m`) [default: 5s].
-    #[arg(long, value_name = "DURATION", value_parser = settings::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// WebAssembly fuel: roughly the number of instructions the probe may execute
@@ -24,7 +24,7 @@ pub struct LimitArgs {
     pub fuel: Option<u64>,
 
     /// Largest size of each linear memory of the probe (`64MiB`, `512KiB`) [default: 64MiB].
-    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_memory: Option<u64>,
 
     /// Sockets (TCP and UDP) the probe may hold open at once [default: 100].
@@ -36,54 +36,37 @@ pub struct LimitArgs {
 }
 
 /// Caps on the probe file and its code, checked before anything is compiled.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct CodeLimitArgs {
     /// Largest probe file, `.wasm` or `.cwasm` [default: 64MiB].
-    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
 
     /// Largest function in a component to compile, in bytes of WebAssembly code; compiling
     /// memory grows with it [default: 512KiB].
-    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_function_size: Option<u64>,
 
     /// Largest sum of all functions in a component to compile, in bytes of WebAssembly
     /// code; the compiled code is kept in memory [default: 16MiB].
-    #[arg(long, value_name = "SIZE", value_parser = settings::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_code_size: Option<u64>,
 }
 
 impl CodeLimitArgs {
-    /// The caps given on the command line (only these; other limits left to the policy
-    /// file and the defaults).
-    pub fn overrides(&self) -> LimitOverrides {
-        LimitOverrides {
-            max_size: self.max_size,
-            max_function_size: self.max_function_size,
-            max_code_size: self.max_code_size,
-            ..LimitOverrides::default()
-        }
-    }
-}
-
-impl LimitArgs {
-    /// The caps given on the command line.
-    pub fn overrides(&self) -> LimitOverrides {
-        LimitOverrides {
-            timeout: self.timeout,
-            fuel: self.fuel,
-            max_memory: self.max_memory,
-            max_sockets: self.max_sockets,
-            max_size: self.code.max_size,
-            max_function_size: self.code.max_function_size,
-            max_code_size: self.code.max_code_size,
+    /// These caps alone, the others left to the policy file and the defaults (for the
+    /// commands that compile but do not run).
+    pub fn limits(&self) -> LimitArgs {
+        LimitArgs {
+            code: self.clone(),
+            ..LimitArgs::default()
         }
     }
 }
 
 /// What the probe is granted. Everything is denied unless granted here (or in the policy
 /// file), except TCP and HTTP to loopback.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct GrantArgs {
     /// Allow TCP, HTTP and name lookups to HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or *
     /// (repeatable). Replaces the default, loopback only (127.0.0.0/8, ::1, localhost).
@@ -120,22 +103,6 @@ pub struct GrantArgs {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-client-cert.
     #[arg(long, value_name = "FILE")]
     pub tls_client_key: Option<PathBuf>,
-}
-
-impl GrantArgs {
-    /// The grants given on the command line.
-    pub fn overrides(&self) -> GrantOverrides {
-        GrantOverrides {
-            allow_net: self.allow_net.clone(),
-            allow_udp: self.allow_udp.clone(),
-            allow_read: self.allow_read.clone(),
-            env: self.env.clone(),
-            allow_insecure_tls: self.allow_insecure_tls,
-            tls_ca: self.tls_ca.clone(),
-            tls_client_cert: self.tls_client_cert.clone(),
-            tls_client_key: self.tls_client_key.clone(),
-        }
-    }
 }
 
 /// Where a `.wasm` probe's compiled code is kept between runs (bundled probes and
@@ -204,6 +171,40 @@ impl CacheArgs {
     }
 }
 
+/// A SHA-256 given as 64 hex digits, normalised to lower case.
+pub fn parse_sha256(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "expected 64 hex digits, got '{}'",
+            text::excerpt(s, 80)
+        ))
+    }
+}
+
+/// A duration like `500ms`, `2s` or `1m`, greater than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; expected a duration like 500ms, 2s or 1m"))?;
+    if d.is_zero() {
+        return Err("the timeout must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// A size like `64MiB`, greater than zero.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = s
+        .parse()
+        .map_err(|e| format!("{e}; expected a size like 64MiB or 512KiB"))?;
+    if size.as_u64() == 0 {
+        return Err("the size must be greater than zero".into());
+    }
+    Ok(size.as_u64())
+}
+
 /// The output format, for every command.
 #[derive(Debug, Args, Default)]
 pub struct FormatArgs {
@@ -225,4 +226,21 @@ pub struct OutputArgs {
     /// Also print the probe's own stdout/stderr, its SHA-256 and timings (on stderr).
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("abc").unwrap_err().contains("like 500ms"));
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert!(parse_size("lots").is_err());
+    }
 }

@@ -20,6 +20,7 @@ pub mod imports;
 pub mod limits;
 pub mod output;
 pub mod params;
+pub mod policy;
 pub mod report;
 pub mod runner;
 pub mod sandbox;

@@ -1,5 +1,6 @@
-//! The per-store host state: one per probe run, holding each import's context, and the
-//! one place that wires the imports to it ([`add_to_linker`]).
+//! The per-store host state: one per probe run, holding each import's context, built
+//! from the run's [`RunInputs`] ([`HostState::new`]), and the one place that wires the
+//! imports to it ([`add_to_linker`]).
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
@@ -8,12 +9,14 @@ use wasmtime_wasi_tls::{WasiTlsCtxView, WasiTlsView};
 
 use crate::activity::Activity;
 use crate::imports;
+use crate::imports::RunInputs;
 use crate::imports::http::HttpCtx;
 use crate::imports::sockets::{SocketCap, SocketsView};
 use crate::imports::tls::TlsCtx;
 use crate::imports::wasi::CappedRandom;
 use crate::imports::wasi_http::{WasiHttp, WasiHttpParts};
-use crate::limits::Limiter;
+use crate::limits::{self, Limiter};
+use crate::report::Failure;
 use crate::sandbox::Sandbox;
 
 /// Everything the host keeps for one probe run: one instance, one store, one of these.
@@ -39,6 +42,28 @@ pub struct HostState {
     /// `wasi:tls`'s and `healthprobe:tls`'s context: the operator's trust, ALPN and the
     /// last peer.
     pub tls: TlsCtx,
+}
+
+impl HostState {
+    /// Each import's context for one run, built from `run`.
+    pub fn new(run: &RunInputs) -> Result<Self, Failure> {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits::max_handles(run.limits.max_sockets));
+        let mut sockets = SocketCap::new(run);
+        // wasi:http's connections count against the same cap as the WASI sockets.
+        let wasi_http = WasiHttp::new(run, sockets.conn_cap(&table));
+        Ok(Self {
+            wasi: imports::wasi::ctx(run)?,
+            table,
+            limiter: Limiter::new(run.limits.max_memory, run.exceeded.clone()),
+            sockets,
+            sandbox: run.sandbox.clone(),
+            activity: run.activity.clone(),
+            http: HttpCtx::new(run),
+            wasi_http,
+            tls: imports::tls::ctx(run),
+        })
+    }
 }
 
 /// Registers every import with `linker`, each reaching its own context in the

@@ -33,7 +33,7 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
     };
-    let limits = match settings::resolve(None, &args.code.overrides(), None, &[]) {
+    let limits = match settings::resolve(None, &args.code.limits(), None, &[]) {
         Ok(s) => s.limits.code,
         Err(f) => return fail(f.to_string()),
     };

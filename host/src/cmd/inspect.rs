@@ -45,8 +45,8 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
         Err(f) => return fail(f.to_string()),
     };
     let (sandbox, limits) =
-        match settings::resolve(args.policy.as_deref(), &args.code.overrides(), None, &[])
-            .and_then(|s| Ok((s.sandbox(&args.grants.overrides())?, s.limits)))
+        match settings::resolve(args.policy.as_deref(), &args.code.limits(), None, &[])
+            .and_then(|s| Ok((s.sandbox(&args.grants)?, s.limits)))
         {
             Ok(s) => s,
             Err(f) => return fail(f.to_string()),

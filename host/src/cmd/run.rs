@@ -11,9 +11,9 @@ use crate::checks::Checks;
 use crate::flags::{CacheArgs, GrantArgs, LimitArgs, OutputArgs};
 use crate::output::{self, Format};
 use crate::params;
-use crate::report::{Report, Verdict};
+use crate::report::{Failure, Report, Verdict};
 use crate::runner::{Deadline, ProbeSource, RunConfig, Runner};
-use crate::settings;
+use crate::settings::{self, Settings};
 use crate::text;
 
 /// Arguments of `healthprobe run`.
@@ -41,7 +41,7 @@ pub struct RunArgs {
     pub grants: GrantArgs,
 
     /// Refuse to run the probe unless its SHA-256 is HEX (see `healthprobe inspect`).
-    #[arg(long, value_name = "HEX", value_parser = settings::parse_sha256)]
+    #[arg(long, value_name = "HEX", value_parser = crate::flags::parse_sha256)]
     pub sha256: Option<String>,
 
     /// Read grants, caps, parameters and the pinned hash from a TOML policy file;
@@ -60,135 +60,154 @@ pub struct RunArgs {
 /// own timeout fires at the deadline; this only catches a thread that cannot be cancelled.
 pub const WATCHDOG_MARGIN: Duration = Duration::from_millis(300);
 
-/// Runs one probe and prints its result.
-pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
-    if let Some(config) = args.config.clone() {
-        return execute_checks(args, &config);
-    }
-    let start = Instant::now();
-    let format = args.output.format.format;
-    let quiet = args.output.quiet;
-    let reporter = Reporter::default();
-    let label = args.probe.clone().unwrap_or_default();
-
-    let bad_input = |message: String| {
-        let report = Report::new(Verdict::Error, &label, message, start.elapsed());
-        reporter.emit(&report, format, quiet, false, false)
-    };
-    let params: Vec<(String, String)> =
-        match args.params.iter().map(|p| params::parse_pair(p)).collect() {
-            Ok(p) => p,
-            Err(message) => return bad_input(message),
-        };
-    let source = match ProbeSource::resolve(&label) {
-        Ok(s) => s,
-        Err(failure) => return bad_input(failure.to_string()),
-    };
-
-    let settings = match settings::resolve(
-        args.policy.as_deref(),
-        &args.limits.overrides(),
-        args.sha256.as_deref(),
-        &params,
-    ) {
-        Ok(s) => s,
-        Err(failure) => return bad_input(failure.to_string()),
-    };
-    let cache = args.cache.open([&source]);
-    let runner = match Runner::new() {
-        Ok(r) => r,
-        Err(f) => return bad_input(f.to_string()),
-    };
-    let deadline = Deadline::new(start, settings.limits.timeout);
-    let _watchdog = watchdog(
-        &runner,
-        &reporter,
-        source.label(),
-        deadline,
-        (format, quiet),
-    );
-    // After the watchdog: the grants' host names are resolved here.
-    let config = match settings.run_config(&args.grants.overrides()) {
-        // `--verbose` prints the digest of what ran, so a `.cwasm` is hashed (and read).
-        Ok(c) => RunConfig {
-            report_sha256: args.output.verbose,
-            ..c
-        },
-        Err(failure) => return bad_input(failure.to_string()),
-    };
-    let runner = runner.with_cache(cache);
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(failure) => return bad_input(failure.to_string()),
-    };
-    let mut report = rt.block_on(runner.run(deadline, &source, &settings.params, &config));
-    // Blocking-pool threads may still sit in a host call that outlived the deadline;
-    // waiting for them would undo the deadline.
-    rt.shutdown_background();
-    report.elapsed = start.elapsed();
-    reporter.emit(&report, format, quiet, args.output.verbose, false)
+/// What `run` runs: the checks of a checks file, or the probe named on the command line,
+/// which is a checks file of one check. Both go through the same steps in [`execute`].
+enum Plan {
+    File(Checks),
+    One {
+        label: String,
+        source: ProbeSource,
+        settings: Box<Settings>,
+    },
 }
 
-/// `run --config FILE [CHECK…]`: the checks side by side in one process, each under its
-/// own timeout from one start, and one verdict for all.
-fn execute_checks(args: RunArgs, path: &std::path::Path) -> Result<ExitCode, crate::Error> {
+/// One check to run: its name, what it runs and its settings.
+struct Job<'a> {
+    name: &'a str,
+    source: &'a ProbeSource,
+    settings: &'a Settings,
+}
+
+impl Plan {
+    /// Reads the checks file, or resolves the probe, its parameters and its policy file.
+    fn new(args: &RunArgs) -> Result<Self, Failure> {
+        if let Some(path) = &args.config {
+            return Ok(Plan::File(Checks::load(path, &args.limits)?));
+        }
+        let label = args.probe.clone().unwrap_or_default();
+        let params: Vec<(String, String)> = args
+            .params
+            .iter()
+            .map(|p| params::parse_pair(p))
+            .collect::<Result<_, _>>()
+            .map_err(Failure::BadInput)?;
+        let source = ProbeSource::resolve(&label)?;
+        let settings = settings::resolve(
+            args.policy.as_deref(),
+            &args.limits,
+            args.sha256.as_deref(),
+            &params,
+        )?;
+        Ok(Plan::One {
+            label,
+            source,
+            settings: Box::new(settings),
+        })
+    }
+
+    /// The checks to run: the one probe, or the checks named (all when none is).
+    fn jobs(&self, names: &[String]) -> Result<Vec<Job<'_>>, Failure> {
+        Ok(match self {
+            Plan::One {
+                label,
+                source,
+                settings,
+            } => vec![Job {
+                name: label,
+                source,
+                settings,
+            }],
+            Plan::File(checks) => checks
+                .select(names)?
+                .into_iter()
+                .map(|c| Job {
+                    name: &c.name,
+                    source: &c.source,
+                    settings: &c.settings,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Runs the probe, or the checks of a checks file side by side in one process, each under
+/// its own timeout from one start, and prints one verdict.
+pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     let start = Instant::now();
     let format = args.output.format.format;
-    let quiet = args.output.quiet;
+    let (quiet, verbose) = (args.output.quiet, args.output.verbose);
     let reporter = Reporter::default();
-    let bad_input = |message: String| {
-        let report = Report::new(Verdict::Error, "", message, start.elapsed());
+    let one = args.config.is_none();
+    let label = match &args.probe {
+        Some(probe) if one => probe.clone(),
+        _ => String::new(),
+    };
+    let bad_input = |failure: Failure| {
+        let report = Report::new(Verdict::Error, &label, failure.to_string(), start.elapsed());
         reporter.emit(&report, format, quiet, false, false)
     };
-    let checks = match Checks::load(path, &args.limits.overrides()) {
-        Ok(c) => c,
-        Err(failure) => return bad_input(failure.to_string()),
+
+    let plan = match Plan::new(&args) {
+        Ok(p) => p,
+        Err(failure) => return bad_input(failure),
     };
-    let names: Vec<String> = args.probe.iter().chain(&args.params).cloned().collect();
-    let selected = match checks.select(&names) {
-        Ok(s) => s,
-        Err(failure) => return bad_input(failure.to_string()),
+    // With --config, the positional arguments name checks.
+    let names: Vec<String> = if one {
+        Vec::new()
+    } else {
+        args.probe.iter().chain(&args.params).cloned().collect()
     };
-    let cache = args.cache.open(selected.iter().map(|c| &c.source));
+    let jobs = match plan.jobs(&names) {
+        Ok(j) => j,
+        Err(failure) => return bad_input(failure),
+    };
+    let cache = args.cache.open(jobs.iter().map(|j| j.source));
     let runner = match Runner::new() {
         Ok(r) => r,
-        Err(f) => return bad_input(f.to_string()),
+        Err(failure) => return bad_input(failure),
     };
-    // The watchdog waits for the longest check.
-    let timeout = selected
-        .iter()
-        .map(|c| c.settings.limits.timeout)
-        .max()
-        .unwrap_or_default();
-    let longest = Deadline::new(start, timeout);
-    let _watchdog = watchdog(&runner, &reporter, String::new(), longest, (format, quiet));
-    let grants = args.grants.overrides();
+    // The watchdog waits for the longest check, and names the probe when there is one.
+    let timeout = jobs.iter().map(|j| j.settings.limits.timeout).max();
+    let longest = Deadline::new(start, timeout.unwrap_or_default());
+    let watched = match jobs.first() {
+        Some(job) if one => job.source.label(),
+        _ => String::new(),
+    };
+    let _watchdog = watchdog(&runner, &reporter, watched, longest, (format, quiet));
+    // After the watchdog: the grants' host names are resolved here.
     let mut configs = Vec::new();
-    for check in &selected {
-        match check.settings.run_config(&grants) {
-            Ok(c) => configs.push(c),
-            Err(failure) => return bad_input(failure.to_string()),
+    for job in &jobs {
+        match job.settings.run_config(&args.grants) {
+            // `--verbose` prints the digest of what ran, so a `.cwasm` is hashed (and read).
+            Ok(c) => configs.push(RunConfig {
+                report_sha256: verbose,
+                ..c
+            }),
+            Err(failure) => return bad_input(failure),
         }
     }
     let runner = runner.with_cache(cache);
     let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(failure) => return bad_input(failure.to_string()),
+        Err(failure) => return bad_input(failure),
     };
-    let reports = rt.block_on(futures_util::future::join_all(
-        selected.iter().zip(&configs).map(|(check, config)| {
+    let mut reports = rt.block_on(futures_util::future::join_all(
+        jobs.iter().zip(&configs).map(|(job, config)| {
             let deadline = Deadline::new(start, config.limits.timeout);
-            runner.run(deadline, &check.source, &check.settings.params, config)
+            runner.run(deadline, job.source, &job.settings.params, config)
         }),
     ));
+    // Blocking-pool threads may still sit in a host call that outlived the deadline;
+    // waiting for them would undo the deadline.
     rt.shutdown_background();
-    let results: Vec<(&str, Report)> = selected
-        .iter()
-        .map(|c| c.name.as_str())
-        .zip(reports)
-        .collect();
+
+    if one && let Some(mut report) = reports.pop() {
+        report.elapsed = start.elapsed();
+        return reporter.emit(&report, format, quiet, verbose, false);
+    }
+    let results: Vec<(&str, Report)> = jobs.iter().map(|j| j.name).zip(reports).collect();
     let combined = crate::checks::combine(&results, start.elapsed());
-    if args.output.verbose && !quiet {
+    if verbose && !quiet {
         for (name, report) in &results {
             output::print_err(&format!(
                 "{name}: {}\n",

@@ -55,7 +55,7 @@ pub struct ServeArgs {
 pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     let format = args.format.format;
     let subject = "serve";
-    let checks = match Checks::load(&args.config, &args.limits.overrides()) {
+    let checks = match Checks::load(&args.config, &args.limits) {
         Ok(c) => c,
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
     };
@@ -77,8 +77,8 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         listen: args.listen,
         max_probes: args.max_probes,
         max_check_runs: args.max_check_runs,
-        grants: args.grants.overrides(),
-        limits: args.limits.overrides(),
+        grants: args.grants.clone(),
+        limits: args.limits.clone(),
     };
     match serve::serve(checks, runner, options) {
         Ok(()) => Ok(ExitCode::SUCCESS),

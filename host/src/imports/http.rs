@@ -19,8 +19,7 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::activity::Activity;
 use crate::bindings::healthprobe::probe::http::{self as wit, Error, Host, Request, Response};
 use crate::bindings::healthprobe::probe::types;
-use crate::imports::Capability;
-use crate::sandbox::Sandbox;
+use crate::imports::{Capability, RunInputs};
 use crate::sandbox::network::NetPolicy;
 use crate::sandbox::trust::{self, Trust};
 use crate::text;
@@ -62,20 +61,15 @@ pub struct HttpCtx {
 }
 
 impl HttpCtx {
-    /// The context of a run granted `sandbox` that ends at `deadline`.
-    pub fn new(
-        sandbox: &Sandbox,
-        deadline: Instant,
-        run_timeout: Duration,
-        activity: &Activity,
-    ) -> Self {
+    /// The context of a run: its network grants and trust, its deadline.
+    pub fn new(run: &RunInputs) -> Self {
         Self {
-            policy: sandbox.net.clone(),
-            insecure_tls: sandbox.insecure_tls,
-            trust: sandbox.tls.clone(),
-            deadline,
-            run_timeout,
-            activity: activity.clone(),
+            policy: run.sandbox.net.clone(),
+            insecure_tls: run.sandbox.insecure_tls,
+            trust: run.sandbox.tls.clone(),
+            deadline: run.deadline,
+            run_timeout: run.limits.timeout,
+            activity: run.activity.clone(),
         }
     }
 }

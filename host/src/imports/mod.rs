@@ -1,9 +1,10 @@
 //! The host's imports: one module per interface a probe can import, each owning its
 //! per-run context, its linker registration and its `inspect` entry. None names the host
 //! state: each `add_to_linker` is generic over the store's data and reaches its context
-//! through a getter (or a wasmtime view trait), and `state.rs` wires them to `HostState`.
-//! A new import is a module here, its entry in [`CAPABILITIES`], a field and a line in
-//! `state.rs`, and the WIT.
+//! through a getter (or a wasmtime view trait), and builds it from the run's
+//! [`RunInputs`]; `state.rs` wires them to `HostState`. A new import is a module here, its
+//! entry in [`CAPABILITIES`], a field of `HostState` with its line in `HostState::new` and
+//! in `state::add_to_linker`, and the WIT.
 //!
 //! - [`wasi`]: WASI 0.2, its context built from the sandbox's grants;
 //! - [`lookup`]: `wasi:sockets/ip-name-lookup`, shadowed by a per-name policy check;
@@ -21,9 +22,38 @@ pub mod tls;
 pub mod wasi;
 pub mod wasi_http;
 
+use std::time::Instant;
+
 use wasmtime::component::Component;
 
+use crate::activity::Activity;
+use crate::limits::{Exceeded, Limits};
 use crate::sandbox::Sandbox;
+use crate::stdio::Capture;
+use sockets::Held;
+
+/// What every import builds its per-run context from (`new(&RunInputs)`), made once per
+/// run by the runner: the grants, the caps and the deadline, and the records the caller
+/// reads after the store is gone (the host call in flight, the cap that was hit, the
+/// sockets held, the captured output).
+pub struct RunInputs<'a> {
+    /// What the probe is granted.
+    pub sandbox: &'a Sandbox,
+    /// The run's caps and its configured timeout (for messages).
+    pub limits: &'a Limits,
+    /// When the run must be over: every host call's timeout derives from it.
+    pub deadline: Instant,
+    /// The host call in flight.
+    pub activity: &'a Activity,
+    /// The first cap the run hit.
+    pub exceeded: &'a Exceeded,
+    /// The sockets the probe holds.
+    pub held: &'a Held,
+    /// The guest's stdout.
+    pub stdout: &'a Capture,
+    /// The guest's stderr.
+    pub stderr: &'a Capture,
+}
 
 /// A capability as an operator thinks of it, and the imports that ask for it.
 #[derive(Debug)]

@@ -22,6 +22,7 @@ use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket}
 use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
+use crate::imports::RunInputs;
 use crate::limits::{Exceeded, LimitExceeded};
 use crate::sandbox::Sandbox;
 
@@ -105,15 +106,15 @@ enum Created {
 }
 
 impl SocketCap {
-    /// A cap of `max` sockets; a refusal is recorded in `exceeded`, the count kept in
-    /// `held`.
-    pub fn new(max: usize, exceeded: Exceeded, held: Held) -> Self {
+    /// The run's cap on sockets; a refusal is recorded in the run's `exceeded`, the count
+    /// kept in its `held`.
+    pub fn new(run: &RunInputs) -> Self {
         Self {
-            max,
+            max: run.limits.max_sockets,
             created: Vec::new(),
             conns: Conns::default(),
-            exceeded,
-            held,
+            exceeded: run.exceeded.clone(),
+            held: run.held.clone(),
         }
     }
 

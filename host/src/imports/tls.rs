@@ -30,7 +30,7 @@ use wasmtime_wasi_tls::{
 };
 
 use crate::bindings::tls::healthprobe::tls::handshakes::{self, Peer};
-use crate::imports::Capability;
+use crate::imports::{Capability, RunInputs};
 use crate::sandbox::Sandbox;
 use crate::sandbox::trust;
 
@@ -76,7 +76,8 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 /// The per-run context: the sandbox's trust, verifying unless insecure TLS is granted.
-pub fn ctx(sandbox: &Sandbox) -> TlsCtx {
+pub fn ctx(run: &RunInputs) -> TlsCtx {
+    let sandbox = run.sandbox;
     let shared = Arc::new(Mutex::new(Shared::default()));
     TlsCtx {
         wasi: WasiTlsCtxBuilder::new()

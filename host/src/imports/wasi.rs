@@ -7,12 +7,11 @@ use wasmtime_wasi::random::WasiRandomCtx;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView};
 
-use crate::imports::Capability;
+use crate::imports::{Capability, RunInputs};
 use crate::limits::Limiter;
 use crate::report::Failure;
 use crate::sandbox::Sandbox;
 use crate::sandbox::network::Grant;
-use crate::stdio::Capture;
 
 /// Registers every WASI 0.2 interface, random bytes capped by `--max-memory`.
 /// `T`'s [`WasiView`] serves WASI; `random` the capped random interfaces.
@@ -66,7 +65,8 @@ impl insecure::Host for CappedRandom<'_> {
 
 /// The guest's WASI context: clocks and random always; stdout/stderr into the captures;
 /// stdin empty; sockets, directories and variables only as `sandbox` grants.
-pub fn ctx(sandbox: &Sandbox, stdout: &Capture, stderr: &Capture) -> Result<WasiCtx, Failure> {
+pub fn ctx(run: &RunInputs) -> Result<WasiCtx, Failure> {
+    let (sandbox, stdout, stderr) = (run.sandbox, run.stdout, run.stderr);
     let mut b = WasiCtxBuilder::new();
     b.stdout(stdout.clone())
         .stderr(stderr.clone())

@@ -36,11 +36,9 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
 
 use crate::activity::Activity;
-use crate::imports::Capability;
 use crate::imports::http::{MAX_BODY_BYTES, MAX_HEADER_BYTES};
 use crate::imports::sockets::{ConnCap, ConnPermit};
-use crate::limits::Exceeded;
-use crate::sandbox::Sandbox;
+use crate::imports::{Capability, RunInputs};
 use crate::sandbox::network::{self, NetPolicy};
 use memory::{HostMemory, InFlight, InFlightGuard, max_in_flight};
 
@@ -102,28 +100,21 @@ pub struct WasiHttp {
 }
 
 impl WasiHttp {
-    /// The state of a run granted `sandbox` that ends at `deadline`, whose connections
-    /// count against the socket cap (`cap`, with the WASI sockets).
-    pub fn new(
-        sandbox: &Sandbox,
-        deadline: Instant,
-        activity: &Activity,
-        cap: ConnCap,
-        limits: &crate::limits::Limits,
-        exceeded: &Exceeded,
-    ) -> Self {
+    /// The state of a run, whose connections count against the socket cap (`cap`, with
+    /// the WASI sockets).
+    pub fn new(run: &RunInputs, cap: ConnCap) -> Self {
         let mut ctx = WasiHttpCtx::new();
         ctx.set_field_size_limit(MAX_HEADER_BYTES);
         Self {
             ctx,
-            memory: HostMemory::new(limits.max_memory, exceeded.clone()),
+            memory: HostMemory::new(run.limits.max_memory, run.exceeded.clone()),
             hooks: Hooks {
                 in_flight: InFlight::default(),
-                max_in_flight: max_in_flight(limits.max_sockets),
-                policy: sandbox.net.clone(),
-                tls: sandbox.tls.config(!sandbox.insecure_tls),
-                deadline,
-                activity: activity.clone(),
+                max_in_flight: max_in_flight(run.limits.max_sockets),
+                policy: run.sandbox.net.clone(),
+                tls: run.sandbox.tls.config(!run.sandbox.insecure_tls),
+                deadline: run.deadline,
+                activity: run.activity.clone(),
                 cap,
             },
         }

@@ -32,7 +32,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::activity::Activity;
@@ -40,10 +39,9 @@ use crate::bindings::ProbePre;
 use crate::bindings::healthprobe::probe::types::{CheckError, CheckResult, ProbeInfo, Status};
 #[cfg(feature = "compiler")]
 use crate::cache;
-use crate::imports::http::HttpCtx;
-use crate::imports::sockets::{Held, SocketCap};
-use crate::imports::wasi_http::WasiHttp;
-use crate::limits::{Exceeded, Limiter, Limits};
+use crate::imports::RunInputs;
+use crate::imports::sockets::Held;
+use crate::limits::{Exceeded, Limits};
 use crate::params;
 use crate::report::{Failure, Report, Verdict};
 use crate::sandbox::Sandbox;
@@ -416,38 +414,16 @@ impl Runner {
         limits: &Limits,
         shared: &Shared,
     ) -> Result<Store<HostState>, Failure> {
-        let wasi = crate::imports::wasi::ctx(&shared.sandbox, &shared.stdout, &shared.stderr)?;
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(crate::limits::max_handles(limits.max_sockets));
-        let mut sockets = SocketCap::new(
-            limits.max_sockets,
-            shared.exceeded.clone(),
-            shared.sockets.clone(),
-        );
-        let wasi_http = WasiHttp::new(
-            &shared.sandbox,
-            shared.deadline,
-            &shared.activity,
-            sockets.conn_cap(&table),
+        let state = HostState::new(&RunInputs {
+            sandbox: &shared.sandbox,
             limits,
-            &shared.exceeded,
-        );
-        let state = HostState {
-            wasi,
-            table,
-            limiter: Limiter::new(limits.max_memory, shared.exceeded.clone()),
-            sockets,
-            wasi_http,
-            tls: crate::imports::tls::ctx(&shared.sandbox),
-            sandbox: shared.sandbox.clone(),
-            activity: shared.activity.clone(),
-            http: HttpCtx::new(
-                &shared.sandbox,
-                shared.deadline,
-                limits.timeout,
-                &shared.activity,
-            ),
-        };
+            deadline: shared.deadline,
+            activity: &shared.activity,
+            exceeded: &shared.exceeded,
+            held: &shared.sockets,
+            stdout: &shared.stdout,
+            stderr: &shared.stderr,
+        })?;
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store

@@ -1,6 +1,7 @@
 //! What a probe is granted: network (TCP, UDP, name lookup, HTTP), read-only directories,
 //! environment variables, insecure TLS, and the TLS trust. Everything not granted is denied.
 
+pub mod grants;
 pub mod network;
 pub mod trust;
 

@@ -65,7 +65,7 @@ impl Served {
     /// A check to serve, with its grants resolved.
     pub(super) fn new(
         c: Check,
-        grants: &crate::settings::GrantOverrides,
+        grants: &crate::flags::GrantArgs,
     ) -> Result<Served, crate::Failure> {
         let config = c.settings.run_config(grants)?;
         Ok(Served {

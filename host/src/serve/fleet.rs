@@ -59,7 +59,7 @@ impl Fleet {
     pub fn apply(
         &mut self,
         checks: Checks,
-        grants: &crate::settings::GrantOverrides,
+        grants: &crate::flags::GrantArgs,
     ) -> Result<(Arc<Serving>, String), crate::Failure> {
         if checks.checks.len() > MAX_CHECKS {
             return Err(crate::Failure::BadInput(format!(

@@ -27,7 +27,7 @@ impl ServedModule {
     /// The modules to serve, with their grants resolved.
     pub(super) fn new(
         modules: Vec<Module>,
-        grants: &crate::settings::GrantOverrides,
+        grants: &crate::flags::GrantArgs,
     ) -> Result<Vec<ServedModule>, crate::Failure> {
         modules
             .into_iter()

@@ -17,9 +17,9 @@ use super::fleet::{Fleet, Serving};
 use super::logging::{flush_log, log};
 use super::probe::probe_request;
 use crate::checks::Checks;
+use crate::flags::{GrantArgs, LimitArgs};
 use crate::report::Failure;
 use crate::runner::Runner;
-use crate::settings::{GrantOverrides, LimitOverrides};
 use crate::text;
 
 /// How `serve` serves, from its command line.
@@ -34,9 +34,9 @@ pub struct Options {
     /// Most check runs at once.
     pub max_check_runs: u16,
     /// The operator's grants, over each check's.
-    pub grants: GrantOverrides,
+    pub grants: GrantArgs,
     /// The operator's limits, for a reload's checks file.
-    pub limits: LimitOverrides,
+    pub limits: LimitArgs,
 }
 
 /// Serves `checks` (loaded from `options.config`) with `runner` until SIGTERM or SIGINT; a
