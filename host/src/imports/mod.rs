@@ -131,26 +131,6 @@ pub fn capabilities(component: &Component) -> (Vec<&'static Capability>, Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::{Code, Runner};
-
-    #[test]
-    fn every_import_of_every_bundled_probe_is_provided_and_named() {
-        let runner = Runner::new().unwrap();
-        let rt = crate::runner::runtime().unwrap();
-        for b in &crate::bundled::BUNDLED {
-            let (component, _) = rt
-                .block_on(runner.component(
-                    Code::Bundled(b),
-                    &crate::limits::CodeLimits::default(),
-                    &Default::default(),
-                ))
-                .unwrap();
-            let (caps, unknown) = capabilities(&component);
-            assert!(unknown.is_empty(), "{}: {unknown:?}", b.name);
-            assert!(!caps.is_empty(), "{}", b.name);
-            runner.link(&component).unwrap();
-        }
-    }
 
     #[test]
     fn each_interface_belongs_to_one_capability() {

@@ -42,3 +42,27 @@ impl Runner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::runner::{Code, Runner, runtime};
+
+    #[test]
+    fn every_import_of_every_bundled_probe_is_provided_and_named() {
+        let runner = Runner::new().unwrap();
+        let rt = runtime().unwrap();
+        for b in &crate::bundled::BUNDLED {
+            let (component, _) = rt
+                .block_on(runner.component(
+                    Code::Bundled(b),
+                    &crate::limits::CodeLimits::default(),
+                    &Default::default(),
+                ))
+                .unwrap();
+            let (caps, unknown) = crate::imports::capabilities(&component);
+            assert!(unknown.is_empty(), "{}: {unknown:?}", b.name);
+            assert!(!caps.is_empty(), "{}", b.name);
+            runner.link(&component).unwrap();
+        }
+    }
+}

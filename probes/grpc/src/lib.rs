@@ -4,7 +4,7 @@
 mod h2;
 mod health;
 
-use healthprobe_sdk::tcp::{self, Link, TcpError, Tls};
+use healthprobe_sdk::tcp::{self, FrameError, Framed, Link, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 use prost::Message;
 
@@ -344,28 +344,25 @@ impl Reply {
 
 /// A connection that reads whole frames.
 struct Connection<L> {
-    link: L,
-    buf: Vec<u8>,
+    link: Framed<L>,
 }
 
 impl<L: Link> Connection<L> {
     fn new(link: L) -> Self {
         Connection {
-            link,
-            buf: Vec::new(),
+            // A frame header and the largest payload `read_frame` accepts.
+            link: Framed::new(link).max(9 + h2::MAX_FRAME),
         }
     }
 
     /// Buffer at least `n` bytes; `Ok(false)` if the peer closed the connection first.
     fn fill(&mut self, n: usize) -> Result<bool, Failure> {
-        while self.buf.len() < n {
-            let chunk = self.link.recv(16_384).map_err(Failure::Tcp)?;
-            if chunk.is_empty() {
-                return Ok(false);
-            }
-            self.buf.extend_from_slice(&chunk);
+        match self.link.fill(n, "the response") {
+            Ok(()) => Ok(true),
+            Err(FrameError::Closed { .. }) => Ok(false),
+            Err(FrameError::Tcp { error, .. }) => Err(Failure::Tcp(error)),
+            Err(other) => Err(Failure::Protocol(other.to_string())),
         }
-        Ok(true)
     }
 
     /// Check that the peer speaks HTTP/2 before reading its first frame: an HTTP/1
@@ -375,25 +372,26 @@ impl<L: Link> Connection<L> {
         // Text where a binary frame header belongs: an HTTP/1 status line, or an error
         // page from a server that takes the preface for a bad HTTP/1 request.
         let is_text = |b: &u8| b.is_ascii_graphic() || b.is_ascii_whitespace();
-        if !self.buf.is_empty() && self.buf.iter().take(9).all(is_text) {
-            while !self.buf.contains(&b'\n') && self.buf.len() < 256 {
-                if !matches!(self.fill(self.buf.len() + 1), Ok(true)) {
+        if !self.link.buffered().is_empty() && self.link.buffered().iter().take(9).all(is_text) {
+            while !self.link.buffered().contains(&b'\n') && self.link.buffered().len() < 256 {
+                if !matches!(self.fill(self.link.buffered().len() + 1), Ok(true)) {
                     break;
                 }
             }
             let line = self
-                .buf
+                .link
+                .buffered()
                 .split(|&b| b == b'\r' || b == b'\n')
                 .next()
                 .unwrap_or_default();
             let line: String = String::from_utf8_lossy(line).chars().take(100).collect();
             return Err(Failure::NotHttp2(line));
         }
-        if matches!(self.buf.as_slice(), [0x15 | 0x16, 0x03, ..]) {
+        if matches!(self.link.buffered(), [0x15 | 0x16, 0x03, ..]) {
             return Err(Failure::Tls);
         }
         if !complete {
-            return Err(Failure::Closed(if self.buf.is_empty() {
+            return Err(Failure::Closed(if self.link.buffered().is_empty() {
                 "without answering the HTTP/2 preface"
             } else {
                 "in the middle of its HTTP/2 preface"
@@ -403,7 +401,8 @@ impl<L: Link> Connection<L> {
         if header.kind != h2::SETTINGS || header.stream != 0 || header.flags & h2::ACK != 0 {
             return Err(Failure::Protocol(format!(
                 "not an HTTP/2 server: its first frame should be SETTINGS, got bytes {}",
-                self.buf
+                self.link
+                    .buffered()
                     .iter()
                     .take(9)
                     .map(|b| format!("{b:02x}"))
@@ -415,7 +414,7 @@ impl<L: Link> Connection<L> {
 
     fn peek_header(&self) -> h2::FrameHeader {
         let mut header = [0u8; 9];
-        header.copy_from_slice(&self.buf[..9]);
+        header.copy_from_slice(&self.link.buffered()[..9]);
         h2::FrameHeader::parse(&header)
     }
 
@@ -435,13 +434,15 @@ impl<L: Link> Connection<L> {
         if !self.fill(9 + header.len)? {
             return Err(Failure::Closed("in the middle of a frame"));
         }
-        let payload = self.buf[9..9 + header.len].to_vec();
-        self.buf.drain(..9 + header.len);
-        Ok((header, payload))
+        let mut frame = self
+            .link
+            .read_exact(9 + header.len, "the response")
+            .map_err(|e| Failure::Protocol(e.to_string()))?;
+        Ok((header, frame.split_off(9)))
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
-        self.link.send(bytes).map_err(Failure::Tcp)
+        self.link.link_mut().send(bytes).map_err(Failure::Tcp)
     }
 }
 

@@ -1,41 +1,15 @@
 //! The probe against scripted HTTP/2 peers (byte fixtures; no server needed).
 
-use std::collections::VecDeque;
-
 use healthprobe_sdk::Status;
+use healthprobe_sdk::testing::Script;
 
 use super::*;
 
-/// A scripted server: `replies[i]` is sent after the probe's i-th write; every write is
-/// recorded.
-struct Script {
-    replies: VecDeque<Vec<u8>>,
-    pending: Vec<u8>,
-    written: Vec<Vec<u8>>,
-}
-
-impl Link for Script {
-    fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
-        self.written.push(data.to_vec());
-        if let Some(next) = self.replies.pop_front() {
-            self.pending.extend(next);
-        }
-        Ok(())
-    }
-
-    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
-        // A few bytes at a time, to exercise frame reassembly.
-        let n = max.min(5).min(self.pending.len());
-        Ok(self.pending.drain(..n).collect())
-    }
-}
-
 fn connection(replies: &[Vec<u8>]) -> Connection<Script> {
-    Connection::new(Script {
-        replies: replies.iter().cloned().collect(),
-        pending: Vec::new(),
-        written: Vec::new(),
-    })
+    // No greeting: the server speaks after the client's preface. A few bytes at a time,
+    // to exercise frame reassembly.
+    let script = std::iter::once(Vec::new()).chain(replies.iter().cloned());
+    Connection::new(Script::new(script).chunk(5))
 }
 
 fn request(service: &str) -> Request<'_> {
@@ -132,7 +106,7 @@ fn serving() {
     assert_eq!(result.message, "ADDR (whole server) is SERVING (3 ms)");
     // The server's SETTINGS were acknowledged.
     let ack = h2::frame(h2::SETTINGS, h2::ACK, 0, &[]);
-    assert!(conn.link.written[1..].contains(&ack));
+    assert!(conn.link.link().written()[1..].contains(&ack));
 }
 
 #[test]
@@ -220,7 +194,7 @@ fn continuation_ping_and_padding() {
     let reply = call(&mut conn, &request("")).unwrap();
     assert_eq!(reply.into_result("A", 1).status, Status::Healthy);
     let pong = h2::frame(h2::PING, h2::ACK, 0, b"12345678");
-    assert!(conn.link.written.contains(&pong));
+    assert!(conn.link.link().written().contains(&pong));
 }
 
 #[test]
@@ -401,22 +375,16 @@ fn bad_parameters() {
 #[test]
 fn describe_documents_every_parameter() {
     let info = GrpcProbe::describe();
-    let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
+    healthprobe_sdk::testing::assert_documented(
+        &info,
+        &[
             "address",
             "service",
             "authority",
             "metadata",
             "tls",
-            "server-name"
-        ]
-    );
-    assert!(
-        info.params
-            .iter()
-            .all(|p| p.description.contains("for example"))
+            "server-name",
+        ],
     );
     assert!(info.params[3].repeatable);
 }

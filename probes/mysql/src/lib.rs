@@ -4,7 +4,7 @@
 mod auth;
 mod protocol;
 
-use healthprobe_sdk::tcp::{self, Link, TcpError, Tls};
+use healthprobe_sdk::tcp::{self, FrameError, Framed, Link, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use protocol::{Handshake, HandshakeError, ServerError};
@@ -224,8 +224,7 @@ impl Report {
 
 /// A connection with packet framing and sequence ids.
 struct Session<L> {
-    link: L,
-    buf: Vec<u8>,
+    link: Framed<L>,
     /// The sequence id of the next packet the probe sends.
     seq: u8,
 }
@@ -233,8 +232,8 @@ struct Session<L> {
 impl<L: Link> Session<L> {
     fn new(link: L) -> Self {
         Session {
-            link,
-            buf: Vec::new(),
+            // A header and the largest payload `read_packet` accepts.
+            link: Framed::new(link).max(4 + protocol::MAX_PACKET),
             seq: 0,
         }
     }
@@ -243,27 +242,19 @@ impl<L: Link> Session<L> {
     fn start_tls(self, server_name: &str) -> Result<Self, Failure> {
         Ok(Session {
             link: self.link.start_tls(server_name).map_err(Failure::Tcp)?,
-            buf: self.buf,
             seq: self.seq,
         })
     }
 
-    /// Buffer at least `n` bytes; `when` names the step for a closed connection.
-    fn fill(&mut self, n: usize, when: &'static str) -> Result<(), Failure> {
-        while self.buf.len() < n {
-            let chunk = self.link.recv(8192).map_err(Failure::Tcp)?;
-            if chunk.is_empty() {
-                return Err(Failure::Closed(when));
-            }
-            self.buf.extend_from_slice(&chunk);
-        }
-        Ok(())
-    }
-
-    /// Read one packet's payload.
+    /// Read one packet's payload; `when` names the step for a closed connection.
     fn read_packet(&mut self, when: &'static str) -> Result<Vec<u8>, Failure> {
-        self.fill(4, when)?;
-        let header: [u8; 4] = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+        let frame_error = |e: FrameError| match e {
+            FrameError::Closed { step, .. } => Failure::Closed(step),
+            FrameError::Tcp { error, .. } => Failure::Tcp(error),
+            other => Failure::Protocol(other.to_string()),
+        };
+        let header = self.link.read_exact(4, when).map_err(frame_error)?;
+        let header: [u8; 4] = [header[0], header[1], header[2], header[3]];
         let (len, seq) = protocol::packet_header(header);
         if len > protocol::MAX_PACKET {
             return Err(Failure::Protocol(format!(
@@ -271,9 +262,7 @@ impl<L: Link> Session<L> {
                 hex_prefix(&header)
             )));
         }
-        self.fill(4 + len, when)?;
-        let payload = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
+        let payload = self.link.read_exact(len, when).map_err(frame_error)?;
         self.seq = seq.wrapping_add(1);
         Ok(payload)
     }
@@ -281,7 +270,7 @@ impl<L: Link> Session<L> {
     fn write_packet(&mut self, payload: &[u8]) -> Result<(), Failure> {
         let bytes = protocol::frame(self.seq, payload);
         self.seq = self.seq.wrapping_add(1);
-        self.link.send(&bytes).map_err(Failure::Tcp)
+        self.link.link_mut().send(&bytes).map_err(Failure::Tcp)
     }
 
     /// Start a new command: sequence ids restart at 0.

@@ -2,45 +2,9 @@
 //! The real MariaDB is exercised by tests/cli/mysql.rs.
 
 use super::*;
-use std::collections::VecDeque;
 
 use healthprobe_sdk::Status;
-
-/// A scripted server: `replies[i]` is sent after the probe's i-th write (the first
-/// entry before any write); every packet the probe writes is recorded.
-struct Script {
-    replies: VecDeque<Vec<u8>>,
-    pending: Vec<u8>,
-    written: Vec<Vec<u8>>,
-}
-
-impl Script {
-    fn new(replies: &[Vec<u8>]) -> Self {
-        let mut replies: VecDeque<Vec<u8>> = replies.iter().cloned().collect();
-        let pending = replies.pop_front().unwrap_or_default();
-        Script {
-            replies,
-            pending,
-            written: Vec::new(),
-        }
-    }
-}
-
-impl Link for Script {
-    fn send(&mut self, data: &[u8]) -> Result<(), TcpError> {
-        self.written.push(data.to_vec());
-        if let Some(next) = self.replies.pop_front() {
-            self.pending.extend(next);
-        }
-        Ok(())
-    }
-
-    fn recv(&mut self, max: usize) -> Result<Vec<u8>, TcpError> {
-        // Hand out a few bytes at a time to exercise reassembly.
-        let n = max.min(7).min(self.pending.len());
-        Ok(self.pending.drain(..n).collect())
-    }
-}
+use healthprobe_sdk::testing::Script;
 
 fn pkt(seq: u8, payload: &[u8]) -> Vec<u8> {
     protocol::frame(seq, payload)
@@ -65,7 +29,7 @@ fn creds<'a>(password: &'a str) -> Credentials<'a> {
 }
 
 fn session(replies: &[Vec<u8>]) -> Session<Script> {
-    Session::new(Script::new(replies))
+    Session::new(Script::new(replies.iter().cloned()))
 }
 
 #[test]
@@ -78,7 +42,7 @@ fn handshake_only() {
         result.message,
         "MariaDB 10.11.19 at db:3306 accepting connections (handshake in 3 ms)"
     );
-    assert!(s.link.written.is_empty());
+    assert!(s.link.link().written().is_empty());
 }
 
 #[test]
@@ -93,7 +57,7 @@ fn native_login_and_ping() {
         report.login,
         Some(("probe".to_string(), auth::NATIVE.to_string()))
     );
-    let w = &s.link.written;
+    let w = &s.link.link().written();
     assert_eq!(w.len(), 3, "response, COM_PING, COM_QUIT");
     assert_eq!(w[0][3], 1, "the response is packet 1");
     let nonce = b"s,}UpS.)%z\\;Sq\\[2&fR";
@@ -152,7 +116,7 @@ fn switch_to_native() {
     ]);
     let report = run(&mut s, Some(&creds("secret"))).unwrap();
     assert_eq!(report.login.unwrap().1, auth::NATIVE);
-    let w = &s.link.written;
+    let w = &s.link.link().written();
     assert_eq!(w[1][3], 3);
     assert_eq!(
         &w[1][4..],
@@ -170,7 +134,7 @@ fn caching_sha2_fast_auth() {
     let report = run(&mut s, Some(&creds("secret"))).unwrap();
     assert_eq!(report.login.unwrap().1, auth::CACHING_SHA2);
     let scramble = auth::scramble_sha2(b"secret", b"abcdefghijklmnopqrst");
-    let w = &s.link.written;
+    let w = &s.link.link().written();
     assert!(
         w[0].windows(33)
             .any(|x| x[0] == 32 && x[1..] == scramble[..])
@@ -190,7 +154,7 @@ fn caching_sha2_full_auth_with_the_servers_public_key() {
         pkt(1, OK),
     ]);
     run(&mut s, Some(&creds("secret"))).unwrap();
-    let w = &s.link.written;
+    let w = &s.link.link().written();
     assert_eq!(w[1], vec![1, 0, 0, 3, auth::REQUEST_PUBLIC_KEY_SHA2]);
     assert_eq!(w[2][3], 5);
     let key = rsa::PrivateKey::from_pkcs8_pem(auth::tests::TEST_PRIVATE_KEY).unwrap();
@@ -275,22 +239,15 @@ fn bad_parameters() {
 
 #[test]
 fn describe_documents_every_parameter() {
-    let info = MysqlProbe::describe();
-    let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
+    healthprobe_sdk::testing::assert_documented(
+        &MysqlProbe::describe(),
+        &[
             "address",
             "username",
             "password",
             "database",
             "tls",
-            "server-name"
-        ]
-    );
-    assert!(
-        info.params
-            .iter()
-            .all(|p| p.description.contains("for example"))
+            "server-name",
+        ],
     );
 }

@@ -12,7 +12,7 @@ mod wire;
 use std::fmt;
 use std::time::Instant;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError, Tls};
+use healthprobe_sdk::tcp::{self, FrameError, Framed, TcpConn, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use wire::{Message, NotPostgres, ServerError};
@@ -240,10 +240,9 @@ enum Fail {
     NoTls,
 }
 
-/// A connection with the bytes read but not yet decoded.
+/// A connection that reads whole backend messages.
 struct Session {
-    conn: TcpConn,
-    buf: Vec<u8>,
+    conn: Framed<TcpConn>,
 }
 
 impl Session {
@@ -272,9 +271,9 @@ impl Session {
                 }
             }
         }
+        // `wire::parse` refuses a message over its cap before the buffer holds it.
         let mut session = Session {
-            conn,
-            buf: Vec::new(),
+            conn: Framed::new(conn).max(wire::MAX_MESSAGE + 5),
         };
         session.send(&wire::startup(&config.user, &config.database), STARTUP)?;
         Ok(session)
@@ -282,28 +281,30 @@ impl Session {
 
     fn send(&mut self, data: &[u8], during: &'static str) -> Result<(), Fail> {
         self.conn
+            .link_mut()
             .write_all(data)
             .map_err(|e| Fail::Tcp(e, Some(format!("sending {during}"))))
     }
 
     /// The next backend message, reading as much as it needs within the budget.
     fn next(&mut self, during: &'static str) -> Result<Message, Fail> {
-        loop {
-            if let Some((message, used)) =
-                wire::parse(&self.buf).map_err(|e| Fail::NotPostgres(e, during))?
-            {
-                self.buf.drain(..used);
-                return Ok(message);
-            }
-            let chunk = self
-                .conn
-                .read_some(64 * 1024)
-                .map_err(|e| Fail::Tcp(e, Some(format!("no reply to {during}"))))?;
-            if chunk.is_empty() {
-                return Err(Fail::Closed(during));
-            }
-            self.buf.extend_from_slice(&chunk);
-        }
+        self.conn
+            .read_with(during, |buf| wire::parse(buf).map_err(|e| e.0))
+            .map_err(|e| match e {
+                FrameError::Tcp { step, error } => {
+                    Fail::Tcp(error, Some(format!("no reply to {step}")))
+                }
+                FrameError::Closed { step, .. } => Fail::Closed(step),
+                FrameError::Malformed { step, reason } => {
+                    Fail::NotPostgres(NotPostgres(reason), step)
+                }
+                FrameError::TooLarge { step, size, max } => Fail::NotPostgres(
+                    NotPostgres(format!(
+                        "a message of {size} bytes, more than the {max} accepted"
+                    )),
+                    step,
+                ),
+            })
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
-use healthprobe_sdk::Status;
+use healthprobe_sdk::{Status, testing};
 
 use super::*;
 
@@ -94,36 +94,23 @@ fn against(params: &[(&str, &str)], replies: Vec<Vec<u8>>) -> (CheckResult, Vec<
 
 /// The parameters as the SDK hands them to `check`, defaults filled in.
 fn probe_params<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Params {
-    Params::from_pairs(pairs).with_defaults(&PostgresProbe::describe().params)
-}
-
-fn reason(e: CheckError) -> (String, String) {
-    match e {
-        CheckError::InvalidParam(p) => (p.name, p.reason),
-        other => panic!("expected InvalidParam, got {other:?}"),
-    }
+    testing::params(pairs, &PostgresProbe::describe())
 }
 
 #[test]
 fn describe_documents_every_parameter() {
     let info = PostgresProbe::describe();
-    let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
+    testing::assert_documented(
+        &info,
+        &[
             "address",
             "username",
             "database",
             "password",
             "query",
             "tls",
-            "server-name"
-        ]
-    );
-    assert!(
-        info.params
-            .iter()
-            .all(|p| p.description.contains("example"))
+            "server-name",
+        ],
     );
     assert!(info.description.contains("sslmode"));
 }
@@ -152,8 +139,8 @@ fn parameters_are_checked() {
         (vec![("address", "h:1"), ("query", "  ")], "query"),
         (vec![("address", "h:1"), ("database", "a\0b")], "database"),
     ] {
-        let e = Config::from_params(&probe_params(pairs.clone())).unwrap_err();
-        assert_eq!(reason(e).0, name, "{pairs:?}");
+        let (param, _) = testing::invalid_param(Config::from_params(&probe_params(pairs.clone())));
+        assert_eq!(param, name, "{pairs:?}");
     }
 }
 

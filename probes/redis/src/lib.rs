@@ -5,7 +5,7 @@ mod resp;
 
 use std::time::Instant;
 
-use healthprobe_sdk::tcp::{self, TcpConn, TcpError, Tls};
+use healthprobe_sdk::tcp::{self, FrameError, Framed, TcpConn, TcpError, Tls};
 use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 use resp::{NotResp, Reply};
@@ -205,53 +205,43 @@ enum Fail {
     Closed(&'static str),
 }
 
-/// A connection with the bytes read but not yet decoded.
+/// A connection that reads whole replies.
 struct Session {
-    conn: TcpConn,
-    buf: Vec<u8>,
+    conn: Framed<TcpConn>,
 }
 
 impl Session {
     fn send(&mut self, data: &[u8], step: &'static str) -> Result<(), Fail> {
         self.conn
+            .link_mut()
             .write_all(data)
             .map_err(|e| Fail::Tcp(e, Some(format!("sending {step}"))))
     }
 
     /// The next reply, reading as much as it needs within the budget.
     fn reply(&mut self, step: &'static str) -> Result<Reply, Fail> {
-        loop {
-            if let Some((reply, used)) =
-                resp::parse(&self.buf).map_err(|e| Fail::NotResp(e, step))?
-            {
-                self.buf.drain(..used);
-                return Ok(reply);
-            }
-            // A line that never ends is not Redis either.
-            if self.buf.len() > resp::MAX_BULK + 1024 {
-                return Err(Fail::NotResp(
-                    NotResp("a reply of more than 1 MiB".to_string()),
-                    step,
-                ));
-            }
-            let chunk = self
-                .conn
-                .read_some(16 * 1024)
-                .map_err(|e| Fail::Tcp(e, Some(format!("no reply to {step}"))))?;
-            if chunk.is_empty() {
-                return Err(Fail::Closed(step));
-            }
-            self.buf.extend_from_slice(&chunk);
-        }
+        self.conn
+            .read_with(step, |buf| resp::parse(buf).map_err(|e| e.0))
+            .map_err(|e| match e {
+                FrameError::Tcp { step, error } => {
+                    Fail::Tcp(error, Some(format!("no reply to {step}")))
+                }
+                FrameError::Closed { step, .. } => Fail::Closed(step),
+                FrameError::Malformed { step, reason } => Fail::NotResp(NotResp(reason), step),
+                FrameError::TooLarge { step, .. } => {
+                    Fail::NotResp(NotResp("a reply of more than 1 MiB".to_string()), step)
+                }
+            })
     }
 }
 
 fn run(config: &Config, budget: &Budget) -> Result<Outcome, Fail> {
     let conn =
         tcp::connect_with(&config.address, &config.tls, budget).map_err(|e| Fail::Tcp(e, None))?;
+    // A line that never ends is not Redis either: no reply is longer than the largest
+    // bulk string `resp::parse` accepts, and a little.
     let mut session = Session {
-        conn,
-        buf: Vec::new(),
+        conn: Framed::new(conn).max(resp::MAX_BULK + 1024),
     };
 
     // One write for all commands: a single round trip when the server is healthy.
@@ -356,7 +346,7 @@ fn judge_role(role: &str, expected: Role) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use healthprobe_sdk::Status;
+    use healthprobe_sdk::{Status, testing};
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
@@ -364,32 +354,18 @@ mod tests {
         Config::from_params(&Params::from_pairs(pairs.iter().copied()))
     }
 
-    fn reason(e: CheckError) -> (String, String) {
-        match e {
-            CheckError::InvalidParam(p) => (p.name, p.reason),
-            other => panic!("expected InvalidParam, got {other:?}"),
-        }
-    }
-
     #[test]
     fn describe_documents_every_parameter() {
-        let info = RedisProbe::describe();
-        let names: Vec<_> = info.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
+        testing::assert_documented(
+            &RedisProbe::describe(),
+            &[
                 "address",
                 "password",
                 "username",
                 "role",
                 "tls",
-                "server-name"
-            ]
-        );
-        assert!(
-            info.params
-                .iter()
-                .all(|p| p.description.contains("example"))
+                "server-name",
+            ],
         );
     }
 
@@ -397,18 +373,19 @@ mod tests {
     fn parameters_are_checked() {
         let c = config(&[("address", "127.0.0.1:6379"), ("role", "Replica")]).unwrap();
         assert_eq!(c.role, Some(Role::Replica));
-        let (name, why) = reason(config(&[("address", "127.0.0.1")]).unwrap_err());
+        let (name, why) = testing::invalid_param(config(&[("address", "127.0.0.1")]));
         assert_eq!(name, "address");
         assert!(why.contains("host:port"), "{why}");
-        let (name, why) = reason(config(&[("address", "h:1"), ("role", "leader")]).unwrap_err());
+        let (name, why) = testing::invalid_param(config(&[("address", "h:1"), ("role", "leader")]));
         assert_eq!(
             (name.as_str(), why.as_str()),
             ("role", "expected master or replica, got 'leader'")
         );
-        let (name, why) = reason(config(&[("address", "h:1"), ("username", "app")]).unwrap_err());
+        let (name, why) =
+            testing::invalid_param(config(&[("address", "h:1"), ("username", "app")]));
         assert_eq!(name, "username");
         assert!(why.contains("password"), "{why}");
-        let (name, _) = reason(config(&[("address", "h:1"), ("password", "")]).unwrap_err());
+        let (name, _) = testing::invalid_param(config(&[("address", "h:1"), ("password", "")]));
         assert_eq!(name, "password");
     }
 

@@ -27,13 +27,16 @@
 //! The modules give typed access to what the host offers:
 //! [`Params`] for the operator's parameters, [`Budget`] for the time left,
 //! [`http`] for the host's HTTP client and [`tcp`] for plain TCP connections
-//! (WASI sockets). The probe crate needs no `wit-bindgen` dependency itself.
+//! (WASI sockets), with [`tcp::Framed`] for the messages of binary protocols.
+//! [`testing`] helps a probe's own `cargo test`. The probe crate needs no `wit-bindgen`
+//! dependency itself.
 
 mod budget;
 pub mod http;
 mod info;
 mod params;
 pub mod tcp;
+pub mod testing;
 
 pub use budget::Budget;
 pub use params::{Params, parse_bool, parse_duration};

@@ -35,11 +35,13 @@ mod sys;
 
 mod address;
 mod error;
+mod framed;
 mod tls;
 
 use address::lookup;
 pub use address::{parse_address, resolve, resolve_host};
 pub use error::TcpError;
+pub use framed::{DEFAULT_MAX_FRAME, FrameError, Framed, Prefix, varint};
 pub(crate) use tls::take_earliest_expiry;
 pub use tls::{Tls, TlsPeer, connect_with};
 
