@@ -6,10 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::flags::{CacheArgs, CodeLimitArgs, FormatArgs, GrantArgs};
-use crate::imports;
 use crate::output::{self, Format};
-use crate::report::Failure;
-use crate::runner::{self, ProbeSource, Runner};
+use crate::runner::{Inspection, ProbeSource, Runner};
 use crate::settings;
 
 /// Arguments of `healthprobe inspect`.
@@ -51,35 +49,22 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             Ok(s) => s,
             Err(f) => return fail(f.to_string()),
         };
-    // A `.wasm` is compiled through the compile cache, as `run` does: inspecting a big
-    // component then costs what a cached run costs, and warms the cache for `run`.
     let cache = args.cache.open([&source]);
-    let code = match runner::identify(&source, &limits.code, true, None) {
-        Ok(x) => x,
-        Err(f) => return fail(f.to_string()),
-    };
-    let sha256 = code.digest().unwrap_or_default().to_owned();
-    let size = code.size();
     let (runner, rt) = match Runner::new().and_then(|r| Ok((r, super::runtime()?))) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };
     let runner = runner.with_cache(cache);
-    // The component's imports can be read even when it cannot be linked or described:
-    // then inspect says what is wrong after listing them.
-    let inspected = rt.block_on(async {
-        let (component, how) = runner
-            .component(code, &limits.code, &Default::default())
-            .await?;
-        let (caps, unknown) = imports::capabilities(&component);
-        let info = match runner.link(&component) {
-            Ok(pre) => runner.describe_linked(&pre, &limits).await,
-            Err(f) => Err(f),
-        };
-        Ok::<_, Failure>((caps, unknown, info, how))
-    });
+    let inspected = rt.block_on(runner.inspect(&source, &limits));
     rt.shutdown_background();
-    let (caps, unknown, info, how) = match inspected {
+    let Inspection {
+        size,
+        sha256,
+        code: how,
+        capabilities: caps,
+        unsupported: unknown,
+        info,
+    } = match inspected {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
     };

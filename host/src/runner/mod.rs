@@ -15,15 +15,17 @@
 //!    stuck in the C library). The runner keeps no watchdog of its own, so one runner can
 //!    run many probes at once.
 //!
-//! The modules: [`engines`] (the engines and their linkers), [`load`] (finding, reading,
-//! compiling and linking a probe), [`classify`] (why a run failed), [`clock`] (the
-//! thread), and this one (the run itself: store, instantiate, describe, check, report).
+//! The modules: [`engines`] (the engines and their linkers), [`load`] (the loading steps:
+//! [`source`], [`compile`], [`link`]), [`inspect`] (a probe read without running it),
+//! [`classify`] (why a run failed), [`clock`] (the thread), and this one (the run itself:
+//! store, instantiate, describe, check, report).
 
 mod classify;
 mod clock;
 mod compile;
 mod engine_config;
 mod engines;
+mod inspect;
 mod link;
 mod load;
 mod source;
@@ -52,6 +54,7 @@ pub use clock::{Deadline, EPOCH_TICK, Timer};
 #[cfg(feature = "compiler")]
 pub use compile::cache_key;
 pub use engines::POOL_SLOTS;
+pub use inspect::Inspection;
 pub(crate) use source::identify;
 pub use source::{Code, ProbeSource};
 
