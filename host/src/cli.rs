@@ -34,6 +34,8 @@ pub enum Command {
     List(cmd::list::ListArgs),
     /// Print the WIT package that probes are written against (or write it to a directory).
     Wit(cmd::wit::WitArgs),
+    /// Start a probe project: a folder with the probe, its build script, tests and README.
+    New(cmd::new::NewArgs),
     /// Run the checks of a checks file in the background and serve their results over
     /// HTTP: /livez, /readyz, /health and /metrics.
     Serve(cmd::serve::ServeArgs),
@@ -63,6 +65,7 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, cr
         Command::List(args) => cmd::list::execute(args),
         Command::Serve(args) => cmd::serve::execute(args),
         Command::Wit(args) => cmd::wit::execute(args),
+        Command::New(args) => cmd::new::execute(args),
     }
 }
 

@@ -19,6 +19,9 @@ mod tcp;
 mod wasi_http;
 mod zombies;
 
+// Writing a probe outside this repository: the packaged SDK and `healthprobe new`.
+mod authoring;
+
 // The sandbox for third-party probes, and what `list` and `inspect` tell about them.
 mod inspect;
 mod integrity;

@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod inspect;
 pub mod list;
+pub mod new;
 pub mod run;
 pub mod serve;
 pub mod wit;

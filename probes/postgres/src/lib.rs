@@ -480,10 +480,7 @@ impl<'a> Login<'a> {
                 .iter()
                 .any(|m| m == scram::MECHANISM) =>
             {
-                let state = match scram::Scram::new(password) {
-                    Ok(state) => state,
-                    Err(e) => return Ok(Some(Outcome::ScramFailed(e.0))),
-                };
+                let state = scram::Scram::new(password);
                 self.session.send(
                     &wire::sasl_initial(scram::MECHANISM, state.client_first().as_bytes()),
                     AUTH,

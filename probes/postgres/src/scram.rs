@@ -43,11 +43,8 @@ impl Scram {
     /// given: the SASLprep normalisation the RFC asks for changes nothing for
     /// ASCII passwords, and PostgreSQL itself falls back to the raw bytes when
     /// normalisation fails.
-    pub fn new(password: &str) -> Result<Scram, ScramError> {
-        let mut raw = [0u8; 18];
-        getrandom::fill(&mut raw)
-            .map_err(|e| ScramError(format!("no random bytes for the SCRAM nonce: {e}")))?;
-        Ok(Scram::with_nonce("", password, &BASE64.encode(raw)))
+    pub fn new(password: &str) -> Scram {
+        Scram::with_nonce("", password, &healthprobe_sdk::random::nonce(18))
     }
 
     /// An exchange with a given user name and nonce (for known test vectors).
@@ -225,8 +222,8 @@ mod tests {
 
     #[test]
     fn fresh_nonces_differ() {
-        let a = Scram::new("pw").unwrap().client_first();
-        let b = Scram::new("pw").unwrap().client_first();
+        let a = Scram::new("pw").client_first();
+        let b = Scram::new("pw").client_first();
         assert_ne!(a, b);
         assert!(
             a.starts_with("n,,n=,r=") && a.len() == "n,,n=,r=".len() + 24,

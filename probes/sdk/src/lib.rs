@@ -1,4 +1,5 @@
-//! Guest SDK for [healthprobe](../README.md) probes.
+//! Guest SDK for healthprobe probes: health checks written as WebAssembly components
+//! that the `healthprobe` host runs in-process, sandboxed and bounded in time.
 //!
 //! A probe is a WebAssembly component (target `wasm32-wasip2`) for the
 //! `healthprobe:probe/probe` world in `wit/probe.wit`. With this crate a probe
@@ -27,14 +28,18 @@
 //! The modules give typed access to what the host offers:
 //! [`Params`] for the operator's parameters, [`Budget`] for the time left,
 //! [`http`] for the host's HTTP client and [`tcp`] for plain TCP connections
-//! (WASI sockets), with [`tcp::Framed`] for the messages of binary protocols.
+//! (WASI sockets), with [`tcp::Framed`] for the messages of binary protocols, and
+//! [`random`] for nonces.
 //! [`testing`] helps a probe's own `cargo test`. The probe crate needs no `wit-bindgen`
 //! dependency itself.
+
+#![warn(missing_docs)]
 
 mod budget;
 pub mod http;
 mod info;
 mod params;
+pub mod random;
 pub mod tcp;
 pub mod testing;
 
@@ -110,7 +115,7 @@ pub mod __private {
     #[allow(unsafe_code, clippy::all)]
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "wit",
             world: "probe",
             pub_export_macro: true,
             export_macro_name: "__export_probe_world",

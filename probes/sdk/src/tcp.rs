@@ -51,10 +51,7 @@ pub use tls::{Tls, TlsPeer, connect_with};
 /// is accepted. The connection's reads and writes are then bounded by the same
 /// budget.
 pub fn connect(address: &str, budget: &Budget) -> Result<TcpConn, TcpError> {
-    let timeout = |action| TcpError::Timeout {
-        address: address.to_string(),
-        action,
-    };
+    let timeout = |action| TcpError::timeout(address, action, Some(budget));
     if budget.is_exhausted() {
         return Err(timeout("connecting"));
     }
@@ -74,7 +71,7 @@ pub fn connect(address: &str, budget: &Budget) -> Result<TcpConn, TcpError> {
                 });
             }
             Err(sys::Fail::Timeout) => return Err(timeout("connecting")),
-            Err(e) => last = Some(TcpError::from_sys(address, "connecting", e)),
+            Err(e) => last = Some(TcpError::from_sys(address, "connecting", e, Some(budget))),
         }
     }
     Err(last.unwrap_or_else(|| timeout("connecting")))
@@ -120,10 +117,7 @@ impl TcpConn {
     /// A timeout error for `action` if the budget is spent.
     fn check_budget(&self, action: &'static str) -> Result<(), TcpError> {
         if self.budget.is_exhausted() {
-            Err(TcpError::Timeout {
-                address: self.address.clone(),
-                action,
-            })
+            Err(TcpError::timeout(&self.address, action, Some(&self.budget)))
         } else {
             Ok(())
         }
@@ -135,7 +129,7 @@ impl TcpConn {
         self.stream
             .inner
             .write_all(data, &self.budget)
-            .map_err(|e| TcpError::from_sys(&self.address, "writing", e))
+            .map_err(|e| TcpError::from_sys(&self.address, "writing", e, Some(&self.budget)))
     }
 
     /// Read what is available, at most `max` bytes, waiting for at least one.
@@ -146,7 +140,7 @@ impl TcpConn {
         self.stream
             .inner
             .read_some(max, &self.budget)
-            .map_err(|e| TcpError::from_sys(&self.address, "reading", e))
+            .map_err(|e| TcpError::from_sys(&self.address, "reading", e, Some(&self.budget)))
     }
 
     /// Read until the data contains `pattern`, `max` bytes have arrived, or the

@@ -7,7 +7,10 @@
 //! - [`params`]: the parameters as the SDK hands them to `check`, declared defaults filled
 //!   in;
 //! - [`invalid_param`] and [`assert_documented`]: the checks every probe's tests make of
-//!   its parameters.
+//!   its parameters;
+//! - `Healthprobe` and `built_component`: the probe's real component run by the real
+//!   `healthprobe` binary, its `--format json` answer parsed, for an end-to-end test
+//!   against a server (natively only).
 //!
 //! ```
 //! use healthprobe_sdk::tcp::Link;
@@ -22,6 +25,8 @@
 //! # Ok::<(), healthprobe_sdk::tcp::TcpError>(())
 //! ```
 
+#[cfg(not(target_family = "wasm"))]
+pub use harness::{Healthprobe, Run, built_component};
 use std::collections::VecDeque;
 
 use crate::tcp::{Link, TcpError};
@@ -112,3 +117,6 @@ pub fn assert_documented(info: &ProbeInfo, names: &[&str]) {
         );
     }
 }
+
+#[cfg(not(target_family = "wasm"))]
+mod harness;

@@ -313,10 +313,7 @@ mod tests {
             step: 1,
             kind: FailureKind::Expect {
                 pattern: Pattern::parse("^220").unwrap().to_string(),
-                miss: Miss::Read(TcpError::Timeout {
-                    address: "127.0.0.1:25".into(),
-                    action: "reading",
-                }),
+                miss: Miss::Read(TcpError::timeout("127.0.0.1:25", "reading", None)),
                 got: Vec::new(),
             },
         }

@@ -463,10 +463,7 @@ mod tests {
 
         let mut pending = b"partial".to_vec();
         let miss = expect(&mut pending, &Pattern::parse("^done").unwrap(), |_| {
-            Err(TcpError::Timeout {
-                address: "h:1".into(),
-                action: "reading",
-            })
+            Err(TcpError::timeout("h:1", "reading", None))
         })
         .unwrap_err();
         assert!(matches!(miss, Miss::Read(TcpError::Timeout { .. })));

@@ -39,7 +39,7 @@ pub fn parse_address(address: &str) -> Result<(&str, u16), String> {
 /// Resolve `address` (`host:port`) with WASI name lookup.
 ///
 /// An IP address is taken as it is, without a lookup. The lookup itself waits
-/// as long as it takes; [`connect`] bounds it by the budget instead.
+/// as long as it takes; [`connect`](super::connect) bounds it by the budget instead.
 pub fn resolve(address: &str) -> Result<Vec<SocketAddr>, TcpError> {
     lookup(address, None)
 }
@@ -68,13 +68,10 @@ pub fn resolve_host(host: &str, budget: &Budget) -> Result<Vec<IpAddr>, TcpError
         return Ok(vec![ip]);
     }
     if budget.is_exhausted() {
-        return Err(TcpError::Timeout {
-            address: host.to_string(),
-            action: "resolving",
-        });
+        return Err(TcpError::timeout(host, "resolving", Some(budget)));
     }
     let addrs = sys::resolve(host, 0, Some(budget))
-        .map_err(|e| TcpError::from_sys(host, "resolving", e))?;
+        .map_err(|e| TcpError::from_sys(host, "resolving", e, Some(budget)))?;
     let mut ips: Vec<IpAddr> = Vec::with_capacity(addrs.len());
     for ip in addrs.iter().map(SocketAddr::ip) {
         if !ips.contains(&ip) {
@@ -100,7 +97,7 @@ pub(super) fn lookup(address: &str, budget: Option<&Budget>) -> Result<Vec<Socke
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let addrs = sys::resolve(host, port, budget)
-        .map_err(|e| TcpError::from_sys(address, "resolving", e))?;
+        .map_err(|e| TcpError::from_sys(address, "resolving", e, budget))?;
     if addrs.is_empty() {
         return Err(TcpError::Resolve {
             address: address.to_string(),

@@ -3,9 +3,10 @@
 
 use std::fmt;
 use std::io::{self, ErrorKind};
+use std::time::Duration;
 
 use super::sys;
-use crate::{CheckError, CheckResult};
+use crate::{Budget, CheckError, CheckResult};
 
 /// Why a TCP operation failed. Every message names the address.
 #[derive(Debug)]
@@ -40,6 +41,9 @@ pub enum TcpError {
         address: String,
         /// What was going on: `resolving`, `connecting`, `reading` or `writing`.
         action: &'static str,
+        /// How long the check had been running when it gave up (zero when no budget
+        /// was given), for the message: `timeout after 1.9 s reading 127.0.0.1:1883`.
+        after: Duration,
     },
     /// The host's network policy refused the connection (the host names the grant).
     Denied {
@@ -66,30 +70,48 @@ pub enum TcpError {
 }
 
 impl TcpError {
-    pub(super) fn from_io(address: &str, action: &'static str, e: io::Error) -> Self {
+    /// The budget ran out while `action` was going on.
+    pub fn timeout(address: &str, action: &'static str, budget: Option<&Budget>) -> Self {
+        TcpError::Timeout {
+            address: address.to_string(),
+            action,
+            after: budget.map(Budget::elapsed).unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn from_io(
+        address: &str,
+        action: &'static str,
+        e: io::Error,
+        budget: Option<&Budget>,
+    ) -> Self {
+        if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) {
+            return TcpError::timeout(address, action, budget);
+        }
         let address = address.to_string();
         match e.kind() {
             ErrorKind::ConnectionRefused => TcpError::Refused { address },
             ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
                 TcpError::Unreachable { address }
             }
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => TcpError::Timeout { address, action },
             ErrorKind::PermissionDenied => TcpError::Denied { address, action },
             _ => TcpError::Io { address, source: e },
         }
     }
 
-    pub(super) fn from_sys(address: &str, action: &'static str, e: sys::Fail) -> Self {
+    pub(super) fn from_sys(
+        address: &str,
+        action: &'static str,
+        e: sys::Fail,
+        budget: Option<&Budget>,
+    ) -> Self {
         match e {
-            sys::Fail::Timeout => TcpError::Timeout {
-                address: address.to_string(),
-                action,
-            },
+            sys::Fail::Timeout => TcpError::timeout(address, action, budget),
             sys::Fail::Resolve(reason) => TcpError::Resolve {
                 address: address.to_string(),
                 reason,
             },
-            sys::Fail::Io(e) => TcpError::from_io(address, action, e),
+            sys::Fail::Io(e) => TcpError::from_io(address, action, e, budget),
             sys::Fail::Tls(reason) => TcpError::Tls {
                 address: address.to_string(),
                 reason,
@@ -152,8 +174,12 @@ impl fmt::Display for TcpError {
             }
             TcpError::Refused { address } => write!(f, "connection to {address} refused"),
             TcpError::Unreachable { address } => write!(f, "{address} is unreachable"),
-            TcpError::Timeout { address, action } => {
-                write!(f, "timeout {action} {address}")
+            TcpError::Timeout {
+                address,
+                action,
+                after,
+            } => {
+                write!(f, "timeout{} {action} {address}", After(*after))
             }
             TcpError::Denied { address, action } => {
                 write!(f, "{action} {address} denied by the host")
@@ -169,6 +195,24 @@ impl std::error::Error for TcpError {
         match self {
             TcpError::Io { source, .. } => Some(source),
             _ => None,
+        }
+    }
+}
+
+/// ` after 1.9 s` (` after 450 ms` under a second), or nothing under a millisecond (no
+/// budget was given, or none was left to spend): how timeouts say how long the check had
+/// waited.
+pub(super) struct After(pub Duration);
+
+impl fmt::Display for After {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_millis(1) {
+            Ok(())
+        } else if d < Duration::from_secs(1) {
+            write!(f, " after {} ms", d.as_millis())
+        } else {
+            write!(f, " after {:.1} s", d.as_secs_f64())
         }
     }
 }

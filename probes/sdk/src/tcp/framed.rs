@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::error::After;
 use super::{Link, TcpError};
 
 /// The largest message [`Framed`] buffers unless told otherwise ([`Framed::max`]): a health
@@ -137,8 +138,12 @@ impl fmt::Display for FrameError {
         match self {
             FrameError::Tcp {
                 step,
-                error: error @ TcpError::Timeout { .. },
-            } => write!(f, "no reply to {step}: {error}"),
+                error: TcpError::Timeout { address, after, .. },
+            } => write!(
+                f,
+                "timeout{} waiting for {step} from {address}",
+                After(*after)
+            ),
             FrameError::Tcp { step, error } => write!(f, "{step}: {error}"),
             FrameError::Closed { step, received: 0 } => {
                 write!(
@@ -240,6 +245,53 @@ impl<L: Link> Framed<L> {
     /// The next byte.
     pub fn read_u8(&mut self, step: &'static str) -> Result<u8, FrameError> {
         Ok(self.read_exact(1, step)?[0])
+    }
+
+    /// The next two bytes as a big-endian (network order) integer.
+    pub fn read_u16(&mut self, step: &'static str) -> Result<u16, FrameError> {
+        let b = self.read_exact(2, step)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    /// The next four bytes as a big-endian (network order) integer.
+    pub fn read_u32(&mut self, step: &'static str) -> Result<u32, FrameError> {
+        let b = self.read_exact(4, step)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// The next message that ends with `delimiter` (for example `b"\r\n"` for the line
+    /// protocols: SMTP, Redis, memcached), the delimiter included. What follows it stays
+    /// buffered for the next read.
+    ///
+    /// ```
+    /// use healthprobe_sdk::tcp::Framed;
+    /// use healthprobe_sdk::testing::Script;
+    ///
+    /// // Both lines arrive in one read; each call takes one.
+    /// let mut framed = Framed::new(Script::new([b"220 ready\r\n250 ok\r\n".to_vec()]));
+    /// assert_eq!(framed.read_delimited(b"\r\n", "the greeting")?, b"220 ready\r\n");
+    /// assert_eq!(framed.read_delimited(b"\r\n", "EHLO")?, b"250 ok\r\n");
+    /// # Ok::<(), healthprobe_sdk::tcp::FrameError>(())
+    /// ```
+    pub fn read_delimited(
+        &mut self,
+        delimiter: &[u8],
+        step: &'static str,
+    ) -> Result<Vec<u8>, FrameError> {
+        assert!(!delimiter.is_empty(), "read_delimited needs a delimiter");
+        let mut searched = 0;
+        self.read_with(step, |buf| {
+            // Only the bytes that arrived since the last look (and an overlap) are new.
+            let from = searched.min(buf.len());
+            searched = buf.len().saturating_sub(delimiter.len() - 1);
+            Ok(buf[from..]
+                .windows(delimiter.len())
+                .position(|w| w == delimiter)
+                .map(|at| {
+                    let end = from + at + delimiter.len();
+                    (buf[..end].to_vec(), end)
+                }))
+        })
     }
 
     /// The payload of the next frame whose length is written before it as `prefix`.
@@ -382,6 +434,43 @@ mod tests {
             .unwrap();
         assert_eq!(line, b"REST");
         assert_eq!(f.read_exact(4, "rest").unwrap(), b"left");
+    }
+
+    #[test]
+    fn delimited_frames_and_big_endian_integers() {
+        // One byte per read: the delimiter arrives split, and across the reads.
+        let peer = Script::new([b"+OK\r\n\x01\x02\x00\x00\x01\x00-ERR x\r\n".to_vec()]).chunk(1);
+        let mut f = Framed::new(peer);
+        assert_eq!(f.read_delimited(b"\r\n", "PING").unwrap(), b"+OK\r\n");
+        assert_eq!(f.read_u16("length").unwrap(), 0x0102);
+        assert_eq!(f.read_u32("count").unwrap(), 256);
+        assert_eq!(f.read_delimited(b"\r\n", "INFO").unwrap(), b"-ERR x\r\n");
+        let e = f.read_delimited(b"\r\n", "QUIT").unwrap_err();
+        assert!(matches!(e, FrameError::Closed { received: 0, .. }), "{e:?}");
+
+        // A line longer than the cap is refused, not buffered for ever.
+        let mut f = Framed::new(Script::new([vec![b'a'; 64]])).max(16);
+        let e = f.read_delimited(b"\n", "the greeting").unwrap_err();
+        assert!(matches!(e, FrameError::TooLarge { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_timeout_names_the_step_and_how_long_the_check_waited() {
+        let e = FrameError::Tcp {
+            step: "CONNACK",
+            error: TcpError::Timeout {
+                address: "127.0.0.1:1883".into(),
+                action: "reading",
+                after: std::time::Duration::from_millis(1_900),
+            },
+        };
+        assert!(e.is_timeout());
+        assert_eq!(
+            e.to_string(),
+            "timeout after 1.9 s waiting for CONNACK from 127.0.0.1:1883"
+        );
+        let e = TcpError::timeout("h:1", "connecting", None);
+        assert_eq!(e.to_string(), "timeout connecting h:1");
     }
 
     #[test]

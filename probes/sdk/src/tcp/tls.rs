@@ -70,11 +70,12 @@ impl TcpConn {
                     tls: Some(tls),
                 })
             }
-            Err(sys::Fail::Timeout) => Err(TcpError::Timeout {
-                address,
-                action: "in the TLS handshake with",
-            }),
-            Err(e) => Err(TcpError::from_sys(&address, "connecting", e)),
+            Err(sys::Fail::Timeout) => Err(TcpError::timeout(
+                &address,
+                "in the TLS handshake with",
+                Some(&budget),
+            )),
+            Err(e) => Err(TcpError::from_sys(&address, "connecting", e, Some(&budget))),
         }
     }
 }

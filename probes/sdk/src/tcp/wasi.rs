@@ -41,7 +41,7 @@ use tls::wasi::tls::types::{ClientConnection, ClientHandshake};
 #[allow(unsafe_code, clippy::all)]
 mod options {
     wit_bindgen::generate!({
-        path: "../../wit/deps/tls",
+        path: "wit/deps/tls",
         world: "imports",
     });
 }

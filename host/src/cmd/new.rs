@@ -1,0 +1,209 @@
+//! `healthprobe new NAME --lang LANG`: a probe project to start from, buildable and tested,
+//! outside any clone of healthprobe. The templates are compiled into the binary
+//! (`host/templates/`), so the binary alone is enough; the Rust one depends on
+//! `healthprobe-sdk` by version, as from a registry, and the others get the WIT package
+//! this binary speaks in `wit/`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use crate::output::{self, Format};
+use crate::text;
+
+use super::wit;
+
+/// The `healthprobe-sdk` version requirement the Rust template asks for: the SDK release
+/// that speaks this binary's WIT package (a test keeps it equal to `probes/sdk`'s version).
+pub const SDK_VERSION: &str = "0.1";
+
+/// Arguments of `healthprobe new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The probe's name, lower-case kebab-case (for example `queue-depth`); the project is
+    /// written into a new folder of that name.
+    pub name: String,
+
+    /// The language of the project.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    pub lang: Lang,
+
+    /// Write the folder here instead of the current directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// The languages with a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// Rust with healthprobe-sdk (cargo, target wasm32-wasip2).
+    Rust,
+    /// Python with componentize-py.
+    Python,
+    /// JavaScript with componentize-js.
+    Javascript,
+}
+
+/// One file of a template: where it goes, its text, and whether it is a script.
+struct File {
+    path: &'static str,
+    text: &'static str,
+    executable: bool,
+}
+
+macro_rules! files {
+    ($lang:literal: $($path:literal $(as $to:literal)? $(, $exec:ident)?);* $(;)?) => {
+        &[$(File {
+            path: files!(@to $path $(, $to)?),
+            text: include_str!(concat!("../../templates/", $lang, "/", $path)),
+            executable: files!(@exec $($exec)?),
+        }),*]
+    };
+    (@to $path:literal) => { $path };
+    (@to $path:literal, $to:literal) => { $to };
+    (@exec) => { false };
+    (@exec executable) => { true };
+}
+
+fn template(lang: Lang) -> &'static [File] {
+    match lang {
+        Lang::Rust => files!("rust":
+            "Cargo.toml"; "src/lib.rs"; "tests/component.rs"; "README.md";
+            "gitignore" as ".gitignore"; "build.sh", executable),
+        Lang::Python => files!("python":
+            "app.py"; "logic.py"; "test_logic.py"; "README.md";
+            "gitignore" as ".gitignore"; "build.sh", executable),
+        Lang::Javascript => files!("javascript":
+            "app.js"; "test.mjs"; "package.json"; "README.md";
+            "gitignore" as ".gitignore"; "build.sh", executable),
+    }
+}
+
+/// Writes the project, or says why not (exit 3) without writing anything.
+pub fn execute(args: NewArgs) -> Result<ExitCode, crate::Error> {
+    if let Err(reason) = check_name(&args.name) {
+        return Ok(output::fail("new", &reason, Format::Text));
+    }
+    let root = args.dir.join(&args.name);
+    if root.exists() {
+        return Ok(output::fail(
+            "new",
+            &format!(
+                "{} already exists; choose another name, or remove it first",
+                root.display()
+            ),
+            Format::Text,
+        ));
+    }
+    crate::confine::limit_writes(&[&args.dir]);
+    if let Err(e) = write(&root, args.lang, &args.name) {
+        // Half a project would be refused by the next try: take it away again.
+        let _ = std::fs::remove_dir_all(&root);
+        return Ok(output::fail(
+            "new",
+            &format!(
+                "cannot write {}: {}; choose a directory you can write to (--dir)",
+                root.display(),
+                text::io_error(&e)
+            ),
+            Format::Text,
+        ));
+    }
+    output::print_line(&format!(
+        "wrote {} ({} probe); build and test it with {}/build.sh, then: healthprobe run {}",
+        root.display(),
+        args.lang
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string()),
+        root.display(),
+        built(args.lang, &args.name, &root).display(),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Kebab-case ASCII: a Cargo package name, a file name and a probe name all at once.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid probe name {name:?}: use lower-case letters, digits and single dashes, \
+             starting with a letter (for example queue-depth)"
+        ))
+    }
+}
+
+fn write(root: &Path, lang: Lang, name: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.parent().unwrap_or(Path::new(".")))?;
+    // create_dir, not create_dir_all: a folder that appeared since the check is not ours.
+    std::fs::create_dir(root)?;
+    for file in template(lang) {
+        let path = root.join(file.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, fill(file.text, name))?;
+        if file.executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    if lang != Lang::Rust {
+        let tls = root.join("wit").join(wit::TLS_FILE);
+        std::fs::create_dir_all(tls.parent().unwrap_or(root))?;
+        std::fs::write(root.join("wit").join(wit::FILE_NAME), wit::PROBE_WIT)?;
+        std::fs::write(tls, wit::TLS_WIT)?;
+    }
+    Ok(())
+}
+
+/// The template's text for the probe `name`.
+fn fill(text: &str, name: &str) -> String {
+    text.replace("{{name}}", name)
+        .replace("{{crate}}", &name.replace('-', "_"))
+        .replace("{{sdk}}", SDK_VERSION)
+}
+
+/// Where the project's build script puts the component.
+fn built(lang: Lang, name: &str, root: &Path) -> PathBuf {
+    match lang {
+        Lang::Rust => root.join(format!(
+            "target/wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        )),
+        Lang::Python | Lang::Javascript => root.join(format!("{name}.wasm")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kebab_case() {
+        for good in ["a", "queue-depth", "mqtt5", "x-1-y"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Queue", "1abc", "a--b", "a-", "a_b", "../x", "a b", "é"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        for lang in [Lang::Rust, Lang::Python, Lang::Javascript] {
+            for file in template(lang) {
+                let text = fill(file.text, "my-probe");
+                assert!(!text.contains("{{"), "{lang:?} {}: {text}", file.path);
+            }
+        }
+    }
+}
