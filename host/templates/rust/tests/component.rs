@@ -1,6 +1,9 @@
 //! The built component under the real `healthprobe`, against a server on loopback: run
 //! `cargo build --release --target wasm32-wasip2` first (build.sh does both).
 
+// The harness runs healthprobe as a process: native test builds only.
+#![cfg(not(target_family = "wasm"))]
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 /// The component `cargo build --release --target wasm32-wasip2` made of the crate at
 /// `manifest_dir` named `package`: give it `env!("CARGO_MANIFEST_DIR")` and
-/// `env!("CARGO_PKG_NAME")`. `CARGO_TARGET_DIR` is honoured.
+/// `env!("CARGO_PKG_NAME")`. `CARGO_TARGET_DIR` is honoured when absolute (a test runs in
+/// the package folder, not where cargo was started).
 ///
 /// Panics, failing the test with the command to run, if it has not been built: an
 /// end-to-end test must not pass by testing nothing.
@@ -17,6 +18,7 @@ use serde_json::Value;
 pub fn built_component(manifest_dir: &str, package: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
         .unwrap_or_else(|| Path::new(manifest_dir).join("target"));
     let path = target
         .join("wasm32-wasip2/release")
