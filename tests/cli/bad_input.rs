@@ -345,3 +345,20 @@ fn compile_is_refused(wasm: &std::path::Path, needles: &[&str]) {
     .expect(3, "error: ", needles);
     assert!(!cwasm.exists());
 }
+
+/// A grant of a variable healthprobe does not have is refused the same way by every
+/// command, in the same lower-case `error:` form as every other message.
+#[test]
+fn an_env_grant_of_an_unset_variable_names_it_in_every_command() {
+    let var = "HEALTHPROBE_TEST_SURELY_UNSET";
+    for args in [
+        &["run", "tcp", "address=127.0.0.1:9", "--env", var][..],
+        &["inspect", "tcp", "--env", var],
+    ] {
+        healthprobe(args).expect(
+            3,
+            "error: tcp: --env HEALTHPROBE_TEST_SURELY_UNSET: not set in healthprobe's environment",
+            &["give HEALTHPROBE_TEST_SURELY_UNSET=VALUE"],
+        );
+    }
+}
