@@ -6,33 +6,14 @@
 // The harness runs healthprobe as a process: native test builds only.
 #![cfg(not(target_family = "wasm"))]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use healthprobe_sdk::testing::{Healthprobe, built_component, http_server};
 
-use healthprobe_sdk::testing::{Healthprobe, built_component};
-
-/// A server on loopback answering every request with `status` and `body`; its URL.
+/// A JSON endpoint on loopback answering every request with `status` and `body`.
 fn server(status: &'static str, body: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/metrics.json", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut request = Vec::new();
-            let mut buf = [0; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let answer = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(answer.as_bytes());
-        }
-    });
-    url
+    format!(
+        "{}/metrics.json",
+        http_server(status, "application/json", body)
+    )
 }
 
 fn run(url: &str, extra: &[&str]) -> healthprobe_sdk::testing::Run {

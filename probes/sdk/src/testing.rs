@@ -10,7 +10,7 @@
 //!   its parameters;
 //! - `Healthprobe` and `built_component`: the probe's real component run by the real
 //!   `healthprobe` binary, its `--format json` answer parsed, for an end-to-end test
-//!   against a server (natively only).
+//!   against a server (natively only), with `http_server` for a fixed answer on loopback.
 //!
 //! ```
 //! use healthprobe_sdk::tcp::Link;
@@ -26,7 +26,7 @@
 //! ```
 
 #[cfg(not(target_family = "wasm"))]
-pub use harness::{Healthprobe, Run, built_component};
+pub use harness::{Healthprobe, Run, built_component, http_server};
 use std::collections::VecDeque;
 
 use crate::tcp::{Link, TcpError};

@@ -4,30 +4,11 @@
 // The harness runs healthprobe as a process: native test builds only.
 #![cfg(not(target_family = "wasm"))]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-
-use healthprobe_sdk::testing::{Healthprobe, built_component};
+use healthprobe_sdk::testing::{Healthprobe, built_component, http_server};
 
 /// A server on loopback that answers every request with `status`; its URL.
 fn server(status: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/health", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut request = Vec::new();
-            let mut buf = [0; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = conn.write_all(answer.as_bytes());
-        }
-    });
-    url
+    format!("{}/health", http_server(status, "text/plain", ""))
 }
 
 fn component() -> std::path::PathBuf {

@@ -2,6 +2,8 @@
 //! built `.wasm`, for a probe's end-to-end tests.
 
 use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -138,4 +140,35 @@ impl Run {
     pub fn detail(&self, name: &str) -> Option<&Value> {
         self.json["details"].get(name)
     }
+}
+
+/// A server on loopback that answers every HTTP request with `status` (for example
+/// `"503 Service Unavailable"`), `content_type` and `body`, for as long as the test runs;
+/// its address as `http://127.0.0.1:PORT` (add the path).
+pub fn http_server(status: &'static str, content_type: &'static str, body: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port for the test server");
+    let url = format!(
+        "http://{}",
+        listener.local_addr().expect("the test server's address")
+    );
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            // The request's head, then one answer and the connection closed.
+            let mut request = Vec::new();
+            let mut buf = [0; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    url
 }
