@@ -212,9 +212,10 @@ fn a_rust_probe_builds_from_the_packaged_sdk_outside_the_repository() {
     runs_against_loopback(&target.join("wasm32-wasip2/release/demo_probe.wasm"));
 }
 
-/// The Python and JavaScript projects, built with the toolchains the examples fetched.
+/// The Python, JavaScript and C projects, built with the toolchains the examples fetched
+/// (for C, its componentize program in the examples' build directory, so it is built once).
 #[test]
-fn python_and_javascript_projects_build_and_run() {
+fn python_javascript_and_c_projects_build_and_run() {
     if crate::languages::examples().is_none() {
         return;
     }
@@ -232,6 +233,7 @@ fn python_and_javascript_projects_build_and_run() {
             "COMPONENTIZE_JS",
             tools.join("js/node_modules/.bin/componentize-js"),
         ),
+        ("c", "CARGO_TARGET_DIR", tools.join("c-componentize")),
     ] {
         let name = format!("{lang}-probe");
         healthprobe(["new", &name, "--lang", lang, "--dir", d]).expect(0, "wrote ", &[]);

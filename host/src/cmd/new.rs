@@ -43,6 +43,8 @@ pub enum Lang {
     Python,
     /// JavaScript with componentize-js.
     Javascript,
+    /// C with clang and wasi-libc (a preview-1 reactor, adapted).
+    C,
 }
 
 /// One file of a template: where it goes, its text, and whether it is a script.
@@ -77,8 +79,59 @@ fn template(lang: Lang) -> &'static [File] {
         Lang::Javascript => files!("javascript":
             "app.js"; "test.mjs"; "package.json"; "README.md";
             "gitignore" as ".gitignore"; "build.sh", executable),
+        Lang::C => C_FILES,
     }
 }
+
+/// The C template, with the examples' componentize program (one copy of it, lock file
+/// included, so a project builds it with the versions tested here).
+const C_FILES: &[File] = &[
+    File {
+        path: "probe.c",
+        text: include_str!("../../templates/c/probe.c"),
+        executable: false,
+    },
+    File {
+        path: "logic.h",
+        text: include_str!("../../templates/c/logic.h"),
+        executable: false,
+    },
+    File {
+        path: "test.c",
+        text: include_str!("../../templates/c/test.c"),
+        executable: false,
+    },
+    File {
+        path: "README.md",
+        text: include_str!("../../templates/c/README.md"),
+        executable: false,
+    },
+    File {
+        path: ".gitignore",
+        text: include_str!("../../templates/c/gitignore"),
+        executable: false,
+    },
+    File {
+        path: "build.sh",
+        text: include_str!("../../templates/c/build.sh"),
+        executable: true,
+    },
+    File {
+        path: "componentize/Cargo.toml",
+        text: include_str!("../../../examples/probes/c/componentize/Cargo.toml"),
+        executable: false,
+    },
+    File {
+        path: "componentize/Cargo.lock",
+        text: include_str!("../../../examples/probes/c/componentize/Cargo.lock"),
+        executable: false,
+    },
+    File {
+        path: "componentize/src/main.rs",
+        text: include_str!("../../../examples/probes/c/componentize/src/main.rs"),
+        executable: false,
+    },
+];
 
 /// Writes the project, or says why not (exit 3) without writing anything.
 pub fn execute(args: NewArgs) -> Result<ExitCode, crate::Error> {
@@ -179,7 +232,7 @@ fn built(lang: Lang, name: &str, root: &Path) -> PathBuf {
             "target/wasm32-wasip2/release/{}.wasm",
             name.replace('-', "_")
         )),
-        Lang::Python | Lang::Javascript => root.join(format!("{name}.wasm")),
+        Lang::Python | Lang::Javascript | Lang::C => root.join(format!("{name}.wasm")),
     }
 }
 
@@ -199,7 +252,7 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_filled() {
-        for lang in [Lang::Rust, Lang::Python, Lang::Javascript] {
+        for lang in [Lang::Rust, Lang::Python, Lang::Javascript, Lang::C] {
             for file in template(lang) {
                 let text = fill(file.text, "my-probe");
                 assert!(!text.contains("{{"), "{lang:?} {}: {text}", file.path);
