@@ -149,11 +149,8 @@ pub fn execute(args: NewArgs) -> Result<ExitCode, crate::Error> {
             Format::Text,
         ));
     }
-    crate::confine::limit_writes(&[&args.dir]);
-    if let Err(e) = write(&root, args.lang, &args.name) {
-        // Half a project would be refused by the next try: take it away again.
-        let _ = std::fs::remove_dir_all(&root);
-        return Ok(output::fail(
+    let cannot_write = |e: std::io::Error| {
+        output::fail(
             "new",
             &format!(
                 "cannot write {}: {}; choose a directory you can write to (--dir)",
@@ -161,7 +158,22 @@ pub fn execute(args: NewArgs) -> Result<ExitCode, crate::Error> {
                 text::io_error(&e)
             ),
             Format::Text,
-        ));
+        )
+    };
+    // The folder to write into first, so that writes can be confined to it (it must exist
+    // for that); then the project's own folder with create_dir, not create_dir_all: one
+    // that appeared since the check is not ours, and is neither written into nor removed.
+    if let Err(e) = std::fs::create_dir_all(&args.dir) {
+        return Ok(cannot_write(e));
+    }
+    crate::confine::limit_writes(&[&args.dir]);
+    if let Err(e) = std::fs::create_dir(&root) {
+        return Ok(cannot_write(e));
+    }
+    if let Err(e) = write(&root, args.lang, &args.name) {
+        // Half a project would be refused by the next try: take away what this run made.
+        let _ = std::fs::remove_dir_all(&root);
+        return Ok(cannot_write(e));
     }
     output::print_line(&format!(
         "wrote {} ({} probe); build and test it with {}/build.sh, then: healthprobe run {}",
@@ -194,10 +206,8 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Writes the template's files into `root`, which this run has just created.
 fn write(root: &Path, lang: Lang, name: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.parent().unwrap_or(Path::new(".")))?;
-    // create_dir, not create_dir_all: a folder that appeared since the check is not ours.
-    std::fs::create_dir(root)?;
     for file in template(lang) {
         let path = root.join(file.path);
         if let Some(dir) = path.parent() {
