@@ -54,16 +54,23 @@ struct File {
     executable: bool,
 }
 
+/// A template's files: `"path"` is `host/templates/LANG/path`, written under the same
+/// name unless `as "name"` gives another; `from "file"` takes the text from another file
+/// of the repository (relative to this one); `, executable` marks a script.
 macro_rules! files {
-    ($lang:literal: $($path:literal $(as $to:literal)? $(, $exec:ident)?);* $(;)?) => {
+    ($lang:literal: $($path:literal $(as $to:literal)? $(from $src:literal)? $(, $exec:ident)?);* $(;)?) => {
         &[$(File {
             path: files!(@to $path $(, $to)?),
-            text: include_str!(concat!("../../templates/", $lang, "/", $path)),
+            text: files!(@text $lang, $path $(, $src)?),
             executable: files!(@exec $($exec)?),
         }),*]
     };
     (@to $path:literal) => { $path };
     (@to $path:literal, $to:literal) => { $to };
+    (@text $lang:literal, $path:literal) => {
+        include_str!(concat!("../../templates/", $lang, "/", $path))
+    };
+    (@text $lang:literal, $path:literal, $src:literal) => { include_str!($src) };
     (@exec) => { false };
     (@exec executable) => { true };
 }
@@ -79,59 +86,19 @@ fn template(lang: Lang) -> &'static [File] {
         Lang::Javascript => files!("javascript":
             "app.js"; "test.mjs"; "package.json"; "README.md";
             "gitignore" as ".gitignore"; "build.sh", executable),
-        Lang::C => C_FILES,
+        // The examples' componentize program, one copy, lock file included, so a project
+        // builds it with the versions tested here.
+        Lang::C => files!("c":
+            "probe.c"; "logic.h"; "test.c"; "README.md";
+            "gitignore" as ".gitignore"; "build.sh", executable;
+            "componentize/Cargo.toml"
+                from "../../../examples/probes/c/componentize/Cargo.toml";
+            "componentize/Cargo.lock"
+                from "../../../examples/probes/c/componentize/Cargo.lock";
+            "componentize/src/main.rs"
+                from "../../../examples/probes/c/componentize/src/main.rs"),
     }
 }
-
-/// The C template, with the examples' componentize program (one copy of it, lock file
-/// included, so a project builds it with the versions tested here).
-const C_FILES: &[File] = &[
-    File {
-        path: "probe.c",
-        text: include_str!("../../templates/c/probe.c"),
-        executable: false,
-    },
-    File {
-        path: "logic.h",
-        text: include_str!("../../templates/c/logic.h"),
-        executable: false,
-    },
-    File {
-        path: "test.c",
-        text: include_str!("../../templates/c/test.c"),
-        executable: false,
-    },
-    File {
-        path: "README.md",
-        text: include_str!("../../templates/c/README.md"),
-        executable: false,
-    },
-    File {
-        path: ".gitignore",
-        text: include_str!("../../templates/c/gitignore"),
-        executable: false,
-    },
-    File {
-        path: "build.sh",
-        text: include_str!("../../templates/c/build.sh"),
-        executable: true,
-    },
-    File {
-        path: "componentize/Cargo.toml",
-        text: include_str!("../../../examples/probes/c/componentize/Cargo.toml"),
-        executable: false,
-    },
-    File {
-        path: "componentize/Cargo.lock",
-        text: include_str!("../../../examples/probes/c/componentize/Cargo.lock"),
-        executable: false,
-    },
-    File {
-        path: "componentize/src/main.rs",
-        text: include_str!("../../../examples/probes/c/componentize/src/main.rs"),
-        executable: false,
-    },
-];
 
 /// Writes the project, or says why not (exit 3) without writing anything.
 pub fn execute(args: NewArgs) -> Result<ExitCode, crate::Error> {
