@@ -187,10 +187,9 @@ fn write(root: &Path, lang: Lang, name: &str) -> std::io::Result<()> {
         }
     }
     if lang != Lang::Rust {
-        let tls = root.join("wit").join(wit::TLS_FILE);
-        std::fs::create_dir_all(tls.parent().unwrap_or(root))?;
-        std::fs::write(root.join("wit").join(wit::FILE_NAME), wit::PROBE_WIT)?;
-        std::fs::write(tls, wit::TLS_WIT)?;
+        let dir = root.join("wit");
+        std::fs::create_dir(&dir)?;
+        wit::write_package(&dir)?;
     }
     Ok(())
 }

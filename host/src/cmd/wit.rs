@@ -1,7 +1,7 @@
 //! `healthprobe wit`: the WIT package this binary implements, so a probe author needs
 //! nothing but the binary to generate bindings in any language.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -41,10 +41,9 @@ pub fn execute(args: WitArgs) -> Result<ExitCode, crate::Error> {
     };
     let file = dir.join(FILE_NAME);
     let tls = dir.join(TLS_FILE);
-    let written = std::fs::create_dir_all(tls.parent().unwrap_or(&dir)).and_then(|()| {
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
         crate::confine::limit_writes(&[&dir]);
-        crate::fsio::write_atomically(&file, &[PROBE_WIT.as_bytes()])?;
-        crate::fsio::write_atomically(&tls, &[TLS_WIT.as_bytes()])
+        write_package(&dir)
     });
     if let Err(e) = written {
         return Ok(output::fail(
@@ -65,6 +64,15 @@ pub fn execute(args: WitArgs) -> Result<ExitCode, crate::Error> {
         dir.display()
     ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the package into `dir` (which exists): `probe.wit`, and `healthprobe:tls` in
+/// `deps/tls/tls.wit`, the layout bindings generators read.
+pub fn write_package(dir: &Path) -> std::io::Result<()> {
+    let tls = dir.join(TLS_FILE);
+    std::fs::create_dir_all(tls.parent().unwrap_or(dir))?;
+    crate::fsio::write_atomically(&dir.join(FILE_NAME), &[PROBE_WIT.as_bytes()])?;
+    crate::fsio::write_atomically(&tls, &[TLS_WIT.as_bytes()])
 }
 
 /// The version in the package line (`package healthprobe:probe@X;`).

@@ -36,22 +36,8 @@ pub fn bytes(n: usize) -> Vec<u8> {
 /// `n` random bytes as base64 text (`A–Z a–z 0–9 + /`, no padding): a nonce or an id
 /// that protocols carry as text.
 pub fn nonce(n: usize) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = bytes(n);
-    let mut out = String::with_capacity(n.div_ceil(3) * 4);
-    for chunk in raw.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        // 2, 3 or 4 characters for 1, 2 or 3 bytes.
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[(v >> (18 - 6 * i)) as usize & 63]));
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes(n))
 }
 
 #[cfg(test)]
