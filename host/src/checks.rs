@@ -16,14 +16,13 @@
 //! target = "url"
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::flags::{LimitArgs, parse_duration};
-use crate::policy::{self, PolicyFile};
+use crate::flags::{LimitArgs, de};
+use crate::policy::{Policy, Table, fields};
 use crate::report::{Failure, Report, Verdict};
 use crate::runner::ProbeSource;
 use crate::settings::{self, Settings};
@@ -35,27 +34,80 @@ pub const DEFAULT_GROUP: &str = "readiness";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The file as written. Unknown keys are refused, with their line, as in a policy file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct ChecksFile {
-    #[serde(default)]
     defaults: Entry,
-    #[serde(default)]
-    checks: BTreeMap<String, Entry>,
-    #[serde(default)]
-    modules: BTreeMap<String, Entry>,
+    checks: Vec<(String, Entry)>,
+    modules: Vec<(String, Entry)>,
 }
 
-/// One `[checks.NAME]`, `[modules.NAME]` or `[defaults]` table.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+impl ChecksFile {
+    fn parse(text: &str) -> Result<Self, String> {
+        let root = Table::parse(text)?;
+        root.refuse_unknown(&["defaults", "checks", "modules"])?;
+        let entries = |key: &str| {
+            root.tables(key)?
+                .into_iter()
+                .map(|(name, table)| {
+                    let entry =
+                        Entry::read(&table).map_err(|why| format!("[{key}.{name}]: {why}"))?;
+                    Ok((name, entry))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        let defaults = match root.table("defaults")? {
+            Some(table) => Entry::read(&table).map_err(|why| format!("[defaults]: {why}"))?,
+            None => Entry::default(),
+        };
+        Ok(Self {
+            defaults,
+            checks: entries("checks")?,
+            modules: entries("modules")?,
+        })
+    }
+}
+
+/// One `[checks.NAME]`, `[modules.NAME]` or `[defaults]` table: the keys of a policy file
+/// and these.
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Entry {
+    own: Own,
+    policy: Policy,
+}
+
+/// The keys of a checks file's table that a policy file does not take.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct Own {
     probe: Option<String>,
     groups: Option<Vec<String>>,
-    interval: Option<String>,
+    #[serde(deserialize_with = "de::duration")]
+    interval: Option<Duration>,
     target: Option<String>,
-    #[serde(flatten)]
-    policy: PolicyFile,
+}
+
+impl Entry {
+    fn read(table: &Table) -> Result<Self, String> {
+        table.refuse_unknown(&[fields::<Own>(), &Policy::keys()].concat())?;
+        Ok(Self {
+            own: table.read()?,
+            policy: Policy::read(table)?,
+        })
+    }
+
+    /// This entry, with what it leaves out taken from `defaults` (which give no probe and
+    /// no target).
+    fn over(self, defaults: &Entry) -> Entry {
+        let d = defaults.clone();
+        Entry {
+            own: Own {
+                groups: self.own.groups.or(d.own.groups),
+                interval: self.own.interval.or(d.own.interval),
+                ..self.own
+            },
+            policy: self.policy.or(d.policy),
+        }
+    }
 }
 
 /// A check, ready to run.
@@ -109,15 +161,18 @@ impl Checks {
         let bad = |why: String| Failure::BadInput(format!("{subject}: {why}"));
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad(format!("cannot read it: {}", text::io_error(&e))))?;
-        let file: ChecksFile = toml::from_str(&text)
-            .map_err(|e| bad(e.message().to_string() + &location(&text, &e)))?;
+        let file = ChecksFile::parse(&text).map_err(|why| {
+            bad(format!(
+                "{why}; see the README for the keys a checks file takes"
+            ))
+        })?;
         // A file of modules alone is a /probe server's.
         if file.checks.is_empty() && file.modules.is_empty() {
             return Err(bad(
                 "it has no checks; add a [checks.NAME] table with a probe".into(),
             ));
         }
-        if file.defaults.probe.is_some() || file.defaults.target.is_some() {
+        if file.defaults.own.probe.is_some() || file.defaults.own.target.is_some() {
             return Err(bad(
                 "[defaults]: probe and target belong in each check or module, not in the defaults"
                     .into(),
@@ -128,7 +183,7 @@ impl Checks {
         let resolve = |table: &str, name: &str, entry: &Entry| {
             let subject = format!("{subject}, [{table}.{name}]");
             let entry = entry.clone().over(&file.defaults);
-            let probe = entry.probe.as_deref().ok_or_else(|| {
+            let probe = entry.own.probe.as_deref().ok_or_else(|| {
                 Failure::BadInput(format!(
                     "{subject}: no probe; give probe = \"NAME\" (a bundled probe, a .wasm or a .cwasm)"
                 ))
@@ -143,12 +198,13 @@ impl Checks {
             check_name(name).map_err(|why| bad(format!("[checks.{name}]: {why}")))?;
             let (subject, entry, source, settings) = resolve("checks", name, entry)?;
             let definition = Definition(entry.clone());
-            if entry.target.is_some() {
+            if entry.own.target.is_some() {
                 return Err(Failure::BadInput(format!(
                     "{subject}: target: only a [modules.NAME] takes a target"
                 )));
             }
             let groups = entry
+                .own
                 .groups
                 .unwrap_or_else(|| vec![DEFAULT_GROUP.to_string()]);
             if let Some(bad_group) = groups.iter().find(|g| check_name(g).is_err()) {
@@ -156,11 +212,7 @@ impl Checks {
                     "{subject}: groups: '{bad_group}' is not a group name (letters, digits, - and _)"
                 )));
             }
-            let interval = match &entry.interval {
-                Some(s) => parse_duration(s)
-                    .map_err(|e| Failure::BadInput(format!("{subject}: interval: {e}")))?,
-                None => DEFAULT_INTERVAL,
-            };
+            let interval = entry.own.interval.unwrap_or(DEFAULT_INTERVAL);
             checks.push(Check {
                 name: name.clone(),
                 source,
@@ -174,7 +226,7 @@ impl Checks {
         for (name, entry) in &file.modules {
             check_name(name).map_err(|why| bad(format!("[modules.{name}]: {why}")))?;
             let (subject, entry, source, settings) = resolve("modules", name, entry)?;
-            let target = entry.target.ok_or_else(|| {
+            let target = entry.own.target.ok_or_else(|| {
                 Failure::BadInput(format!(
                     "{subject}: no target; give target = \"PARAM\", the parameter a request's target fills (url, address, …)"
                 ))
@@ -221,47 +273,6 @@ impl Checks {
             .iter()
             .filter(|c| names.contains(&c.name))
             .collect())
-    }
-}
-
-impl Entry {
-    /// This entry, with what it leaves out taken from `defaults`.
-    fn over(self, defaults: &Entry) -> Entry {
-        let d = defaults.clone();
-        Entry {
-            probe: self.probe,
-            groups: self.groups.or(d.groups),
-            interval: self.interval.or(d.interval),
-            target: self.target,
-            policy: self.policy.over(d.policy),
-        }
-    }
-}
-
-/// Where a parse error is. An unknown key inside a check is reported by the TOML parser
-/// at its table (the policy keys are read as one group), so the key's own line is looked
-/// for from there.
-fn location(text: &str, e: &toml::de::Error) -> String {
-    let key_line = e.span().and_then(|span| {
-        let key = e
-            .message()
-            .strip_prefix("unknown field `")?
-            .split('`')
-            .next()?;
-        let start = span.start.min(text.len());
-        let first = 1 + text[..start].matches('\n').count();
-        text[start..]
-            .lines()
-            .position(|line| {
-                let line = line.trim_start();
-                let name = line.split(['=', ' ', '\t']).next().unwrap_or("");
-                name.trim_matches('"') == key && line.contains('=')
-            })
-            .map(|n| first + n)
-    });
-    match key_line {
-        Some(line) => format!(" (line {line}); see the README for the keys a checks file takes"),
-        None => policy::location(text, e, "a checks file"),
     }
 }
 

@@ -1,21 +1,31 @@
 //! Flag groups shared by several commands (as wasmtime's CLI shares its option groups),
-//! and the parsers of their values. The caps and grants are what [`crate::settings`]
-//! resolves over the policy file; a caller without a command line passes their defaults.
+//! and the parsers of their values.
+//!
+//! Each cap and grant is declared once, here: the same field is a flag (clap) and a key of
+//! a `--policy` file or a checks file's table (serde, through [`crate::policy`]), parsed by
+//! the same function, documented by the same comment (the flag's help). A new cap is one
+//! field here and its use where the run is set up ([`crate::settings`] or
+//! [`crate::sandbox::grants`]); the compiler points at [`LimitArgs::or`] and the other
+//! merges, which build their structs field by field. A caller without a command line
+//! passes the groups' defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use serde::Deserialize;
 
 use crate::output::Format;
 use crate::sandbox::network::Grant;
 use crate::text;
 
 /// Caps on a run. Each overrides the policy file, which overrides the default.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, PartialEq, Args, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct LimitArgs {
     /// Deadline for the whole run, host calls included (`500ms`, `2s`, `1m`) [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(deserialize_with = "de::duration")]
     pub timeout: Option<Duration>,
 
     /// WebAssembly fuel: roughly the number of instructions the probe may execute
@@ -25,35 +35,65 @@ pub struct LimitArgs {
 
     /// Largest size of each linear memory of the probe (`64MiB`, `512KiB`) [default: 64MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[serde(deserialize_with = "de::size")]
     pub max_memory: Option<u64>,
 
     /// Sockets (TCP and UDP) the probe may hold open at once [default: 100].
     #[arg(long, value_name = "N")]
     pub max_sockets: Option<usize>,
 
+    /// Read from a file's table as a group of its own (see [`crate::policy`]).
     #[command(flatten)]
+    #[serde(skip)]
     pub code: CodeLimitArgs,
 }
 
+impl LimitArgs {
+    /// These caps, with what they leave out taken from `under` (the flags over a policy
+    /// file, a check over the checks file's defaults).
+    pub fn or(self, under: Self) -> Self {
+        Self {
+            timeout: self.timeout.or(under.timeout),
+            fuel: self.fuel.or(under.fuel),
+            max_memory: self.max_memory.or(under.max_memory),
+            max_sockets: self.max_sockets.or(under.max_sockets),
+            code: self.code.or(under.code),
+        }
+    }
+}
+
 /// Caps on the probe file and its code, checked before anything is compiled.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, PartialEq, Args, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct CodeLimitArgs {
     /// Largest probe file, `.wasm` or `.cwasm` [default: 64MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[serde(deserialize_with = "de::size")]
     pub max_size: Option<u64>,
 
     /// Largest function in a component to compile, in bytes of WebAssembly code; compiling
     /// memory grows with it [default: 512KiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[serde(deserialize_with = "de::size")]
     pub max_function_size: Option<u64>,
 
     /// Largest sum of all functions in a component to compile, in bytes of WebAssembly
     /// code; the compiled code is kept in memory [default: 16MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[serde(deserialize_with = "de::size")]
     pub max_code_size: Option<u64>,
 }
 
 impl CodeLimitArgs {
+    /// These caps over `under`'s, as [`LimitArgs::or`].
+    pub fn or(self, under: Self) -> Self {
+        Self {
+            max_size: self.max_size.or(under.max_size),
+            max_function_size: self.max_function_size.or(under.max_function_size),
+            max_code_size: self.max_code_size.or(under.max_code_size),
+        }
+    }
+
     /// These caps alone, the others left to the policy file and the defaults (for the
     /// commands that compile but do not run).
     pub fn limits(&self) -> LimitArgs {
@@ -65,30 +105,36 @@ impl CodeLimitArgs {
 }
 
 /// What the probe is granted. Everything is denied unless granted here (or in the policy
-/// file), except TCP and HTTP to loopback.
-#[derive(Debug, Clone, Args, Default)]
+/// file), except TCP and HTTP to loopback. A list given replaces the one under it (a file
+/// may give an empty list: `allow-net = []` denies all network).
+#[derive(Debug, Clone, PartialEq, Args, Default, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct GrantArgs {
     /// Allow TCP, HTTP and name lookups to HOST, HOST:PORT, IP, IP:PORT, CIDR, *:PORT or *
     /// (repeatable). Replaces the default, loopback only (127.0.0.0/8, ::1, localhost).
     #[arg(long, value_name = "PATTERN")]
-    pub allow_net: Vec<Grant>,
+    #[serde(deserialize_with = "de::parsed_list")]
+    pub allow_net: Option<Vec<Grant>>,
 
     /// Allow UDP to the same kinds of patterns (repeatable); UDP is off by default.
     #[arg(long, value_name = "PATTERN")]
-    pub allow_udp: Vec<Grant>,
+    #[serde(deserialize_with = "de::parsed_list")]
+    pub allow_udp: Option<Vec<Grant>>,
 
     /// Let the probe read directory PATH (read-only, at the same path) (repeatable).
     #[arg(long, value_name = "PATH")]
-    pub allow_read: Vec<PathBuf>,
+    pub allow_read: Option<Vec<PathBuf>>,
 
     /// Pass environment variable NAME (its current value) or set NAME=VALUE (repeatable).
     #[arg(long, value_name = "NAME[=VALUE]")]
-    pub env: Vec<String>,
+    pub env: Option<Vec<String>>,
 
     /// Allow TLS without certificate verification: HTTP requests that ask for it, and
     /// every wasi:http and wasi:tls connection (which cannot ask).
-    #[arg(long)]
-    pub allow_insecure_tls: bool,
+    // A flag that takes no value and is absent (None) unless given, so that a file's
+    // `false` can still override the defaults' `true`.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub allow_insecure_tls: Option<bool>,
 
     /// Trust the CA certificates in FILE (PEM) for the probe's TLS connections, instead of
     /// the built-in Mozilla roots.
@@ -103,6 +149,22 @@ pub struct GrantArgs {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-client-cert.
     #[arg(long, value_name = "FILE")]
     pub tls_client_key: Option<PathBuf>,
+}
+
+impl GrantArgs {
+    /// These grants over `under`'s, list by list, as [`LimitArgs::or`].
+    pub fn or(self, under: Self) -> Self {
+        Self {
+            allow_net: self.allow_net.or(under.allow_net),
+            allow_udp: self.allow_udp.or(under.allow_udp),
+            allow_read: self.allow_read.or(under.allow_read),
+            env: self.env.or(under.env),
+            allow_insecure_tls: self.allow_insecure_tls.or(under.allow_insecure_tls),
+            tls_ca: self.tls_ca.or(under.tls_ca),
+            tls_client_cert: self.tls_client_cert.or(under.tls_client_cert),
+            tls_client_key: self.tls_client_key.or(under.tls_client_key),
+        }
+    }
 }
 
 /// Where a `.wasm` probe's compiled code is kept between runs (bundled probes and
@@ -203,6 +265,49 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err("the size must be greater than zero".into());
     }
     Ok(size.as_u64())
+}
+
+/// A file's values through the flags' parsers, so that a value means the same in both.
+pub(crate) mod de {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    /// Text parsed by `parse`, its error as serde's.
+    fn parsed<'de, D: Deserializer<'de>, T>(
+        d: D,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map(Some).map_err(D::Error::custom)
+    }
+
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        parsed(d, super::parse_duration)
+    }
+
+    pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        parsed(d, super::parse_size)
+    }
+
+    pub fn sha256<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        parsed(d, super::parse_sha256)
+    }
+
+    /// A list of texts, each parsed as clap parses the repeated flag.
+    pub fn parsed_list<'de, D: Deserializer<'de>, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| s.parse().map_err(D::Error::custom))
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
 }
 
 /// The output format, for every command.

@@ -2,13 +2,14 @@
 //!
 //! The flag groups of `crate::flags` are the command line's part; a caller without a
 //! command line (a checks file, a test) passes their defaults. The policy file is
-//! `crate::policy`; the grants are built in `crate::sandbox::grants`.
+//! `crate::policy`, read into the same groups; the grants are built in
+//! `crate::sandbox::grants`.
 
 use std::path::Path;
 
-use crate::flags::{GrantArgs, LimitArgs, parse_duration, parse_sha256, parse_size};
+use crate::flags::{GrantArgs, LimitArgs};
 use crate::limits::{CodeLimits, Limits};
-use crate::policy::PolicyFile;
+use crate::policy::Policy;
 use crate::report::Failure;
 use crate::runner::RunConfig;
 use crate::sandbox::{Sandbox, grants};
@@ -20,8 +21,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The pinned SHA-256, if any.
     pub sha256: Option<String>,
-    /// The policy file's contents (empty without one), for the grants.
-    pub file: PolicyFile,
+    /// The policy file's grants (none without one), under the command line's.
+    pub file_grants: GrantArgs,
     /// What the settings came from, for messages (`policy file P`, or a check in a
     /// checks file).
     subject: String,
@@ -37,14 +38,14 @@ pub fn resolve(
     sha256: Option<&str>,
     cli_params: &[(String, String)],
 ) -> Result<Settings, Failure> {
-    let (pf, subject) = match file {
+    let (policy, subject) = match file {
         Some(path) => (
-            PolicyFile::load(path)?,
+            Policy::load(path)?,
             format!("policy file {}", path.display()),
         ),
-        None => (PolicyFile::default(), "policy file".to_string()),
+        None => (Policy::default(), "policy file".to_string()),
     };
-    let mut settings = resolve_file(pf, subject, limits)?;
+    let mut settings = resolve_file(policy, subject, limits)?;
     if let Some(h) = sha256 {
         settings.sha256 = Some(h.to_string());
     }
@@ -58,69 +59,30 @@ pub fn resolve(
 /// Resolves a policy file's (or a check's) settings under the command line's `limits`;
 /// `subject` names where they came from in messages.
 pub fn resolve_file(
-    pf: PolicyFile,
+    policy: Policy,
     subject: String,
     limits: &LimitArgs,
 ) -> Result<Settings, Failure> {
-    let bad = |key: &str, why: String| bad_key(&subject, key, why);
-
-    let defaults = Limits::default();
-    let timeout = match (limits.timeout, &pf.timeout) {
-        (Some(t), _) => t,
-        (None, Some(s)) => parse_duration(s).map_err(|e| bad("timeout", e))?,
-        (None, None) => defaults.timeout,
-    };
-    let size =
-        |flag: Option<u64>, key: &str, file: &Option<String>, default: u64| match (flag, file) {
-            (Some(m), _) => Ok(m),
-            (None, Some(s)) => parse_size(s).map_err(|e| bad(key, e)),
-            (None, None) => Ok(default),
-        };
-    let max_memory = size(
-        limits.max_memory,
-        "max-memory",
-        &pf.max_memory,
-        defaults.max_memory,
-    )?;
-    let code = CodeLimits {
-        max_size: size(
-            limits.code.max_size,
-            "max-size",
-            &pf.max_size,
-            defaults.code.max_size,
-        )?,
-        max_function_size: size(
-            limits.code.max_function_size,
-            "max-function-size",
-            &pf.max_function_size,
-            defaults.code.max_function_size,
-        )?,
-        max_code_size: size(
-            limits.code.max_code_size,
-            "max-code-size",
-            &pf.max_code_size,
-            defaults.code.max_code_size,
-        )?,
-    };
+    let given = limits.clone().or(policy.limits);
+    let d = Limits::default();
     let limits = Limits {
-        timeout,
-        fuel: limits.fuel.or(pf.fuel).unwrap_or(defaults.fuel),
-        max_memory,
-        max_sockets: limits
-            .max_sockets
-            .or(pf.max_sockets)
-            .unwrap_or(defaults.max_sockets),
-        code,
-        ..defaults
-    };
-
-    let sha256 = match &pf.sha256 {
-        Some(h) => Some(parse_sha256(h).map_err(|e| bad("sha256", e))?),
-        None => None,
+        timeout: given.timeout.unwrap_or(d.timeout),
+        fuel: given.fuel.unwrap_or(d.fuel),
+        max_memory: given.max_memory.unwrap_or(d.max_memory),
+        max_sockets: given.max_sockets.unwrap_or(d.max_sockets),
+        code: CodeLimits {
+            max_size: given.code.max_size.unwrap_or(d.code.max_size),
+            max_function_size: given
+                .code
+                .max_function_size
+                .unwrap_or(d.code.max_function_size),
+            max_code_size: given.code.max_code_size.unwrap_or(d.code.max_code_size),
+        },
+        ..d
     };
 
     let mut params = Vec::new();
-    for (key, value) in pf.params.iter().flatten() {
+    for (key, value) in policy.params.iter().flatten() {
         let values = match value {
             toml::Value::Array(items) => items.iter().collect(),
             v => vec![v],
@@ -132,7 +94,8 @@ pub fn resolve_file(
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 other => {
-                    return Err(bad(
+                    return Err(bad_key(
+                        &subject,
                         &format!("params.{key}"),
                         format!(
                             "expected a string, number, boolean or a list of them, got {}",
@@ -146,8 +109,8 @@ pub fn resolve_file(
     }
     Ok(Settings {
         limits,
-        sha256,
-        file: pf,
+        sha256: policy.sha256,
+        file_grants: policy.grants,
         subject,
         params,
     })
@@ -167,7 +130,7 @@ impl Settings {
 
     /// The grants: a list on the command line replaces the file's list.
     pub fn sandbox(&self, grants: &GrantArgs) -> Result<Sandbox, Failure> {
-        grants::build(grants, &self.file, &|key, why| {
+        grants::build(grants, &self.file_grants, &|key, why| {
             bad_key(&self.subject, key, why)
         })
     }
@@ -186,7 +149,7 @@ mod tests {
     fn errors_name_the_flag_or_the_policy_file_key() {
         let missing = "/nonexistent/healthprobe-test-dir";
         let from_flag = GrantArgs {
-            allow_read: vec![missing.into()],
+            allow_read: Some(vec![missing.into()]),
             ..GrantArgs::default()
         };
         let none = resolve(None, &LimitArgs::default(), None, &[]).unwrap();
@@ -203,20 +166,19 @@ mod tests {
             format!("allow-read = [\"{missing}\"]\nallow-udp = [\"a..b\"]\n"),
         )
         .unwrap();
+        let e = resolve(Some(&file), &LimitArgs::default(), None, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("p.toml: allow-udp: invalid pattern 'a..b'") && e.contains("(line 2)"),
+            "{e}"
+        );
+        std::fs::write(&file, format!("allow-read = [\"{missing}\"]\n")).unwrap();
         let settings = resolve(Some(&file), &LimitArgs::default(), None, &[]).unwrap();
         let e = settings
             .sandbox(&GrantArgs::default())
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("allow-udp: invalid pattern 'a..b'") && !e.contains("--allow-net"),
-            "{e}"
-        );
-        let fixed = GrantArgs {
-            allow_udp: vec!["127.0.0.1".parse().unwrap()],
-            ..GrantArgs::default()
-        };
-        let e = settings.sandbox(&fixed).unwrap_err().to_string();
         assert!(
             e.contains(&format!("p.toml: allow-read: {missing}: no such directory"))
                 && !e.contains("--allow-read"),

@@ -134,7 +134,7 @@ fn a_bad_checks_file_is_refused_with_where_the_mistake_is() {
     };
     bad(
         "[checks.api]\nprobe = \"http\"\nparams = { url = \"http://127.0.0.1:1/\" }\ntimeuot = \"2s\"\n",
-        &["unknown field `timeuot`", "line"],
+        &["unknown key `timeuot`", "line"],
     );
     bad(
         "[checks.api]\nprobe = \"nosuch.wasm\"\n",

@@ -153,7 +153,7 @@ fn policy_file_errors_name_the_problem() {
         "--policy".as_ref(),
         file.as_os_str(),
     ])
-    .expect(3, "error: ", &["unknown field `alow-read`", "line 2"]);
+    .expect(3, "error: ", &["unknown key `alow-read`", "line 2"]);
     let (_d, file) = temp_file("p.toml", b"timeout = \"soon\"\n");
     healthprobe([
         "run".as_ref(),

@@ -404,7 +404,7 @@ fn sighup_reloads_the_checks_file_and_a_bad_one_changes_nothing() {
     let log = serve.log_contains("reload failed");
     assert!(
         log.contains("reload failed, still serving the checks loaded before: checks file ")
-            && log.contains("unknown field `bogus`"),
+            && log.contains("unknown key `bogus`"),
         "{log}"
     );
     let before = serve.runs("kept", "healthy");
@@ -432,7 +432,7 @@ fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
     support::healthprobe(["serve", "--config", file.to_str().unwrap()]).expect(
         3,
         "error: serve: checks file ",
-        &["unknown field `bogus`", "line 3"],
+        &["unknown key `bogus`", "line 3"],
     );
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let (_dir, file) = support::temp_file("checks.toml", b"[checks.a]\nprobe = \"tcp\"\n");

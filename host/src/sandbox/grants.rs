@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use crate::flags::GrantArgs;
-use crate::policy::PolicyFile;
 use crate::report::Failure;
 use crate::sandbox::Sandbox;
 use crate::sandbox::network::{self, Grant, NetPolicy, Proto};
@@ -20,11 +19,10 @@ enum From {
 }
 
 /// The command line's list when it gave one, else the policy file's.
-fn cli_over_file<T: Clone>(cli: &[T], file: &Option<Vec<T>>) -> (Vec<T>, From) {
-    if cli.is_empty() {
-        (file.clone().unwrap_or_default(), From::File)
-    } else {
-        (cli.to_vec(), From::Flag)
+fn cli_over_file<T: Clone>(cli: &Option<Vec<T>>, file: &Option<Vec<T>>) -> (Vec<T>, From) {
+    match (cli, file) {
+        (Some(cli), _) => (cli.clone(), From::Flag),
+        (None, file) => (file.clone().unwrap_or_default(), From::File),
     }
 }
 
@@ -33,7 +31,7 @@ fn cli_over_file<T: Clone>(cli: &[T], file: &Option<Vec<T>>) -> (Vec<T>, From) {
 /// `key`.
 pub fn build(
     grants: &GrantArgs,
-    pf: &PolicyFile,
+    pf: &GrantArgs,
     bad: &dyn Fn(&str, String) -> Failure,
 ) -> Result<Sandbox, Failure> {
     // An error about a value names the flag it came from, or the policy file and its key.
@@ -41,24 +39,10 @@ pub fn build(
         From::Flag => Failure::BadInput(format!("--{key} {value}: {why}")),
         From::File => bad(key, format!("{value}: {why}")),
     };
-    let patterns = |cli: &[Grant],
-                    file: &Option<Vec<String>>,
-                    key: &str|
-     -> Result<Option<Vec<Grant>>, Failure> {
-        if !cli.is_empty() {
-            return Ok(Some(cli.to_vec()));
-        }
-        file.as_ref()
-            .map(|list| {
-                list.iter()
-                    .map(|p| p.parse::<Grant>().map_err(|e| bad(key, e.to_string())))
-                    .collect()
-            })
-            .transpose()
-    };
-    let net = patterns(&grants.allow_net, &pf.allow_net, "allow-net")?
+    let net = (grants.allow_net.clone())
+        .or_else(|| pf.allow_net.clone())
         .unwrap_or_else(network::default_grants);
-    let udp = patterns(&grants.allow_udp, &pf.allow_udp, "allow-udp")?.unwrap_or_default();
+    let (udp, _) = cli_over_file(&grants.allow_udp, &pf.allow_udp);
     let policy = |proto, list: &[Grant]| {
         NetPolicy::new(proto, list, NetPolicy::system_resolve)
             .map_err(|e| Failure::BadInput(e.to_string()))
@@ -141,7 +125,10 @@ pub fn build(
         udp: policy(Proto::Udp, &udp)?,
         read,
         env,
-        insecure_tls: grants.allow_insecure_tls || pf.allow_insecure_tls.unwrap_or(false),
+        insecure_tls: grants
+            .allow_insecure_tls
+            .or(pf.allow_insecure_tls)
+            .unwrap_or(false),
         tls,
     })
 }
