@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::bindings::healthprobe::probe::types::ParamSpec;
-use crate::report::{Report, Verdict};
+use crate::report::{Detail, Report, Verdict};
 use crate::text::{excerpt, one_line};
 
 /// Docker keeps only this much of a health check's output.
@@ -57,6 +57,14 @@ pub fn print_err(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// A detail as JSON: numbers and flags as themselves, text cut to 256 bytes.
+fn json_value(value: &Detail) -> serde_json::Value {
+    match value {
+        Detail::Text(t) => serde_json::Value::String(excerpt(t, 256)),
+        typed => serde_json::to_value(typed).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 /// Renders a report as the single stdout line (text) or object (JSON), at most
 /// [`MAX_OUTPUT`] bytes.
 pub fn render(report: &Report, format: Format) -> String {
@@ -74,12 +82,13 @@ pub fn render(report: &Report, format: Format) -> String {
             let mut details = serde_json::Map::new();
             let mut budget = MAX_OUTPUT.saturating_sub(message.len() + report.probe.len() + 200);
             for (k, v) in &report.details {
-                let v = excerpt(v, 256);
-                if k.len() + v.len() + 8 > budget {
+                let v = json_value(v);
+                let size = k.len() + v.to_string().len() + 4;
+                if size > budget {
                     break;
                 }
-                budget -= k.len() + v.len() + 8;
-                details.insert(k.clone(), serde_json::Value::String(v));
+                budget -= size;
+                details.insert(k.clone(), v);
             }
             let probe = (!report.probe.is_empty()).then_some(&report.probe);
             serde_json::json!({
@@ -115,7 +124,7 @@ pub fn render_checks(combined: &Report, results: &[(&str, Report)]) -> String {
                     entry["details"] = r
                         .details
                         .iter()
-                        .map(|(k, v)| (k.clone(), serde_json::Value::String(excerpt(v, 256))))
+                        .map(|(k, v)| (k.clone(), json_value(v)))
                         .collect::<serde_json::Map<_, _>>()
                         .into();
                 }
@@ -214,7 +223,7 @@ mod tests {
     #[test]
     fn reports_stay_one_line_and_small() {
         let report = Report {
-            details: vec![("k".into(), "v".repeat(100_000))],
+            details: vec![("k".into(), "v".repeat(100_000).into())],
             ..Report::new(
                 Verdict::Unhealthy,
                 "x",

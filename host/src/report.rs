@@ -119,7 +119,7 @@ pub struct Report {
     /// One line: the cause.
     pub message: String,
     /// Facts from the probe (and the host, for failures).
-    pub details: Vec<(String, String)>,
+    pub details: Vec<(String, Detail)>,
     /// Wall time from the start of the run.
     pub elapsed: Duration,
     /// Captured guest stdout: kept bytes and count of discarded bytes.
@@ -130,6 +130,78 @@ pub struct Report {
     pub sha256: Option<String>,
     /// How its code was obtained: precompiled, from the compile cache, or compiled.
     pub code: Option<String>,
+}
+
+/// The value of a detail: typed as a probe of world `probe` gave it; text from a probe of
+/// `probe-text` (0.1.0's world) and for the host's own details.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Detail {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Integer(i64),
+    /// A number with a fraction (never NaN or infinite: those become text).
+    Number(f64),
+    /// Yes or no.
+    Flag(bool),
+}
+
+impl Detail {
+    /// The value as a number, for a gauge: a flag is 0 or 1; text only if it reads as a
+    /// finite number (a `probe-text` probe's numbers are text).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Detail::Text(t) => t.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+            // i64 to f64 rounds above 2^53, as any gauge value does.
+            #[allow(clippy::cast_precision_loss)]
+            Detail::Integer(i) => Some(*i as f64),
+            Detail::Number(n) => Some(*n),
+            Detail::Flag(b) => Some(f64::from(u8::from(*b))),
+        }
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Detail::Text(t) => f.write_str(t),
+            Detail::Integer(i) => write!(f, "{i}"),
+            Detail::Number(n) => write!(f, "{n}"),
+            Detail::Flag(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl From<String> for Detail {
+    fn from(s: String) -> Self {
+        Detail::Text(s)
+    }
+}
+
+impl From<&str> for Detail {
+    fn from(s: &str) -> Self {
+        Detail::Text(s.to_string())
+    }
+}
+
+impl From<usize> for Detail {
+    fn from(n: usize) -> Self {
+        i64::try_from(n).map_or_else(|_| Detail::Text(n.to_string()), Detail::Integer)
+    }
+}
+
+impl From<crate::bindings::healthprobe::probe::types::Value> for Detail {
+    fn from(v: crate::bindings::healthprobe::probe::types::Value) -> Self {
+        use crate::bindings::healthprobe::probe::types::Value;
+        match v {
+            Value::Text(t) => Detail::Text(t),
+            Value::Integer(i) => Detail::Integer(i),
+            Value::Number(n) if n.is_finite() => Detail::Number(n),
+            Value::Number(n) => Detail::Text(n.to_string()),
+            Value::Flag(b) => Detail::Flag(b),
+        }
+    }
 }
 
 /// Most details a report keeps of what a probe returned; the rest are dropped and counted in
@@ -149,8 +221,8 @@ pub const MAX_PROBE_MESSAGE: usize = 4096;
 /// `details-dropped`.
 pub fn bounded(
     message: String,
-    mut details: Vec<(String, String)>,
-) -> (String, Vec<(String, String)>) {
+    details: Vec<(String, crate::bindings::healthprobe::probe::types::Value)>,
+) -> (String, Vec<(String, Detail)>) {
     use crate::text::excerpt;
     let message = if message.len() > MAX_PROBE_MESSAGE {
         excerpt(&message, MAX_PROBE_MESSAGE)
@@ -158,17 +230,23 @@ pub fn bounded(
         message
     };
     let dropped = details.len().saturating_sub(MAX_DETAILS);
-    details.truncate(MAX_DETAILS);
+    let mut details: Vec<(String, Detail)> = details
+        .into_iter()
+        .take(MAX_DETAILS)
+        .map(|(name, value)| (name, Detail::from(value)))
+        .collect();
     for (name, value) in &mut details {
         if name.len() > MAX_DETAIL_NAME {
             *name = excerpt(name, MAX_DETAIL_NAME);
         }
-        if value.len() > MAX_DETAIL_VALUE {
-            *value = excerpt(value, MAX_DETAIL_VALUE);
+        if let Detail::Text(text) = value
+            && text.len() > MAX_DETAIL_VALUE
+        {
+            *text = excerpt(text, MAX_DETAIL_VALUE);
         }
     }
     if dropped > 0 {
-        details.push(("details-dropped".into(), dropped.to_string()));
+        details.push(("details-dropped".into(), dropped.into()));
     }
     (message, details)
 }
@@ -210,22 +288,31 @@ mod tests {
 
     #[test]
     fn a_flood_of_details_is_cut_and_counted() {
+        use crate::bindings::healthprobe::probe::types::Value;
         let details = (0..200_000)
-            .map(|i| (format!("d{i}"), i.to_string()))
+            .map(|i| (format!("d{i}"), Value::Integer(i)))
             .collect();
         let (message, details) = bounded("x".repeat(1 << 20), details);
         assert!(message.len() <= MAX_PROBE_MESSAGE);
         assert_eq!(details.len(), MAX_DETAILS + 1);
-        assert_eq!(details[0], ("d0".into(), "0".into()));
+        assert_eq!(details[0], ("d0".into(), Detail::Integer(0)));
         assert_eq!(
             details.last().unwrap(),
             &(
                 "details-dropped".into(),
-                (200_000 - MAX_DETAILS).to_string()
+                Detail::Integer((200_000 - MAX_DETAILS) as i64)
             )
         );
-        let (_, long) = bounded(String::new(), vec![("n".repeat(1000), "v".repeat(5000))]);
-        assert!(long[0].0.len() <= MAX_DETAIL_NAME && long[0].1.len() <= MAX_DETAIL_VALUE);
+        let (_, long) = bounded(
+            String::new(),
+            vec![("n".repeat(1000), Value::Text("v".repeat(5000)))],
+        );
+        assert!(
+            long[0].0.len() <= MAX_DETAIL_NAME && long[0].1.to_string().len() <= MAX_DETAIL_VALUE
+        );
         assert_eq!(long.len(), 1);
+        // Not a number a gauge or JSON can carry: kept as text.
+        let (_, odd) = bounded(String::new(), vec![("n".into(), Value::Number(f64::NAN))]);
+        assert_eq!(odd[0].1, Detail::Text("NaN".into()));
     }
 }

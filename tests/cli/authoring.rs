@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{HttpServer, healthprobe, temp_file};
+use crate::support::{HttpServer, guest, healthprobe, temp_file};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -40,6 +40,54 @@ fn the_sdk_carries_the_repositorys_wit() {
             file.display()
         );
     }
+}
+
+/// A probe of the current WIT written without the SDK (as another language's is): the
+/// host fills in its declared defaults and says which, and its details keep their types.
+#[test]
+fn the_host_fills_in_defaults_and_details_keep_their_type() {
+    let wasm = guest("probe-raw");
+    let out = healthprobe([
+        "run".as_ref(),
+        wasm.as_os_str(),
+        "name=Ann".as_ref(),
+        "--format=json".as_ref(),
+    ]);
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["message"], "params: [name=Ann greeting=hi] defaulted: [greeting]",
+        "{v:#}"
+    );
+    let d = &v["details"];
+    assert_eq!(
+        (&d["text"], &d["integer"], &d["number"], &d["flag"]),
+        (
+            &serde_json::json!("a b"),
+            &serde_json::json!(-42),
+            &serde_json::json!(1.5),
+            &serde_json::json!(true)
+        ),
+        "{v:#}"
+    );
+    // A value given is not a default.
+    let out = healthprobe(["run".as_ref(), wasm.as_os_str(), "greeting=yo".as_ref()]);
+    out.expect(0, "healthy: raw: params: [greeting=yo] defaulted: []", &[]);
+}
+
+/// A probe built against `healthprobe:probe@0.1.0`, before typed details, still runs as it
+/// did: text details, and no defaults filled in (that world's contract).
+#[test]
+fn a_probe_built_for_wit_0_1_0_still_runs() {
+    let wasm = guest("probe-0-1-0");
+    let out = healthprobe(["run".as_ref(), wasm.as_os_str(), "--format=json".as_ref()]);
+    out.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["message"], "given: []", "{v:#}");
+    assert_eq!(v["details"]["count"], "0", "{v:#}");
+    let out = healthprobe(["inspect".as_ref(), wasm.as_os_str()]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("greeting"), "{out:#?}");
 }
 
 #[test]
@@ -168,8 +216,10 @@ fn a_rust_probe_builds_from_the_packaged_sdk_outside_the_repository() {
     );
     let project = dir.path().join("demo-probe");
     let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    // A 0.x crate's compatible releases share its minor version: "0.2" for 0.2.0.
+    let requirement = version.rsplit_once('.').unwrap().0;
     assert!(
-        manifest.contains("healthprobe-sdk = \"0.1\"") && version.starts_with("0.1."),
+        manifest.contains(&format!("healthprobe-sdk = \"{requirement}\"")),
         "the template asks for the SDK version this repository has ({version}):\n{manifest}"
     );
     std::fs::write(

@@ -189,7 +189,11 @@ fn http_json_output_is_one_object() {
     assert_eq!(v["probe"], "http");
     assert!(v["message"].as_str().unwrap().contains("HTTP 200"));
     assert!(v["elapsed_ms"].is_u64());
-    assert!(v["details"].is_object());
+    // Details keep the type the probe gave them.
+    assert_eq!(v["details"]["status"], 200, "{v:#}");
+    assert!(v["details"]["elapsed-ms"].is_u64(), "{v:#}");
+    assert!(v["details"]["body-bytes"].is_u64(), "{v:#}");
+    assert!(v["details"]["url"].is_string(), "{v:#}");
 }
 
 #[test]

@@ -98,13 +98,13 @@ fn wit_prints_the_package_probes_are_written_against() {
     let out = healthprobe(["wit"]);
     assert_eq!(out.code, 0, "{out:#?}");
     assert_eq!(out.stdout.trim_end(), expected.trim_end());
-    assert!(out.stdout.contains("package healthprobe:probe@0.1.0;"));
+    assert!(out.stdout.contains("package healthprobe:probe@0.1.1;"));
 
     // Into a directory that does not exist yet, ready for `wit-bindgen` or componentize-py.
     let dir = tempfile::tempdir().unwrap();
     let wit_dir = dir.path().join("deep").join("wit");
     let out = healthprobe(["wit".as_ref(), "-o".as_ref(), wit_dir.as_os_str()]);
-    out.expect(0, "wrote healthprobe:probe@0.1.0 to ", &["probe.wit"]);
+    out.expect(0, "wrote healthprobe:probe@0.1.1 to ", &["probe.wit"]);
     assert_eq!(
         std::fs::read_to_string(wit_dir.join("probe.wit")).unwrap(),
         expected

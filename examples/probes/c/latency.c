@@ -94,12 +94,15 @@ static unsigned long long now_ms(void) {
     return (unsigned long long)t.tv_sec * 1000 + (unsigned long long)t.tv_nsec / 1000000;
 }
 
-static void set_detail(pair_t *pair, const char *name, const char *value) {
-    probe_string_dup(&pair->f0, name);
-    probe_string_dup(&pair->f1, value);
+// A detail whose value is a whole number (typed: a number in JSON, a gauge on /probe).
+static void set_detail(healthprobe_probe_types_detail_t *detail, const char *name,
+                       unsigned long long value) {
+    probe_string_dup(&detail->f0, name);
+    detail->f1.tag = HEALTHPROBE_PROBE_TYPES_VALUE_INTEGER;
+    detail->f1.val.integer = (int64_t)value;
 }
 
-static void verdict(probe_check_result_t *ret, healthprobe_probe_types_status_t status,
+static void verdict(probe_report_t *ret, healthprobe_probe_types_status_t status,
                     const char *message) {
     ret->status = status;
     probe_string_dup(&ret->message, message);
@@ -110,8 +113,9 @@ static char *error_text(const healthprobe_probe_http_error_t *e) {
     return strndup((const char *)e->val.denied.ptr, e->val.denied.len);
 }
 
-bool exports_probe_check(probe_list_pair_t *params, uint64_t budget_ms,
-                         probe_check_result_t *ret, probe_check_error_t *err) {
+// `defaulted` names the parameters whose declared default the host filled in.
+bool exports_probe_check(probe_list_pair_t *params, probe_list_string_t *defaulted,
+                         uint64_t budget_ms, probe_report_t *ret, probe_check_error_t *err) {
     unsigned long long requests = 3, warn_ms = 0, critical_ms = 0, lo = 200, hi = 399;
     bool has_warn, has_critical, has_requests;
     char *url = param(params, "url");
@@ -197,14 +201,10 @@ bool exports_probe_check(probe_list_pair_t *params, uint64_t budget_ms,
     }
     verdict(ret, status, message);
 
-    char value[32];
-    pair_t *details = calloc(3, sizeof *details);
-    snprintf(value, sizeof value, "%llu", done);
-    set_detail(&details[0], "requests", value);
-    snprintf(value, sizeof value, "%llu", slowest);
-    set_detail(&details[1], "slowest-ms", value);
-    snprintf(value, sizeof value, "%llu", done ? total / done : 0);
-    set_detail(&details[2], "mean-ms", value);
+    healthprobe_probe_types_detail_t *details = calloc(3, sizeof *details);
+    set_detail(&details[0], "requests", done);
+    set_detail(&details[1], "slowest-ms", slowest);
+    set_detail(&details[2], "mean-ms", done ? total / done : 0);
     ret->details.ptr = details;
     ret->details.len = 3;
     free(url);

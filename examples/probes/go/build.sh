@@ -77,10 +77,10 @@ go_pkg=$(crate_dir wit-bindgen-go)/src/pkg
 adapter=$(crate_dir wasi-preview1-component-adapter-provider)/artefacts/wasi_snapshot_preview1.reactor.wasm
 [[ -f $go_pkg/go.mod && -f $adapter ]] || { echo "build.sh: missing $go_pkg or $adapter" >&2; exit 3; }
 
-# 4. Bindings for the `probe` world, as the binary prints it, plus the probe's own package.
+# 4. Bindings for the `probe-text` world (0.1.0's, text details), as the binary prints it, plus the probe's own package.
 "$healthprobe" wit -o "$work/wit" >/dev/null
 rm -rf "$work/build"
-"$wit_bindgen" go --world probe --out-dir "$work/build" "$work/wit" >/dev/null
+"$wit_bindgen" go --world probe-text --out-dir "$work/build" "$work/wit" >/dev/null
 cp -r "$here/export_wit_world" "$work/build/"
 (
     cd "$work/build"
@@ -94,7 +94,7 @@ cp -r "$here/export_wit_world" "$work/build/"
 )
 
 # 5. Component: embed the world's type, then adapt WASI preview 1 to preview 2.
-wasm-tools component embed --world probe "$work/wit" "$work/http-keyword.core.wasm" \
+wasm-tools component embed --world probe-text "$work/wit" "$work/http-keyword.core.wasm" \
     -o "$work/http-keyword.embed.wasm"
 wasm-tools component new --adapt "wasi_snapshot_preview1=$adapter" \
     "$work/http-keyword.embed.wasm" -o "$out/http-keyword.wasm"

@@ -29,10 +29,11 @@ function componentStatuses(doc, prefix, out) {
   return out;
 }
 
-export async function check(params, budgetMs) {
+// `defaulted` names the parameters whose declared default the host filled in.
+export async function check(params, defaulted, budgetMs) {
   const p = new Map(params);
   const url = p.get('url');
-  const up = p.get('up') ?? 'UP';
+  const up = p.get('up');
   let response;
   try {
     response = await fetch(url, { headers: { accept: 'application/json' } });
@@ -48,7 +49,13 @@ export async function check(params, budgetMs) {
   const overall = String(doc.status ?? 'missing');
   const components = componentStatuses(doc, '', []);
   const notUp = components.filter(([, s]) => s !== up);
-  const details = [['status', overall], ...components.map(([n, s]) => [`component.${n}`, s])];
+  // A detail's value is typed: { tag: 'text' | 'integer' (a BigInt) | 'number' | 'flag', val }.
+  const text = (val) => ({ tag: 'text', val });
+  const details = [
+    ['status', text(overall)],
+    ['http-status', { tag: 'integer', val: BigInt(response.status) }],
+    ...components.map(([n, s]) => [`component.${n}`, text(s)]),
+  ];
   if (overall !== up) {
     const down = notUp.map(([n, s]) => `${n} ${s}`).join(', ');
     return { status: 'unhealthy', message: `${overall}${down ? `: ${down}` : ''} (HTTP ${response.status})`, details };

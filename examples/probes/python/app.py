@@ -76,18 +76,20 @@ class WitWorld(wit_world.WitWorld):
             ],
         )
 
-    def check(self, params: List[Tuple[str, str]], budget_ms: int) -> types.CheckResult:
+    def check(self, params: List[Tuple[str, str]], defaulted: List[str],
+              budget_ms: int) -> types.Report:
+        # The host fills in declared defaults (`below`), and names them in `defaulted`.
         p = dict(params)
         url = p["url"]
         name, want = parse_selector(p["metric"])
         warn, critical = number(p, "warn"), number(p, "critical")
-        below = p.get("below", "false") == "true"
+        below = p["below"] == "true"
         try:
             resp = http.send(http.Request("GET", url, [], None, budget_ms, False, False))
         except Err as e:
-            return types.CheckResult(types.Status.UNHEALTHY, f"{url}: {e.value.value}", [])
+            return types.Report(types.Status.UNHEALTHY, f"{url}: {e.value.value}", [])
         if resp.status != 200:
-            return types.CheckResult(types.Status.UNHEALTHY, f"HTTP {resp.status} from {url}", [])
+            return types.Report(types.Status.UNHEALTHY, f"HTTP {resp.status} from {url}", [])
         value = None
         for line in bytes(resp.body).decode("utf-8", "replace").splitlines():
             m = SAMPLE.match(line)
@@ -98,9 +100,9 @@ class WitWorld(wit_world.WitWorld):
                 value = float(m.group(4))
                 break
         if value is None:
-            return types.CheckResult(types.Status.UNHEALTHY,
+            return types.Report(types.Status.UNHEALTHY,
                                      f"no sample {p['metric']} at {url}", [])
-        details = [("value", repr(value))]
+        details = [("value", types.Value_Number(value))]
 
         def crossed(limit: Optional[float]) -> bool:
             if limit is None or math.isnan(value):
@@ -109,9 +111,9 @@ class WitWorld(wit_world.WitWorld):
 
         shown = f"{p['metric']} = {value:g}"
         if crossed(critical):
-            return types.CheckResult(types.Status.UNHEALTHY,
+            return types.Report(types.Status.UNHEALTHY,
                                      f"{shown} (critical at {critical:g})", details)
         if crossed(warn):
-            return types.CheckResult(types.Status.DEGRADED,
+            return types.Report(types.Status.DEGRADED,
                                      f"{shown} (warning at {warn:g})", details)
-        return types.CheckResult(types.Status.HEALTHY, shown, details)
+        return types.Report(types.Status.HEALTHY, shown, details)

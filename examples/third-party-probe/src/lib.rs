@@ -107,7 +107,7 @@ impl Probe for QueueDepth {
             Level::Warning => CheckResult::degraded(message),
             Level::Critical => CheckResult::unhealthy(message),
         };
-        Ok(result.detail("depth", depth).detail("url", url))
+        Ok(result.detail("depth", depth.value).detail("url", url))
     }
 }
 

@@ -37,8 +37,8 @@ fn each_threshold_gives_its_verdict_and_the_depth_detail() {
         "{healthy:?}"
     );
     assert_eq!(
-        healthy.detail("depth").and_then(|v| v.as_str()),
-        Some("150"),
+        healthy.detail("depth").and_then(|v| v.as_f64()),
+        Some(150.0),
         "{healthy:?}"
     );
     let degraded = run(&url, &[]);

@@ -16,7 +16,7 @@ use super::wit;
 
 /// The `healthprobe-sdk` version requirement the Rust template asks for: the SDK release
 /// that speaks this binary's WIT package (a test keeps it equal to `probes/sdk`'s version).
-pub const SDK_VERSION: &str = "0.1";
+pub const SDK_VERSION: &str = "0.2";
 
 /// Arguments of `healthprobe new`.
 #[derive(Debug, Args)]

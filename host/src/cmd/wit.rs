@@ -90,6 +90,6 @@ mod tests {
 
     #[test]
     fn the_embedded_package_is_versioned() {
-        assert_eq!(package_version(), "0.1.0");
+        assert_eq!(package_version(), "0.1.1");
     }
 }

@@ -69,6 +69,7 @@ impl Host for SocketsView<'_> {
         if !self.sandbox.check_lookup(&name) {
             return Err(ErrorCode::AccessDenied.into());
         }
+        self.cap.activity.called(format!("name lookup of {name}"));
         Host::resolve_addresses(&mut self.sockets, network, for_wasi(name))
     }
 }

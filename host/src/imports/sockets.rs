@@ -22,6 +22,7 @@ use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket}
 use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
+use crate::activity::Activity;
 use crate::imports::RunInputs;
 use crate::limits::{Exceeded, LimitExceeded};
 use crate::sandbox::Sandbox;
@@ -36,6 +37,8 @@ pub struct SocketCap {
     conns: Conns,
     exceeded: Exceeded,
     held: Held,
+    /// Where a connect and a name lookup are recorded as the probe's last host call.
+    pub activity: Activity,
 }
 
 /// How many sockets a run held when it last made one (it may have dropped some since),
@@ -115,6 +118,7 @@ impl SocketCap {
             conns: Conns::default(),
             exceeded: run.exceeded.clone(),
             held: run.held.clone(),
+            activity: run.activity.clone(),
         }
     }
 
@@ -202,6 +206,7 @@ fn start_connect(
     (socket, network, remote): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress),
 ) -> wasmtime::Result<(Result<(), ErrorCode>,)> {
     let addr = SocketAddr::from(remote);
+    v.cap.activity.called(format!("TCP connect to {addr}"));
     let Err(e) = HostTcpSocket::start_connect(&mut v.sockets, socket, network, remote) else {
         return Ok((Ok(()),));
     };

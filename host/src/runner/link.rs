@@ -4,12 +4,12 @@ use wasmtime::Engine;
 use wasmtime::Precompiled;
 use wasmtime::component::Component;
 
-use crate::bindings::ProbePre;
 use crate::report::Failure;
-use crate::state::HostState;
+
 use crate::text;
 
 use super::Runner;
+use super::world::LinkedProbe;
 
 impl Runner {
     /// Loads code made by [`Runner::precompile`] the way `run` loads a `.cwasm`, and links
@@ -20,7 +20,7 @@ impl Runner {
     }
 
     /// Links a component against the host's imports and checks its exports.
-    pub(crate) fn link(&self, component: &Component) -> Result<ProbePre<HostState>, Failure> {
+    pub(crate) fn link(&self, component: &Component) -> Result<LinkedProbe, Failure> {
         let backend = [self.aot.get(), self.jit_if_made()]
             .into_iter()
             .flatten()
@@ -30,13 +30,13 @@ impl Runner {
             })?;
         let pre = backend.linker_for(component)?.instantiate_pre(component).map_err(|e| {
             Failure::BadInput(format!(
-                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.0 and WASI 0.2 (wasi:http and wasi:tls included); see `healthprobe inspect` for what the probe imports",
+                "cannot be linked: {}; healthprobe provides healthprobe:probe/http@0.1.1 (which serves 0.1.0 too) and WASI 0.2 (wasi:http and wasi:tls included); see `healthprobe inspect` for what the probe imports",
                 text::chain(&e)
             ))
         })?;
-        ProbePre::new(pre).map_err(|e| {
+        LinkedProbe::new(pre).map_err(|e| {
             Failure::BadInput(format!(
-                "not a healthprobe probe: {}; it must export `describe` and `check` of the world healthprobe:probe/probe@0.1.0",
+                "not a healthprobe probe: {}; it must export `describe` and `check` of the world healthprobe:probe/probe@0.1.1 (or of 0.1.0's, probe-text)",
                 text::chain(&e)
             ))
         })

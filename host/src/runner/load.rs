@@ -6,16 +6,16 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::activity::Activity;
-use crate::bindings::ProbePre;
 use crate::bundled;
 use crate::fsio::KnownKeys;
 use crate::limits::CodeLimits;
 use crate::report::Failure;
-use crate::state::HostState;
+
 use crate::text;
 
 use super::compile::COMPILING;
 use super::source::{Code, ProbeSource, identify};
+use super::world::LinkedProbe;
 use super::{Runner, Shared};
 
 /// Loads a bundled probe's code where it lies, once per process. wasmtime registers the
@@ -64,7 +64,7 @@ impl Runner {
         source: &ProbeSource,
         limits: &CodeLimits,
         shared: Option<&Shared>,
-    ) -> Result<ProbePre<HostState>, Failure> {
+    ) -> Result<LinkedProbe, Failure> {
         let pinned = shared.and_then(|s| s.sha256.as_deref());
         let code = identify(
             source,
@@ -120,7 +120,7 @@ impl Runner {
         None
     }
 
-    fn cached(&self, digest: &str) -> Option<ProbePre<HostState>> {
+    fn cached(&self, digest: &str) -> Option<LinkedProbe> {
         let linked = self.linked.lock().unwrap_or_else(|e| e.into_inner());
         linked.get(digest).cloned()
     }

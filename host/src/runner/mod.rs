@@ -29,6 +29,9 @@ mod inspect;
 mod link;
 mod load;
 mod source;
+mod world;
+
+use world::LinkedProbe;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -37,8 +40,9 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::activity::Activity;
-use crate::bindings::ProbePre;
-use crate::bindings::healthprobe::probe::types::{CheckError, CheckResult, ProbeInfo, Status};
+use crate::bindings::healthprobe::probe::types::{
+    CheckError, ProbeInfo, Report as ProbeReport, Status,
+};
 #[cfg(feature = "compiler")]
 use crate::cache;
 use crate::imports::RunInputs;
@@ -109,7 +113,7 @@ pub struct Runner {
     pool: Option<wasmtime::PoolingAllocationConfig>,
     /// Linked probes by content hash: a long-lived runner (a library user, `serve`)
     /// compiles each probe once. Content-keyed, so a changed file is recompiled.
-    linked: Mutex<HashMap<String, ProbePre<HostState>>>,
+    linked: Mutex<HashMap<String, LinkedProbe>>,
     /// Held while a probe is compiled and linked, so that first runs side by side compile
     /// it once.
     compiling: tokio::sync::Mutex<()>,
@@ -281,7 +285,9 @@ impl Runner {
                 .map(|f| format!(", raise it with {f}"))
                 .unwrap_or_default();
             report.message = format!("{limit} reached{raise} ({})", report.message);
-            report.details.push(("limit".into(), limit.to_string()));
+            report
+                .details
+                .push(("limit".into(), limit.to_string().into()));
         }
         // A probe that was refused a connection usually reports a generic error; the host
         // knows the address and the flag that would grant it, so it says so.
@@ -292,7 +298,9 @@ impl Runner {
             if !report.message.contains("denied by network policy") {
                 report.message = format!("{denial} ({})", report.message);
             }
-            report.details.push(("denied".into(), denial.resource()));
+            report
+                .details
+                .push(("denied".into(), denial.resource().into()));
         }
         report.sha256 = shared.sha256_seen.lock().ok().and_then(|s| s.clone());
         report.code = shared.code_seen.lock().ok().and_then(|s| s.clone());
@@ -325,17 +333,17 @@ impl Runner {
         limits: &Limits,
         shared: &Shared,
         progress: &mut Progress,
-    ) -> Result<CheckResult, Failure> {
+    ) -> Result<ProbeReport, Failure> {
         let pre = self.load(source, &limits.code, Some(shared)).await?;
         progress.stage = Stage::Instantiating;
         let store = progress.store.insert(Self::store(&pre, limits, shared)?);
         let probe = pre
-            .instantiate_async(&mut *store)
+            .instantiate(&mut *store)
             .await
             .map_err(|e| classify(e, store, limits))?;
         progress.stage = Stage::Describing;
         let info = probe
-            .call_describe(&mut *store)
+            .describe(&mut *store)
             .await
             .map_err(|e| classify(e, store, limits))?;
         progress.name = info.name.clone();
@@ -347,7 +355,7 @@ impl Runner {
         // the host's deadline cuts it off with a generic one.
         let budget = left.saturating_sub(REPORT_MARGIN.min(left / 10));
         let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
-        match probe.call_check(&mut *store, args, budget_ms).await {
+        match probe.check(&mut *store, args, &info, budget_ms).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(CheckError::InvalidParam(p))) => Err(Failure::BadInput(format!(
                 "invalid value for parameter '{}': {}",
@@ -385,7 +393,7 @@ impl Runner {
     /// Instantiates a linked probe with no grants at all and calls `describe`.
     pub(crate) async fn describe_linked(
         &self,
-        pre: &ProbePre<HostState>,
+        pre: &LinkedProbe,
         limits: &Limits,
     ) -> Result<ProbeInfo, Failure> {
         let shared = Shared {
@@ -403,17 +411,17 @@ impl Runner {
         };
         let mut store = Self::store(pre, limits, &shared)?;
         let probe = pre
-            .instantiate_async(&mut store)
+            .instantiate(&mut store)
             .await
             .map_err(|e| classify(e, &store, limits))?;
         probe
-            .call_describe(&mut store)
+            .describe(&mut store)
             .await
             .map_err(|e| classify(e, &store, limits))
     }
 
     fn store(
-        pre: &ProbePre<HostState>,
+        pre: &LinkedProbe,
         limits: &Limits,
         shared: &Shared,
     ) -> Result<Store<HostState>, Failure> {

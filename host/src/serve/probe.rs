@@ -169,9 +169,7 @@ fn gauges(report: &Report, took: Duration) -> Answer {
             took.as_secs_f64(),
         )?;
         for (key, value) in &report.details {
-            if let Ok(number) = value.trim().parse::<f64>()
-                && number.is_finite()
-            {
+            if let Some(number) = value.as_f64() {
                 // A detail whose name clashes with one already given is left out.
                 let _ = gauge(
                     &format!("probe_{}", metric_name(key)),

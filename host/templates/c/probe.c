@@ -38,8 +38,8 @@ void exports_probe_describe(probe_probe_info_t *ret) {
     ret->params.len = 2;
 }
 
-// A parameter's value as a NUL-terminated copy, or NULL when it was not given (the host
-// does not fill in declared defaults: `check` applies them).
+// A parameter's value as a NUL-terminated copy, or NULL when it has none (the host fills
+// in declared defaults, so a parameter with one always has a value).
 static char *param(const probe_list_pair_t *params, const char *name) {
     for (size_t i = 0; i < params->len; i++) {
         const pair_t *kv = &params->ptr[i];
@@ -49,8 +49,9 @@ static char *param(const probe_list_pair_t *params, const char *name) {
     return NULL;
 }
 
-bool exports_probe_check(probe_list_pair_t *params, uint64_t budget_ms,
-                         probe_check_result_t *ret, probe_check_error_t *err) {
+// `defaulted` names the parameters whose declared default the host filled in.
+bool exports_probe_check(probe_list_pair_t *params, probe_list_string_t *defaulted,
+                         uint64_t budget_ms, probe_report_t *ret, probe_check_error_t *err) {
     char *url = param(params, "url");
     char *expect = param(params, "expect-status");
     unsigned expected = 200;
@@ -90,11 +91,11 @@ bool exports_probe_check(probe_list_pair_t *params, uint64_t budget_ms,
                       ? HEALTHPROBE_PROBE_TYPES_STATUS_HEALTHY
                       : HEALTHPROBE_PROBE_TYPES_STATUS_UNHEALTHY;
     probe_string_dup(&ret->message, message);
-    char value[16];
-    snprintf(value, sizeof value, "%u", status);
-    pair_t *details = calloc(1, sizeof *details);
+    // Details are typed: the status is a number in JSON and a gauge on /probe.
+    healthprobe_probe_types_detail_t *details = calloc(1, sizeof *details);
     probe_string_dup(&details[0].f0, "status");
-    probe_string_dup(&details[0].f1, value);
+    details[0].f1.tag = HEALTHPROBE_PROBE_TYPES_VALUE_INTEGER;
+    details[0].f1.val.integer = status;
     ret->details.ptr = details;
     ret->details.len = 1;
     free(url);

@@ -19,10 +19,11 @@ export function describe() {
   };
 }
 
-export async function check(params, budgetMs) {
+// The host fills in declared defaults, and names them in `defaulted`.
+export async function check(params, defaulted, budgetMs) {
   const p = new Map(params);
   const url = p.get('url');
-  const expected = Number(p.get('expect-status') ?? '200');
+  const expected = Number(p.get('expect-status'));
   if (!Number.isInteger(expected)) {
     // A bad parameter is the operator's mistake: an error naming it (exit 3).
     throw { tag: 'invalid-param', val: { name: 'expect-status', reason: 'expected a status code such as 200' } };
@@ -34,7 +35,8 @@ export async function check(params, budgetMs) {
     // No answer at all is a verdict too: unhealthy, with the reason.
     return { status: 'unhealthy', message: `${url}: ${e.message ?? e}`, details: [] };
   }
-  const details = [['status', String(response.status)]];
+  // A detail's value is typed: { tag: 'text' | 'integer' (a BigInt) | 'number' | 'flag', val }.
+  const details = [['status', { tag: 'integer', val: BigInt(response.status) }]];
   if (response.status === expected) {
     return { status: 'healthy', message: `HTTP ${response.status} from ${url}`, details };
   }

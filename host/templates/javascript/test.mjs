@@ -14,10 +14,12 @@ async function server(status) {
 
 test('the expected status is healthy, any other is not', async () => {
   const ok = await server(200);
-  assert.equal((await check([['url', ok.url]], 2000)).status, 'healthy');
+  // As the host calls it: the declared default filled in, and named.
+  const given = (url) => [['url', url], ['expect-status', '200']];
+  assert.equal((await check(given(ok.url), ['expect-status'], 2000)).status, 'healthy');
   ok.close();
   const down = await server(503);
-  const r = await check([['url', down.url]], 2000);
+  const r = await check(given(down.url), ['expect-status'], 2000);
   assert.equal(r.status, 'unhealthy');
   assert.match(r.message, /HTTP 503 .* \(expected 200\)/);
   down.close();
@@ -25,6 +27,6 @@ test('the expected status is healthy, any other is not', async () => {
 
 test('parameters are documented and checked', async () => {
   assert.deepEqual(describe().params.map((p) => p.name), ['url', 'expect-status']);
-  await assert.rejects(check([['url', 'http://127.0.0.1:9/'], ['expect-status', 'OK']], 2000),
+  await assert.rejects(check([['url', 'http://127.0.0.1:9/'], ['expect-status', 'OK']], [], 2000),
     (e) => e.tag === 'invalid-param' && e.val.name === 'expect-status');
 });

@@ -40,11 +40,13 @@ class WitWorld(wit_world.WitWorld):
             ],
         )
 
-    def check(self, params: List[Tuple[str, str]], budget_ms: int) -> types.CheckResult:
+    def check(self, params: List[Tuple[str, str]], defaulted: List[str],
+              budget_ms: int) -> types.Report:
+        # The host fills in declared defaults and names them in `defaulted`.
         p = dict(params)
         url = p["url"]
         try:
-            expected = int(p.get("expect-status", "200"))
+            expected = int(p["expect-status"])
         except ValueError:
             raise invalid("expect-status", "expected a status code such as 200")
         try:
@@ -52,7 +54,7 @@ class WitWorld(wit_world.WitWorld):
             resp = http.send(http.Request("GET", url, [], None, budget_ms, False, False))
         except Err as e:
             # No answer at all is a verdict too: unhealthy, with the host's reason.
-            return types.CheckResult(types.Status.UNHEALTHY, f"{url}: {e.value.value}", [])
+            return types.Report(types.Status.UNHEALTHY, f"{url}: {e.value.value}", [])
         healthy, message = verdict(url, resp.status, expected)
         status = types.Status.HEALTHY if healthy else types.Status.UNHEALTHY
-        return types.CheckResult(status, message, [("status", str(resp.status))])
+        return types.Report(status, message, [("status", types.Value_Integer(resp.status))])

@@ -52,7 +52,7 @@ impl Probe for FileProbe {
         };
         let mut result = result.detail("path", path);
         if let Some(max) = max_age {
-            result = result.detail("max-age", humantime::format_duration(max));
+            result = result.detail("max-age", humantime::format_duration(max).to_string());
         }
         Ok(result)
     }
@@ -69,7 +69,8 @@ fn examine(path: &str, max_age: Option<Duration>) -> CheckResult {
                 .detail("size", meta.len())
                 .detail("kind", if meta.is_dir() { "directory" } else { "file" });
             if let Some(t) = modified {
-                result = result.detail("modified", humantime::format_rfc3339_seconds(t));
+                result =
+                    result.detail("modified", humantime::format_rfc3339_seconds(t).to_string());
             }
             result
         }

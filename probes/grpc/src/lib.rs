@@ -5,7 +5,9 @@ mod h2;
 mod health;
 
 use healthprobe_sdk::tcp::{self, FrameError, Framed, Link, TcpError, Tls};
-use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
+use healthprobe_sdk::{
+    Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo, Value,
+};
 use prost::Message;
 
 struct GrpcProbe;
@@ -260,12 +262,17 @@ impl Reply {
             .trailer("grpc-message")
             .map(health::percent_decode)
             .unwrap_or_default();
+        // A status code is a number when it reads as one, as the server should send it.
+        let code = |s: &str| {
+            s.parse::<i64>()
+                .map_or_else(|_| Value::from(s), Value::Integer)
+        };
         let unhealthy = |message: String, kind: &str| {
             let r = CheckResult::unhealthy(message)
                 .detail("error", kind)
-                .detail("http-status", &http_status);
+                .detail("http-status", code(&http_status));
             match &grpc_status {
-                Some(s) => r.detail("grpc-status", s),
+                Some(s) => r.detail("grpc-status", code(s)),
                 None => r,
             }
         };

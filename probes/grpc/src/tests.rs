@@ -144,7 +144,7 @@ fn trailers_only_errors() {
         "service 'nope' at ADDR answered grpc-status 5 NOT_FOUND: unknown service (the server \
          has no health status for this service)"
     );
-    assert_eq!(result.get_detail("grpc-status"), Some("5"));
+    assert_eq!(result.detail_value("grpc-status"), Some(&Value::Integer(5)));
 
     let mut enc = loona_hpack::Encoder::new();
     let unimplemented = [

@@ -214,7 +214,7 @@ impl Report {
             .detail("auth-plugin", plugin),
         };
         let result = if self.tls {
-            result.detail("tls", "true")
+            result.detail("tls", true)
         } else {
             result
         };

@@ -3,8 +3,8 @@
 
 use super::*;
 
-use healthprobe_sdk::Status;
 use healthprobe_sdk::testing::Script;
+use healthprobe_sdk::{Status, Value};
 
 fn pkt(seq: u8, payload: &[u8]) -> Vec<u8> {
     protocol::frame(seq, payload)
@@ -85,7 +85,10 @@ fn wrong_password() {
         "login as 'probe' to db:3306 failed: 1045 (28000) Access denied for user \
          'probe'@'localhost' (using password: YES)"
     );
-    assert_eq!(result.get_detail("error-code"), Some("1045"));
+    assert_eq!(
+        result.detail_value("error-code"),
+        Some(&Value::Integer(1045))
+    );
 }
 
 #[test]

@@ -83,7 +83,7 @@ impl Probe for PostgresProbe {
             .detail("database", &config.database)
             .detail("elapsed-ms", elapsed_ms);
         if let Some(auth) = session_info.auth {
-            result = result.detail("auth", auth);
+            result = result.detail("auth", auth.to_string());
         }
         if let Some(version) = session_info.server_version {
             result = result.detail("server-version", version);

@@ -32,7 +32,7 @@ pub fn max_body_bytes() -> u64 {
 ///
 /// By default it has no headers, no body, no timeout of its own (the run's
 /// deadline still applies) and follows redirects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     inner: wit::Request,
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Display;
 
-use crate::{CheckError, CheckResult, ParamProblem, ParamSpec, ProbeInfo, Status};
+use crate::{CheckError, CheckResult, ParamProblem, ParamSpec, ProbeInfo, Status, Value};
 
 impl ProbeInfo {
     /// A probe description with no parameters yet; add them with [`ProbeInfo::param`].
@@ -96,20 +96,101 @@ impl CheckResult {
         Self::new(Status::Unhealthy, message)
     }
 
-    /// Add a detail (shown with `--format json`), for example `.detail("status", 200)`.
-    pub fn detail(mut self, name: impl Into<String>, value: impl Display) -> Self {
-        self.details.push((name.into(), value.to_string()));
+    /// Add a detail (shown with `--format json`, and a gauge on `serve`'s `/probe` when it
+    /// is a number), for example `.detail("status", 200)`: numbers and booleans keep
+    /// their type, text is text. For any other value, pass its text
+    /// (`.detail("age", humantime::format_duration(age).to_string())`).
+    pub fn detail(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.details.push((name.into(), value.into()));
         self
     }
 
     /// The value of the first detail called `name`.
+    pub fn detail_value(&self, name: &str) -> Option<&Value> {
+        self.details.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The text of the first detail called `name`, if it is text.
     pub fn get_detail(&self, name: &str) -> Option<&str> {
-        self.details
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        match self.detail_value(name)? {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
     }
 }
+
+impl Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Text(t) => f.write_str(t),
+            Value::Integer(i) => write!(f, "{i}"),
+            Value::Number(n) => write!(f, "{n}"),
+            Value::Flag(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(t: &str) -> Self {
+        Value::Text(t.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(t: String) -> Self {
+        Value::Text(t)
+    }
+}
+
+impl From<&String> for Value {
+    fn from(t: &String) -> Self {
+        Value::Text(t.clone())
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Flag(b)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Value::Number(n)
+    }
+}
+
+impl From<f32> for Value {
+    fn from(n: f32) -> Self {
+        Value::Number(n.into())
+    }
+}
+
+/// Whole numbers that always fit an `s64`.
+macro_rules! integer {
+    ($($t:ty)*) => {$(
+        impl From<$t> for Value {
+            fn from(n: $t) -> Self {
+                Value::Integer(n.into())
+            }
+        }
+    )*};
+}
+integer!(i8 i16 i32 i64 u8 u16 u32);
+
+/// Whole numbers that may not fit an `s64`: a larger one is sent as a `number`.
+macro_rules! wide_integer {
+    ($($t:ty)*) => {$(
+        impl From<$t> for Value {
+            // Above 2^63 a detail is an approximation either way.
+            #[allow(clippy::cast_precision_loss)]
+            fn from(n: $t) -> Self {
+                i64::try_from(n).map_or(Value::Number(n as f64), Value::Integer)
+            }
+        }
+    )*};
+}
+wide_integer!(u64 usize u128 i128 isize);
 
 impl CheckError {
     /// A parameter value is malformed; `reason` says what was expected.

@@ -48,8 +48,12 @@ pub use params::{Params, parse_bool, parse_duration};
 
 /// The WIT types shared by host and probe, under their WIT names.
 pub use __private::bindings::healthprobe::probe::types::{
-    CheckError, CheckResult, Pair, ParamProblem, ParamSpec, ProbeInfo, Status,
+    CheckError, Pair, ParamProblem, ParamSpec, ProbeInfo, Status, Value,
 };
+
+/// The outcome of a check that ran: the WIT `report` record (verdict, message, typed
+/// details), built with [`CheckResult::healthy`] and the others.
+pub use __private::bindings::healthprobe::probe::types::Report as CheckResult;
 
 /// A health probe: what [`export_probe!`] turns into a component.
 ///
@@ -93,9 +97,10 @@ macro_rules! export_probe {
 
                 fn check(
                     params: ::std::vec::Vec<$crate::Pair>,
+                    defaulted: ::std::vec::Vec<::std::string::String>,
                     budget_ms: u64,
                 ) -> ::core::result::Result<$crate::CheckResult, $crate::CheckError> {
-                    $crate::__private::run_check::<$probe>(params, budget_ms)
+                    $crate::__private::run_check::<$probe>(params, &defaulted, budget_ms)
                 }
             }
 
@@ -120,17 +125,19 @@ pub mod __private {
             pub_export_macro: true,
             export_macro_name: "__export_probe_world",
             default_bindings_module: "healthprobe_sdk::__private::bindings",
-            additional_derives: [Clone, PartialEq, Eq],
+            additional_derives: [Clone, PartialEq],
         });
     }
 
-    /// Start the budget clock, add the declared defaults to the parameters and run the probe.
+    /// Start the budget clock, tell the host's filled-in defaults from the operator's
+    /// values (and fill in any the host did not) and run the probe.
     pub fn run_check<P: Probe>(
         params: Vec<Pair>,
+        defaulted: &[String],
         budget_ms: u64,
     ) -> Result<CheckResult, CheckError> {
         let budget = Budget::new(budget_ms);
-        let params = Params::new(params).with_defaults(&P::describe().params);
+        let params = Params::from_host(params, defaulted).with_defaults(&P::describe().params);
         crate::tcp::take_earliest_expiry();
         let result = P::check(&params, budget)?;
         Ok(match crate::tcp::take_earliest_expiry() {
@@ -169,7 +176,7 @@ mod tests {
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect();
-            __private::run_check::<Greeter>(pairs, 1_000)
+            __private::run_check::<Greeter>(pairs, &[], 1_000)
                 .unwrap()
                 .message
         };

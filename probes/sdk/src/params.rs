@@ -7,10 +7,11 @@ use crate::{CheckError, Pair, ParamSpec};
 /// The parameters of one check: the `name=value` pairs given by the operator,
 /// and the declared default of every parameter that was not given.
 ///
-/// The host fills in no defaults; the SDK does, from the [`ParamSpec::default()`]
-/// values of [`Probe::describe`](crate::Probe::describe), before it calls
-/// [`Probe::check`](crate::Probe::check). So a default is declared once, in
-/// `describe`, and a parameter that has one is always there:
+/// The host fills in the [`ParamSpec::default()`] values of
+/// [`Probe::describe`](crate::Probe::describe) and says which it filled in, so
+/// [`Params::contains`] still tells a default from the operator's value; in a native test
+/// [`Params::with_defaults`] does the same. So a default is declared once, in `describe`,
+/// and a parameter that has one is always there:
 ///
 /// ```
 /// # use healthprobe_sdk::{ParamSpec, Params, parse_duration};
@@ -43,6 +44,15 @@ impl Params {
         }
     }
 
+    /// The parameters as the host passes them to `check`: the operator's values followed
+    /// by the declared defaults it filled in, which `defaulted` names.
+    pub fn from_host(params: Vec<Pair>, defaulted: &[String]) -> Self {
+        let (defaults, pairs) = params
+            .into_iter()
+            .partition(|(name, _)| defaulted.contains(name));
+        Params { pairs, defaults }
+    }
+
     /// Build parameters from `(name, value)` pairs, for example in tests.
     ///
     /// Add the probe's defaults as [`export_probe!`](crate::export_probe) does with
@@ -60,12 +70,14 @@ impl Params {
 
     /// Fill in the [`ParamSpec::default()`] of every parameter in `specs` that was not given.
     ///
-    /// The SDK does this with the probe's own specs before calling
-    /// [`Probe::check`](crate::Probe::check).
+    /// The host does this before calling [`Probe::check`](crate::Probe::check); a native
+    /// test does it with `.with_defaults(&MyProbe::describe().params)`. A parameter given or
+    /// already defaulted is left as it is.
     pub fn with_defaults(mut self, specs: &[ParamSpec]) -> Self {
         let missing: Vec<Pair> = specs
             .iter()
             .filter(|spec| !self.contains(&spec.name))
+            .filter(|spec| !self.defaults.iter().any(|(name, _)| *name == spec.name))
             .filter_map(|spec| Some((spec.name.clone(), spec.default.clone()?)))
             .collect();
         self.defaults.extend(missing);

@@ -76,10 +76,10 @@ impl Probe for TcpProbe {
         };
         let mut result = result
             .detail("address", address)
-            .detail("peer", peer)
+            .detail("peer", peer.to_string())
             .detail("elapsed-ms", elapsed_ms);
         if tls != Tls::Off {
-            result = result.detail("tls", "true");
+            result = result.detail("tls", true);
         }
         if !steps.is_empty() {
             result = result
@@ -247,7 +247,7 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use healthprobe_sdk::Status;
+    use healthprobe_sdk::{Status, Value};
     use script::Pattern;
 
     fn run(address: &str) -> Result<CheckResult, CheckError> {
@@ -307,7 +307,7 @@ mod tests {
              (got 34 bytes: '-NOAUTH Authentication required.\\r\\n')"
         );
         assert_eq!(closed.get_detail("error"), Some("closed"));
-        assert_eq!(closed.get_detail("step"), Some("2"));
+        assert_eq!(closed.detail_value("step"), Some(&Value::Integer(2)));
 
         let timeout = Failure {
             step: 1,
