@@ -273,8 +273,8 @@ mod tests {
                 .filter_map(|a| a.get_long().map(str::to_string))
                 .collect()
         };
-        let mut flags = longs(LimitArgs::augment_args(clap::Command::new("x")));
-        flags.extend(longs(GrantArgs::augment_args(clap::Command::new("x"))));
+        let mut flags = longs(LimitArgs::augment_args(clap::Command::default()));
+        flags.extend(longs(GrantArgs::augment_args(clap::Command::default())));
         flags.push("sha256".into());
         flags.push("params".into());
         flags.sort();
