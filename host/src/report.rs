@@ -130,6 +130,10 @@ pub struct Report {
     pub sha256: Option<String>,
     /// How its code was obtained: precompiled, from the compile cache, or compiled.
     pub code: Option<String>,
+    /// What the host saw of the probe's last request through the `http` import.
+    pub http: Option<crate::activity::Exchange>,
+    /// The address of the probe's last TCP connection through `wasi:sockets`.
+    pub connected: Option<std::net::SocketAddr>,
 }
 
 /// The value of a detail: typed as a probe of world `probe` gave it; text from a probe of
@@ -204,6 +208,14 @@ impl From<crate::bindings::healthprobe::probe::types::Value> for Detail {
     }
 }
 
+/// The detail of when a TLS server's certificate expires, in seconds since the epoch (the
+/// earliest if several connections): blackbox_exporter's `probe_ssl_earliest_cert_expiry`.
+/// The SDK gives it for `wasi:tls` connections, the host for the `http` import's.
+pub const SSL_EXPIRY_DETAIL: &str = "ssl-earliest-cert-expiry";
+/// The detail of the TLS version of the last handshake (`TLSv1.3`): blackbox_exporter's
+/// `probe_tls_version_info`.
+pub const TLS_VERSION_DETAIL: &str = "tls-version";
+
 /// Most details a report keeps of what a probe returned; the rest are dropped and counted in
 /// one more detail, `details-dropped`. A probe's answer is lifted into host memory and then
 /// rendered by every command (`run`'s JSON, serve's `/health` and `/probe` gauges), so it is
@@ -270,6 +282,8 @@ impl Report {
             stderr: (Vec::new(), 0),
             sha256: None,
             code: None,
+            http: None,
+            connected: None,
         }
     }
 

@@ -29,6 +29,9 @@ mod languages;
 mod sandbox;
 mod serve;
 
+// serve's /probe beside blackbox_exporter, under a real Prometheus.
+mod blackbox;
+
 // Loading code (precompiled components, the compile cache, the runtime-only build) and
 // the library's own resource use.
 mod hygiene;

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crate::support::{self, HttpServer, SLACK, SilentServer, guest};
 
 /// A running `healthprobe serve`, stopped (SIGKILL) when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    addr: String,
+    pub addr: String,
     /// The checks file.
     file: std::path::PathBuf,
     /// What it wrote on stderr so far.
@@ -23,7 +23,7 @@ impl Serve {
     /// Starts `serve` on a free loopback port with `checks` as its checks file, and waits
     /// until it answers. A port another test's server took first makes `serve` exit 3:
     /// then it starts again on another.
-    fn start(checks: &str) -> Serve {
+    pub fn start(checks: &str) -> Serve {
         Serve::start_with(checks, &[])
     }
 
@@ -103,7 +103,7 @@ impl Serve {
     }
 
     /// GET `path`: the status code, the content type and the body.
-    fn get(&self, path: &str) -> (u16, String, String) {
+    pub fn get(&self, path: &str) -> (u16, String, String) {
         self.get_with(path, "")
     }
 
@@ -481,7 +481,7 @@ fn a_bad_checks_file_or_a_taken_address_is_refused_before_serving() {
 /// GET `path` from `addr` with `headers` (each ending in CRLF), through `curl`: a strict
 /// client, so a malformed answer fails the test. The status code, the content type and
 /// the body; `None` if nothing answered.
-fn http_get(addr: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
+pub(crate) fn http_get(addr: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
     let mut curl = Command::new("curl");
     curl.args(["--silent", "--show-error", "--max-time", "10"])
         // The status line and the content type on stderr, the body alone on stdout.
@@ -503,7 +503,7 @@ fn http_get(addr: &str, path: &str, headers: &str) -> Option<(u16, String, Strin
 }
 
 /// The value of an unlabelled series in a Prometheus text answer.
-fn sample(body: &str, name: &str) -> f64 {
+pub(crate) fn sample(body: &str, name: &str) -> f64 {
     body.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("no {name} in {body}"))
@@ -543,7 +543,7 @@ allow-net = ["{}", "{}"]
         "{content_type}"
     );
     assert_eq!(sample(&body, "probe_success"), 1.0, "{body}");
-    assert_eq!(sample(&body, "probe_status"), 200.0, "{body}");
+    assert_eq!(sample(&body, "probe_http_status_code"), 200.0, "{body}");
     assert!(sample(&body, "probe_duration_seconds") > 0.0);
     assert!(body.starts_with("# healthy: http: HTTP 200"), "{body}");
 
@@ -861,19 +861,54 @@ scrape_configs:
         ),
     )
     .unwrap();
+    let (mut child, addr) = start_prometheus(&prometheus, &config, dir.path());
+    let query = |q: &str| -> Option<String> {
+        let (_, _, body) = http_get(&addr, &format!("/api/v1/query?query={q}"), "")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some(v["data"]["result"][0]["value"][1].as_str()?.to_string())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = (None, None, None);
+    while Instant::now() < deadline {
+        seen = (
+            query("probe_success"),
+            query("probe_http_status_code"),
+            query("healthprobe_check_success%7Bcheck%3D%22web%22%7D"),
+        );
+        if seen.0.is_some() && seen.1.is_some() && seen.2.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen,
+        (Some("1".into()), Some("200".into()), Some("1".into())),
+        "probe_success, probe_http_status_code and healthprobe_check_success as Prometheus read them"
+    );
+}
+
+/// Starts `prometheus` with `config`, its data under `dir`, on a free loopback port, and
+/// waits until it is ready (a port another test's server took first is tried again).
+pub(crate) fn start_prometheus(
+    prometheus: &std::path::Path,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> (Child, String) {
     // A free port, taken again by the next try if another test's server got it first.
-    let (mut child, addr) = (1..=5)
+    (1..=5)
         .find_map(|_| {
             let addr = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
                 .unwrap()
                 .to_string();
-            let mut child = Command::new(&prometheus)
+            let mut child = Command::new(prometheus)
                 .arg(format!("--config.file={}", config.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
+                    dir.join("data").display()
                 ))
                 .arg(format!("--web.listen-address={addr}"))
                 .stdout(Stdio::null())
@@ -893,32 +928,7 @@ scrape_configs:
             let _ = child.wait();
             None
         })
-        .expect("prometheus never became ready");
-    let query = |q: &str| -> Option<String> {
-        let (_, _, body) = http_get(&addr, &format!("/api/v1/query?query={q}"), "")?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        Some(v["data"]["result"][0]["value"][1].as_str()?.to_string())
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = (None, None, None);
-    while Instant::now() < deadline {
-        seen = (
-            query("probe_success"),
-            query("probe_status"),
-            query("healthprobe_check_success%7Bcheck%3D%22web%22%7D"),
-        );
-        if seen.0.is_some() && seen.1.is_some() && seen.2.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(
-        seen,
-        (Some("1".into()), Some("200".into()), Some("1".into())),
-        "probe_success, probe_status and healthprobe_check_success as Prometheus read them"
-    );
+        .expect("prometheus never became ready")
 }
 
 /// One GET with a plain socket (no client process, so that hundreds can be in flight from
@@ -1046,10 +1056,14 @@ params = {{ mode = "details" }}
     let (code, body, took) = raw_get(&serve.addr, "/probe?module=details&target=200000");
     assert_eq!(code, 200, "{body}");
     assert_eq!(sample(&body, "probe_success"), 1.0, "{body}");
-    assert_eq!(sample(&body, "probe_details_dropped"), 199_936.0, "{body}");
+    assert_eq!(
+        sample(&body, "probe_hostile_details_dropped"),
+        199_936.0,
+        "{body}"
+    );
     let gauges = body
         .lines()
-        .filter(|l| l.starts_with("probe_detail_"))
+        .filter(|l| l.starts_with("probe_hostile_detail_"))
         .count();
     assert_eq!(gauges, 64, "{body}");
     assert!(took < support::DEFAULT_TIMEOUT + SLACK, "{took:?}");

@@ -32,6 +32,8 @@ pub(crate) struct Pki {
     pub server: Pem,
     /// For 127.0.0.1, expired at the start of 2021.
     pub expired: Pem,
+    /// For 127.0.0.1 and localhost, expiring in ten days.
+    pub soon: Pem,
     /// For db.example.com only.
     pub wrong_name: Pem,
     /// A client certificate (for mutual TLS).
@@ -61,7 +63,7 @@ impl Pki {
         let other_key = KeyPair::generate().unwrap();
         let other_cert = ca_params("another CA").self_signed(&other_key).unwrap();
 
-        let leaf = |name: &str, sans: &[&str], client: bool, expired: bool| {
+        let leaf = |name: &str, sans: &[&str], client: bool, ends: Option<(i32, u8, u8)>| {
             let mut p =
                 CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                     .unwrap();
@@ -71,9 +73,9 @@ impl Pki {
             } else {
                 ExtendedKeyUsagePurpose::ServerAuth
             }];
-            if expired {
+            if let Some((year, month, day)) = ends {
                 p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-                p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+                p.not_after = rcgen::date_time_ymd(year, month, day);
             }
             let key = KeyPair::generate().unwrap();
             let cert = p.signed_by(&key, &issuer).unwrap();
@@ -88,15 +90,22 @@ impl Pki {
             }
             pem
         };
-        let server = leaf("server", &["127.0.0.1", "localhost"], false, false);
-        let expired = leaf("expired", &["127.0.0.1"], false, true);
-        let wrong_name = leaf("wrong-name", &["db.example.com"], false, false);
-        let client = leaf("client", &["monitor"], true, false);
+        let server = leaf("server", &["127.0.0.1", "localhost"], false, None);
+        let expired = leaf("expired", &["127.0.0.1"], false, Some((2021, 1, 1)));
+        let soon = leaf(
+            "soon",
+            &["127.0.0.1", "localhost"],
+            false,
+            Some(civil_date(now() / 86_400 + 10)),
+        );
+        let wrong_name = leaf("wrong-name", &["db.example.com"], false, None);
+        let client = leaf("client", &["monitor"], true, None);
         Pki {
             ca: write("ca.pem", &ca_cert.pem()),
             other_ca: write("other-ca.pem", &other_cert.pem()),
             server,
             expired,
+            soon,
             wrong_name,
             client,
             dir,
@@ -268,7 +277,32 @@ impl Matrix {
     }
 }
 
-fn now() -> u64 {
+/// The date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> (i32, u8, u8) {
+    let z = i64::try_from(days).unwrap() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        i32::try_from(year).unwrap(),
+        u8::try_from(month).unwrap(),
+        u8::try_from(day).unwrap(),
+    )
+}
+
+#[test]
+fn civil_dates_are_right() {
+    assert_eq!(civil_date(0), (1970, 1, 1));
+    assert_eq!(civil_date(19_723), (2024, 1, 1));
+    assert_eq!(civil_date(19_782), (2024, 2, 29));
+}
+
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -404,8 +438,8 @@ fn http_tls_matrix() {
             Running::new(server, target)
         },
         refused: CLIENT_CERT_REQUIRED,
-        // Its client (the host's http import) does not hand the certificate back.
-        expiry: false,
+        // The host's http import reports the certificate it saw.
+        expiry: true,
     }
     .check();
 }

@@ -116,6 +116,7 @@ static char *error_text(const healthprobe_probe_http_error_t *e) {
 // `defaulted` names the parameters whose declared default the host filled in.
 bool exports_probe_check(probe_list_pair_t *params, probe_list_string_t *defaulted,
                          uint64_t budget_ms, probe_report_t *ret, probe_check_error_t *err) {
+    (void)defaulted; // nothing here needs to tell a default from a given value
     unsigned long long requests = 3, warn_ms = 0, critical_ms = 0, lo = 200, hi = 399;
     bool has_warn, has_critical, has_requests;
     char *url = param(params, "url");

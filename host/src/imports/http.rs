@@ -5,15 +5,16 @@
 //! own timeout. ureq still gets the same remaining time as its global timeout so that the
 //! blocking thread ends by the deadline too instead of lingering.
 
-use std::net::SocketAddr;
+mod resolve;
+mod transport;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ureq::Agent;
+use rustls::ClientConfig;
 use ureq::config::Config;
-use ureq::http;
-use ureq::tls::TlsConfig;
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{Connector, TcpConnector};
+use ureq::{Agent, ResponseExt, http};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::activity::Activity;
@@ -22,7 +23,10 @@ use crate::bindings::healthprobe::probe::types;
 use crate::imports::{Capability, RunInputs};
 use crate::sandbox::network::NetPolicy;
 use crate::sandbox::trust::{self, Trust};
+
 use crate::text;
+use resolve::PolicyResolver;
+use transport::{Measure, ObservedTls, TimedTcp};
 
 /// Largest response body handed to the guest.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -110,12 +114,17 @@ impl Host for HttpCtx {
             )));
         }
         let policy = self.policy.clone();
-        let tls = self.trust.ureq(!req.insecure);
+        let tls = self.trust.config(!req.insecure);
         let url = req.url.clone();
-        let task =
-            tokio::task::spawn_blocking(move || blocking_send(req, timeout, shown, &policy, tls));
+        let measure = Measure::default();
+        let measuring = measure.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            blocking_send(req, timeout, shown, &policy, tls, &measuring)
+        });
         self.activity.set(Some(format!("waiting for {url}")));
         let outcome = tokio::time::timeout(timeout, task).await;
+        // What was measured, however the request ended (a timeout keeps the phases so far).
+        self.activity.exchanged(measure.take());
         // After a timeout the record stays: the run's own deadline usually fires in the
         // same instant, and its message should still name the URL.
         if !matches!(outcome, Err(_) | Ok(Ok(Err(Error::Timeout(_))))) {
@@ -139,7 +148,8 @@ fn blocking_send(
     timeout: Duration,
     shown: Duration,
     policy: &NetPolicy,
-    tls: TlsConfig,
+    tls: Arc<ClientConfig>,
+    measure: &Measure,
 ) -> Result<Response, Error> {
     let url = req.url.clone();
     let uri: http::Uri = req
@@ -177,15 +187,26 @@ fn blocking_send(
         .input_buffer_size(MAX_HEADER_BYTES)
         .output_buffer_size(REQUEST_BUFFER_BYTES)
         .user_agent(concat!("healthprobe/", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls)
+        .save_redirect_history(true)
         .build();
+    let connector = ()
+        .chain(TimedTcp {
+            tcp: TcpConnector::default(),
+            measure: measure.clone(),
+        })
+        .chain(ObservedTls {
+            config: tls,
+            measure: measure.clone(),
+        });
     let agent = Agent::with_parts(
         config,
-        DefaultConnector::default(),
+        connector,
         PolicyResolver {
             policy: policy.clone(),
+            measure: measure.clone(),
         },
     );
+    let start = Instant::now();
     let denials_before = policy.denials().len();
     let result = match req.body {
         Some(body) => builder
@@ -207,6 +228,20 @@ fn blocking_send(
             });
         }
     };
+    let head = start.elapsed();
+    measure.with(|m| {
+        m.processing = transport::processing(head, m);
+        m.redirects = response.get_redirect_history().map_or(0, |h| {
+            u32::try_from(h.len().saturating_sub(1)).unwrap_or(u32::MAX)
+        });
+        m.version = Some(match response.version() {
+            http::Version::HTTP_09 => 0.9,
+            http::Version::HTTP_10 => 1.0,
+            http::Version::HTTP_2 => 2.0,
+            http::Version::HTTP_3 => 3.0,
+            _ => 1.1,
+        });
+    });
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -223,7 +258,9 @@ fn blocking_send(
         .with_config()
         .limit(MAX_BODY_BYTES)
         .read_to_vec()
-        .map_err(|e| request_error(e, &url, shown))?;
+        .map_err(|e| request_error(e, &url, shown));
+    measure.with(|m| m.transfer = start.elapsed().saturating_sub(head));
+    let body = body?;
     Ok(Response {
         status,
         headers,
@@ -285,140 +322,5 @@ fn request_error(err: ureq::Error, url: &str, timeout: Duration) -> Error {
         E::Protocol(e) => Error::Protocol(format!("{url} broke the HTTP protocol: {e}")),
         E::Decompress(_, e) => Error::Protocol(format!("cannot decompress the body of {url}: {e}")),
         other => Error::Protocol(format!("request to {url} failed: {other}")),
-    }
-}
-
-/// Resolves with the system resolver, then keeps only the addresses the policy allows, so
-/// the connection (and every redirect hop, which resolves again) can only go where the
-/// operator granted.
-#[derive(Debug)]
-struct PolicyResolver {
-    policy: NetPolicy,
-}
-
-impl Resolver for PolicyResolver {
-    fn resolve(
-        &self,
-        uri: &http::Uri,
-        config: &Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let host = uri.host();
-        // Resolving is traffic too (a DNS query can carry data out): only granted names.
-        if let Some(name) = host
-            && !self
-                .policy
-                .check_lookup(name.trim_start_matches('[').trim_end_matches(']'))
-        {
-            return Err(ureq::Error::ConnectionFailed);
-        }
-        let all = match literal(uri) {
-            // ureq's resolver spawns a thread for every lookup with a timeout, even for an
-            // address that needs no lookup: a measurable share of a whole health check.
-            Some(addr) => {
-                let mut one = self.empty();
-                one.push(addr);
-                one
-            }
-            None => {
-                let respelled = for_resolver(uri);
-                DefaultResolver::default().resolve(
-                    respelled.as_ref().unwrap_or(uri),
-                    config,
-                    timeout,
-                )?
-            }
-        };
-        let mut allowed = self.empty();
-        for addr in all
-            .iter()
-            .copied()
-            .filter(|a: &SocketAddr| self.policy.allows(*a))
-        {
-            allowed.push(addr);
-        }
-        if allowed.is_empty() {
-            // Record the refusal only when nothing is left to try, so a name with one
-            // granted and one non-granted address is not reported as denied.
-            if let Some(first) = all.first() {
-                self.policy.check(*first, host);
-            }
-            return Err(ureq::Error::ConnectionFailed);
-        }
-        Ok(allowed)
-    }
-}
-
-/// The address of a URL whose host is an IP literal (also with a trailing dot, which the
-/// policy treats as the literal: it must never reach the system resolver), with the port
-/// it names or its scheme's default.
-fn literal(uri: &http::Uri) -> Option<SocketAddr> {
-    let ip = crate::sandbox::network::ip_literal(uri.host()?)?;
-    let port = uri.port_u16().or(match uri.scheme_str()? {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
-    })?;
-    Some(SocketAddr::new(ip, port))
-}
-
-/// `uri` with its host respelled for the system resolver ([`crate::sandbox::network::resolver_name`]:
-/// lower case, and `localhost.` answered from /etc/hosts, not sent to DNS), or `None` when
-/// the host needs no respelling.
-fn for_resolver(uri: &http::Uri) -> Option<http::Uri> {
-    let host = uri.host()?;
-    let name = crate::sandbox::network::resolver_name(host);
-    if name == host {
-        return None;
-    }
-    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{}://{name}{port}/", uri.scheme_str()?)
-        .parse()
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_literals_need_no_lookup() {
-        let cases = [
-            ("http://127.0.0.1:8080/health", Some("127.0.0.1:8080")),
-            ("http://10.0.0.1/", Some("10.0.0.1:80")),
-            ("https://[::1]/x", Some("[::1]:443")),
-            ("http://[fe80::1]:9/", Some("[fe80::1]:9")),
-            // The policy takes these as the literal: a resolver must never see them.
-            ("http://127.0.0.1.:8080/", Some("127.0.0.1:8080")),
-            ("http://10.0.0.1../", Some("10.0.0.1:80")),
-            ("http://localhost:8080/", None),
-            ("http://localhost.:8080/", None),
-            ("http://example.com/", None),
-        ];
-        for (url, expected) in cases {
-            let expected = expected.map(|a| a.parse::<SocketAddr>().unwrap());
-            assert_eq!(literal(&url.parse().unwrap()), expected, "{url}");
-        }
-    }
-
-    #[test]
-    fn localhost_is_resolved_in_the_spelling_hosts_files_know() {
-        let cases = [
-            (
-                "http://localhost.:8080/health",
-                Some("http://localhost:8080/"),
-            ),
-            ("https://LOCALHOST../x", Some("https://localhost/")),
-            ("http://localhost:8080/", None),
-            ("http://db.internal.:8080/", None),
-            (
-                "http://DB.internal:8080/x",
-                Some("http://db.internal:8080/"),
-            ),
-        ];
-        for (url, expected) in cases {
-            let expected = expected.map(|u| u.parse::<http::Uri>().unwrap());
-            assert_eq!(for_resolver(&url.parse().unwrap()), expected, "{url}");
-        }
     }
 }

@@ -206,7 +206,7 @@ fn start_connect(
     (socket, network, remote): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress),
 ) -> wasmtime::Result<(Result<(), ErrorCode>,)> {
     let addr = SocketAddr::from(remote);
-    v.cap.activity.called(format!("TCP connect to {addr}"));
+    v.cap.activity.connecting(addr);
     let Err(e) = HostTcpSocket::start_connect(&mut v.sockets, socket, network, remote) else {
         return Ok((Ok(()),));
     };

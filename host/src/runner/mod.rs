@@ -49,7 +49,7 @@ use crate::imports::RunInputs;
 use crate::imports::sockets::Held;
 use crate::limits::{Exceeded, Limits};
 use crate::params;
-use crate::report::{Failure, Report, Verdict};
+use crate::report::{Detail, Failure, Report, SSL_EXPIRY_DETAIL, TLS_VERSION_DETAIL, Verdict};
 use crate::sandbox::Sandbox;
 use crate::state::HostState;
 use crate::stdio::Capture;
@@ -304,6 +304,24 @@ impl Runner {
         }
         report.sha256 = shared.sha256_seen.lock().ok().and_then(|s| s.clone());
         report.code = shared.code_seen.lock().ok().and_then(|s| s.clone());
+        report.http = shared.activity.exchange();
+        report.connected = shared.activity.connected();
+        // The http import's TLS facts, as the SDK reports them for wasi:tls.
+        if let Some(tls) = report.http.as_ref().and_then(|h| h.tls.as_ref())
+            && report.verdict != Verdict::Error
+        {
+            let expiry = tls.earliest_expiry.and_then(|e| i64::try_from(e).ok());
+            for (name, value) in [
+                (SSL_EXPIRY_DETAIL, expiry.map(Detail::Integer)),
+                (TLS_VERSION_DETAIL, Some(Detail::Text(tls.version.clone()))),
+            ] {
+                if let Some(value) = value
+                    && !report.details.iter().any(|(k, _)| k == name)
+                {
+                    report.details.push((name.into(), value));
+                }
+            }
+        }
         report
     }
 

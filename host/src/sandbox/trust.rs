@@ -8,7 +8,7 @@
 //! `--cacert` does), for services whose certificates a private CA signs.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::pem::PemObject;
@@ -28,8 +28,6 @@ struct Inner {
     client: Option<Identity>,
     verified: Arc<ClientConfig>,
     unverified: Arc<ClientConfig>,
-    /// The `http` import's form of the same, built on first use.
-    ureq: [OnceLock<ureq::tls::TlsConfig>; 2],
 }
 
 struct Identity {
@@ -37,8 +35,6 @@ struct Identity {
     key_path: PathBuf,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-    /// The key file as read, for the `http` import's client (ureq), which takes PEM.
-    key_pem: Vec<u8>,
 }
 
 impl std::fmt::Debug for Trust {
@@ -137,7 +133,6 @@ impl Trust {
                     key_path: key_path.to_path_buf(),
                     chain,
                     key,
-                    key_pem: bytes,
                 })
             }
         };
@@ -200,7 +195,6 @@ impl Trust {
             client,
             verified: Arc::new(verified),
             unverified: Arc::new(unverified),
-            ureq: Default::default(),
         })))
     }
 
@@ -212,35 +206,6 @@ impl Trust {
         } else {
             self.0.unverified.clone()
         }
-    }
-
-    /// The same trust as the `http` import's client takes it.
-    pub fn ureq(&self, verify: bool) -> ureq::tls::TlsConfig {
-        self.0.ureq[usize::from(verify)]
-            .get_or_init(|| self.ureq_config(verify))
-            .clone()
-    }
-
-    fn ureq_config(&self, verify: bool) -> ureq::tls::TlsConfig {
-        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts};
-        let owned = |c: &CertificateDer<'_>| Certificate::from_der(c).to_owned();
-        let roots = match &self.0.ca {
-            Some((_, certs)) => {
-                RootCerts::new_with_certs(&certs.iter().map(owned).collect::<Vec<_>>())
-            }
-            None => RootCerts::WebPki,
-        };
-        // The same key rustls parsed when the trust was loaded.
-        let client = self.0.client.as_ref().and_then(|id| {
-            let key = PrivateKey::from_pem(&id.key_pem).ok()?;
-            let chain: Vec<_> = id.chain.iter().map(owned).collect();
-            Some(ClientCert::new_with_certs(&chain, key))
-        });
-        ureq::tls::TlsConfig::builder()
-            .root_certs(roots)
-            .client_cert(client)
-            .disable_verification(!verify)
-            .build()
     }
 
     /// The trust in words, for `inspect`: `the built-in Mozilla roots` or `CAs from FILE`,
@@ -343,6 +308,60 @@ pub fn io_words(e: &std::io::Error) -> String {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(r) => words(r),
         None => e.to_string(),
+    }
+}
+
+/// A certificate's fingerprint, subject, issuer and DNS names (empty where it cannot be
+/// read), as blackbox_exporter labels `probe_ssl_last_chain_info`.
+pub fn describe_cert(cert: &CertificateDer<'_>) -> crate::activity::CertInfo {
+    use sha2::Digest;
+    let fingerprint_sha256 = sha2::Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let parsed = x509_parser::parse_x509_certificate(cert)
+        .ok()
+        .map(|(_, c)| c);
+    // Go's order and spelling (blackbox_exporter's labels): `CN=x,O=y`, most specific first.
+    let name = |n: &x509_parser::x509::X509Name<'_>| {
+        let mut parts: Vec<String> = n
+            .iter_rdn()
+            .flat_map(|rdn| rdn.iter())
+            .filter_map(|a| {
+                let registry = x509_parser::objects::oid_registry();
+                let key = x509_parser::objects::oid2abbrev(a.attr_type(), registry).ok()?;
+                Some(format!("{key}={}", a.as_str().ok()?))
+            })
+            .collect();
+        parts.reverse();
+        parts.join(",")
+    };
+    let sans = parsed
+        .as_ref()
+        .and_then(|c| c.subject_alternative_name().ok().flatten())
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|g| match g {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    crate::activity::CertInfo {
+        fingerprint_sha256,
+        subject: parsed
+            .as_ref()
+            .map(|c| name(c.subject()))
+            .unwrap_or_default(),
+        issuer: parsed
+            .as_ref()
+            .map(|c| name(c.issuer()))
+            .unwrap_or_default(),
+        subject_alternative: sans,
     }
 }
 

@@ -18,6 +18,7 @@
 //! - [`endpoints`]: `/livez`, `/readyz`, `/health`; [`metrics`]: `/metrics`;
 //! - [`logging`]: the server's log on stderr.
 
+mod blackbox;
 mod check;
 mod clock;
 mod endpoints;

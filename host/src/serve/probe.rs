@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::clock::run_by_the_clock;
 use super::endpoints::{Answer, TEXT};
-use super::metrics::{METRICS, encode, metric_name};
+use super::metrics::{METRICS, encode};
 use crate::checks::Module;
-use crate::report::{Report, Verdict};
+use crate::report::Report;
 use crate::runner::{ProbeSource, RunConfig, Runner};
 use crate::text;
 
@@ -134,53 +134,28 @@ pub fn probe_request(
 
 impl ProbeRequest {
     /// Runs the probe on `probes` (see [`run_by_the_clock`]) and answers with
-    /// `probe_success`, `probe_duration_seconds` and the probe's numeric details as gauges.
+    /// `probe_success`, `probe_duration_seconds`, blackbox_exporter's metrics of what the
+    /// probe measured and its other numeric details, as gauges.
     pub async fn answer(self, probes: &tokio::runtime::Handle, runner: Arc<Runner>) -> Answer {
         let start = Instant::now();
+        let bundled = match &self.source {
+            ProbeSource::Bundled(b) => Some(b.name),
+            ProbeSource::File(_) => None,
+        };
         let report = run_by_the_clock(probes, runner, self.source, self.params, self.config).await;
-        gauges(&report, start.elapsed())
+        gauges(&report, start.elapsed(), bundled)
     }
 }
 
-/// A `/probe` answer for `report`, a run that took `took`: the verdict as a comment, then
-/// the gauges.
-fn gauges(report: &Report, took: Duration) -> Answer {
+/// A `/probe` answer for `report`, a run of `bundled` (the module's bundled probe, if it is
+/// one) that took `took`: the verdict as a comment, then the gauges.
+fn gauges(report: &Report, took: Duration, bundled: Option<&str>) -> Answer {
     // The verdict, for a person reading the answer; Prometheus skips comments.
     let verdict = format!(
         "# {}\n",
         text::one_line(&crate::output::render(report, crate::output::Format::Text))
     );
-    let pass = matches!(report.verdict, Verdict::Healthy | Verdict::Degraded);
-    let gauges = || -> prometheus::Result<String> {
-        let registry = prometheus::Registry::new();
-        let gauge = |name: &str, help: &str, value: f64| {
-            let gauge = prometheus::Gauge::new(name, help)?;
-            gauge.set(value);
-            registry.register(Box::new(gauge))
-        };
-        gauge(
-            "probe_success",
-            "Displays whether or not the probe was a success",
-            f64::from(u8::from(pass)),
-        )?;
-        gauge(
-            "probe_duration_seconds",
-            "Returns how long the probe took to complete in seconds",
-            took.as_secs_f64(),
-        )?;
-        for (key, value) in &report.details {
-            if let Some(number) = value.as_f64() {
-                // A detail whose name clashes with one already given is left out.
-                let _ = gauge(
-                    &format!("probe_{}", metric_name(key)),
-                    &format!("The probe's detail {key}"),
-                    number,
-                );
-            }
-        }
-        encode(&registry)
-    };
-    match gauges() {
+    match super::blackbox::registry(report, took, bundled).and_then(|r| encode(&r)) {
         Ok(text) => (200, METRICS, verdict + &text),
         Err(e) => (500, TEXT, format!("cannot write the metrics: {e}\n")),
     }

@@ -107,13 +107,31 @@ impl Probe for HttpProbe {
             expect_body,
             expect_json.as_ref(),
         );
-        let result = match verdict {
+        let mut result = match &verdict {
             Ok(()) => CheckResult::healthy(format!(
                 "HTTP {} from {url} in {elapsed_ms} ms",
                 response.status
             )),
-            Err(message) => CheckResult::unhealthy(message),
+            Err(failure) => CheckResult::unhealthy(&failure.message),
         };
+        // What blackbox_exporter's http prober reports of a response, for serve's /probe.
+        if let Some(length) = response
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            result = result.detail("content-length", length);
+        }
+        if let Some(modified) = response
+            .header("last-modified")
+            .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        {
+            result = result.detail("last-modified", modified.as_secs());
+        }
+        if expect_body.is_some() || expect_json.is_some() {
+            let body_failed = matches!(&verdict, Err(f) if f.body);
+            result = result.detail("body-mismatch", body_failed);
+        }
         Ok(result
             .detail("url", url)
             .detail("status", response.status)
@@ -124,7 +142,15 @@ impl Probe for HttpProbe {
 
 healthprobe_sdk::export_probe!(HttpProbe);
 
-/// Compare a response with the expectations; the error is the unhealthy message.
+/// Why a response is unhealthy: the message, and whether it was the body (not the status)
+/// that failed the expectations.
+#[derive(Debug, PartialEq)]
+struct Failed {
+    message: String,
+    body: bool,
+}
+
+/// Compare a response with the expectations.
 fn judge(
     url: &str,
     status: u16,
@@ -132,25 +158,32 @@ fn judge(
     expect_status: &StatusSpec,
     expect_body: Option<&str>,
     expect_json: Option<&JsonExpectation>,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     if !expect_status.matches(status) {
-        return Err(format!(
-            "HTTP {status} from {url} (expected {expect_status})"
-        ));
+        return Err(Failed {
+            message: format!("HTTP {status} from {url} (expected {expect_status})"),
+            body: false,
+        });
     }
+    let body_failed = |message| Failed {
+        message,
+        body: true,
+    };
     let text = String::from_utf8_lossy(body);
     if let Some(needle) = expect_body {
         if !text.contains(needle) {
-            return Err(format!(
+            return Err(body_failed(format!(
                 "body of {url} does not contain \"{needle}\"; body: {}",
                 excerpt(&text)
-            ));
+            )));
         }
     }
     if let Some(expectation) = expect_json {
-        expectation.check(body).map_err(|e| match e {
-            JsonMismatch::NotJson(reason) => format!("{url}: body is not JSON: {reason}"),
-            other => other.to_string(),
+        expectation.check(body).map_err(|e| {
+            body_failed(match e {
+                JsonMismatch::NotJson(reason) => format!("{url}: body is not JSON: {reason}"),
+                other => other.to_string(),
+            })
         })?;
     }
     Ok(())
@@ -448,19 +481,32 @@ mod tests {
         let spec = StatusSpec::parse(DEFAULT_STATUS).unwrap();
         let url = "http://127.0.0.1:8080/health";
         assert_eq!(judge(url, 200, b"ok", &spec, None, None), Ok(()));
+        let failed = |message: &str, body| Failed {
+            message: message.into(),
+            body,
+        };
         assert_eq!(
             judge(url, 503, b"", &spec, None, None).unwrap_err(),
-            "HTTP 503 from http://127.0.0.1:8080/health (expected 200-399)"
+            failed(
+                "HTTP 503 from http://127.0.0.1:8080/health (expected 200-399)",
+                false
+            )
         );
         assert_eq!(
             judge(url, 200, b"status: DOWN", &spec, Some("UP"), None).unwrap_err(),
-            "body of http://127.0.0.1:8080/health does not contain \"UP\"; body: status: DOWN"
+            failed(
+                "body of http://127.0.0.1:8080/health does not contain \"UP\"; body: status: DOWN",
+                true
+            )
         );
         let json = JsonExpectation::parse("/status=UP").unwrap();
         let err = judge(url, 200, b"<html>", &spec, None, Some(&json)).unwrap_err();
         assert!(
-            err.starts_with("http://127.0.0.1:8080/health: body is not JSON: "),
-            "{err}"
+            err.body
+                && err
+                    .message
+                    .starts_with("http://127.0.0.1:8080/health: body is not JSON: "),
+            "{err:?}"
         );
     }
 

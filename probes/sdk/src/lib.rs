@@ -139,11 +139,17 @@ pub mod __private {
         let budget = Budget::new(budget_ms);
         let params = Params::from_host(params, defaulted).with_defaults(&P::describe().params);
         crate::tcp::take_earliest_expiry();
-        let result = P::check(&params, budget)?;
-        Ok(match crate::tcp::take_earliest_expiry() {
-            Some(t) => result.detail("ssl-earliest-cert-expiry", t),
-            None => result,
-        })
+        crate::tcp::take_tls_version();
+        let mut result = P::check(&params, budget)?;
+        // What the check's TLS handshakes saw, in the names blackbox_exporter's metrics
+        // have (serve's /probe exports them as those metrics).
+        if let Some(t) = crate::tcp::take_earliest_expiry() {
+            result = result.detail("ssl-earliest-cert-expiry", t);
+        }
+        if let Some(version) = crate::tcp::take_tls_version() {
+            result = result.detail("tls-version", version);
+        }
+        Ok(result)
     }
 }
 

@@ -42,8 +42,8 @@ use address::lookup;
 pub use address::{parse_address, resolve, resolve_host};
 pub use error::TcpError;
 pub use framed::{DEFAULT_MAX_FRAME, FrameError, Framed, Prefix, varint};
-pub(crate) use tls::take_earliest_expiry;
 pub use tls::{Tls, TlsPeer, connect_with};
+pub(crate) use tls::{take_earliest_expiry, take_tls_version};
 
 /// Connect to `address` (`host:port`), trying each resolved address in turn.
 ///

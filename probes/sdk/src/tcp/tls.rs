@@ -28,6 +28,15 @@ fn record_expiry(not_after: Option<u64>) {
     }
 }
 
+/// The TLS version of this check's last handshake.
+static LAST_VERSION: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The TLS version of this check's last handshake, and forget it: the SDK adds it to the
+/// result as the `tls-version` detail (`TLSv1.3`).
+pub(crate) fn take_tls_version() -> Option<String> {
+    LAST_VERSION.lock().ok()?.take()
+}
+
 /// The earliest expiry of the certificates this check's TLS handshakes saw, and forget it:
 /// the SDK adds it to the result as the `ssl-earliest-cert-expiry` detail (seconds since
 /// the epoch; the name and meaning of blackbox_exporter's metric).
@@ -62,6 +71,9 @@ impl TcpConn {
         match stream.inner.into_tls(server_name, alpn, &budget) {
             Ok((inner, tls)) => {
                 record_expiry(tls.not_after);
+                if let Ok(mut last) = LAST_VERSION.lock() {
+                    *last = Some(tls.version.clone());
+                }
                 Ok(TcpConn {
                     stream: TcpStream { inner },
                     address,
