@@ -127,9 +127,26 @@ pub struct Check {
     pub definition: Definition,
 }
 
-/// A check's table in the file, with the defaults applied; only compared.
+/// A check's table in the file, with the defaults applied, and a digest of its parameters
+/// as read (so that a secret file rotated since is a change a reload applies, and no copy
+/// of a secret is kept for it); only compared.
 #[derive(Debug, PartialEq)]
-pub struct Definition(Entry);
+pub struct Definition(Entry, [u8; 32]);
+
+impl Definition {
+    fn new(entry: &Entry, params: &[(String, String)]) -> Self {
+        use sha2::Digest;
+        let mut digest = sha2::Sha256::new();
+        for (name, value) in params {
+            // Lengths first, so that no two lists hash alike.
+            for part in [name, value] {
+                digest.update((part.len() as u64).to_le_bytes());
+                digest.update(part.as_bytes());
+            }
+        }
+        Definition(entry.clone(), digest.finalize().into())
+    }
+}
 
 /// A `/probe` module: a check whose `target` parameter comes with each request.
 #[derive(Debug)]
@@ -197,7 +214,7 @@ impl Checks {
         for (name, entry) in &file.checks {
             check_name(name).map_err(|why| bad(format!("[checks.{name}]: {why}")))?;
             let (subject, entry, source, settings) = resolve("checks", name, entry)?;
-            let definition = Definition(entry.clone());
+            let definition = Definition::new(&entry, &settings.params);
             if entry.own.target.is_some() {
                 return Err(Failure::BadInput(format!(
                     "{subject}: target: only a [modules.NAME] takes a target"

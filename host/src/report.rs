@@ -136,6 +136,19 @@ pub struct Report {
     pub connected: Option<std::net::SocketAddr>,
 }
 
+/// `haystack` with every occurrence of `needle` replaced by `with`.
+fn replace_bytes(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// The value of a detail: typed as a probe of world `probe` gave it; text from a probe of
 /// `probe-text` (0.1.0's world) and for the host's own details.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -287,6 +300,31 @@ impl Report {
         }
     }
 
+    /// Replaces every occurrence of each of `secrets` in what the report shows (its
+    /// message, its details' names and text, the probe's captured output) with
+    /// [`crate::params::REDACTED`]: whatever a probe or a server echoed of a secret
+    /// parameter, no output shows it.
+    pub fn redact(&mut self, secrets: &[String]) {
+        use crate::params::REDACTED;
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            let hide = |text: &mut String| {
+                if text.contains(secret.as_str()) {
+                    *text = text.replace(secret.as_str(), REDACTED);
+                }
+            };
+            hide(&mut self.message);
+            for (name, value) in &mut self.details {
+                hide(name);
+                if let Detail::Text(text) = value {
+                    hide(text);
+                }
+            }
+            for (bytes, _) in [&mut self.stdout, &mut self.stderr] {
+                *bytes = replace_bytes(bytes, secret.as_bytes(), REDACTED.as_bytes());
+            }
+        }
+    }
+
     /// The report of a run that ended before the probe produced a result.
     pub fn failed(probe: &str, failure: &Failure, elapsed: Duration) -> Self {
         Report {
@@ -299,6 +337,29 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_show() {
+        let mut r = Report::new(
+            Verdict::Unhealthy,
+            "p",
+            "bad hunter2 and hunter2",
+            Duration::ZERO,
+        );
+        r.details = vec![
+            ("hunter2".into(), Detail::Text("x-hunter2-y".into())),
+            ("n".into(), Detail::Integer(2)),
+        ];
+        r.stderr = (b"said hunter2\n".to_vec(), 0);
+        r.redact(&["hunter2".into(), String::new()]);
+        assert_eq!(r.message, "bad [redacted] and [redacted]");
+        assert_eq!(
+            r.details[0],
+            ("[redacted]".into(), Detail::Text("x-[redacted]-y".into()))
+        );
+        assert_eq!(r.stderr.0, b"said [redacted]\n");
+        assert_eq!(replace_bytes(b"aaa", b"aa", b"b"), b"ba");
+    }
 
     #[test]
     fn a_flood_of_details_is_cut_and_counted() {

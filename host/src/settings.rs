@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::flags::{GrantArgs, LimitArgs};
 use crate::limits::{CodeLimits, Limits};
+use crate::params::{Given, Source};
 use crate::policy::Policy;
 use crate::report::Failure;
 use crate::runner::RunConfig;
@@ -29,6 +30,9 @@ pub struct Settings {
     /// The probe's parameters in order: the policy file's, then the command line's (a key
     /// given on the command line replaces the file's values for it).
     pub params: Vec<(String, String)>,
+    /// The values no output may show: those read by reference, and those of parameters
+    /// whose names declare them secret.
+    pub secrets: Vec<String>,
 }
 
 /// Merges the command line over the policy file over the defaults.
@@ -36,7 +40,7 @@ pub fn resolve(
     file: Option<&Path>,
     limits: &LimitArgs,
     sha256: Option<&str>,
-    cli_params: &[(String, String)],
+    cli_params: &[Given],
 ) -> Result<Settings, Failure> {
     let (policy, subject) = match file {
         Some(path) => (
@@ -51,8 +55,15 @@ pub fn resolve(
     }
     settings
         .params
-        .retain(|(key, _)| !cli_params.iter().any(|(k, _)| k == key));
-    settings.params.extend(cli_params.iter().cloned());
+        .retain(|(key, _)| !cli_params.iter().any(|g| g.name == *key));
+    for given in cli_params {
+        if given.secret {
+            settings.secrets.push(given.value.clone());
+        }
+        settings
+            .params
+            .push((given.name.clone(), given.value.clone()));
+    }
     Ok(settings)
 }
 
@@ -82,29 +93,19 @@ pub fn resolve_file(
     };
 
     let mut params = Vec::new();
+    let mut secrets = Vec::new();
     for (key, value) in policy.params.iter().flatten() {
         let values = match value {
             toml::Value::Array(items) => items.iter().collect(),
             v => vec![v],
         };
         for v in values {
-            let text = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                other => {
-                    return Err(bad_key(
-                        &subject,
-                        &format!("params.{key}"),
-                        format!(
-                            "expected a string, number, boolean or a list of them, got {}",
-                            other.type_str()
-                        ),
-                    ));
-                }
-            };
-            params.push((key.clone(), text));
+            let given =
+                param(key, v).map_err(|why| bad_key(&subject, &format!("params.{key}"), why))?;
+            if given.secret {
+                secrets.push(given.value.clone());
+            }
+            params.push((given.name, given.value));
         }
     }
     Ok(Settings {
@@ -113,7 +114,43 @@ pub fn resolve_file(
         file_grants: policy.grants,
         subject,
         params,
+        secrets,
     })
+}
+
+/// A parameter's value in a file: a string, number or boolean as it is, or a secret by
+/// reference, `{ file = "/run/secrets/db" }` or `{ env = "DB_PASSWORD" }`, read now.
+fn param(key: &str, value: &toml::Value) -> Result<Given, String> {
+    let text = match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Table(t) => {
+            let source = match (t.len(), t.get("file"), t.get("env")) {
+                (1, Some(toml::Value::String(path)), None) => Source::File(path.into()),
+                (1, None, Some(toml::Value::String(var))) => Source::Env(var.clone()),
+                _ => {
+                    return Err(
+                        "a secret by reference is { file = \"PATH\" } or { env = \"VARIABLE\" }"
+                            .into(),
+                    );
+                }
+            };
+            // The read error names the parameter and the source; the caller adds the file.
+            return Given::read(key.to_string(), &source).map_err(|e| {
+                e.trim_start_matches(&format!("parameter {key}: "))
+                    .to_string()
+            });
+        }
+        other => {
+            return Err(format!(
+                "expected a string, number, boolean, {{ file = … }}, {{ env = … }} or a list of them, got {}",
+                other.type_str()
+            ));
+        }
+    };
+    Ok(Given::new(key.to_string(), text))
 }
 
 impl Settings {
@@ -125,6 +162,7 @@ impl Settings {
             sandbox: self.sandbox(grants)?,
             sha256: self.sha256.clone(),
             report_sha256: false,
+            secrets: self.secrets.clone(),
         })
     }
 

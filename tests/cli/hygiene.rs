@@ -69,6 +69,7 @@ fn resource_hygiene_worker() {
         sandbox: Sandbox::loopback(),
         sha256: None,
         report_sha256: false,
+        secrets: Vec::new(),
     };
     let fast = config(Duration::from_secs(5));
     let slow = config(Duration::from_millis(100));
@@ -138,6 +139,7 @@ fn one_bundled_probe_runs_in_two_runners_and_side_by_side() {
         sandbox: Sandbox::loopback(),
         sha256: None,
         report_sha256: false,
+        secrets: Vec::new(),
     };
     let http = ProbeSource::resolve("http").unwrap();
     let params = vec![("url".to_string(), ok.url("/"))];

@@ -27,6 +27,7 @@ mod inspect;
 mod integrity;
 mod languages;
 mod sandbox;
+mod secrets;
 mod serve;
 
 // serve's /probe beside blackbox_exporter, under a real Prometheus.

@@ -80,6 +80,27 @@ fn redis_password_is_healthy() {
         "role=master",
     ])
     .expect(0, "healthy: redis: ", &["PONG from", "role master"]);
+    // The same password as a Docker secret file, and from the environment.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("redis_password");
+    std::fs::write(&secret, format!("{PASSWORD}\n")).unwrap();
+    healthprobe([
+        "run",
+        "redis",
+        &server.address_param(),
+        &format!("password@file={}", secret.display()),
+    ])
+    .expect(0, "healthy: redis: ", &["PONG from"]);
+    crate::support::healthprobe_env(
+        [
+            "run",
+            "redis",
+            &server.address_param(),
+            "password@env=REDIS_PASSWORD",
+        ],
+        &[("REDIS_PASSWORD", PASSWORD)],
+    )
+    .expect(0, "healthy: redis: ", &["PONG from"]);
 }
 
 #[test]

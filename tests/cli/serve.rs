@@ -113,7 +113,7 @@ impl Serve {
     }
 
     /// Polls `path` until `until` holds for its body (at most [`support::WAIT`]).
-    fn wait_for(&self, path: &str, until: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for(&self, path: &str, until: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + support::WAIT;
         loop {
             let (_, _, body) = self.get(path);
@@ -127,7 +127,7 @@ impl Serve {
 
     /// Waits (at most [`support::WAIT`]) until what `serve` wrote on stderr has a whole
     /// line containing `text`, and returns all of it.
-    fn log_contains(&self, text: &str) -> String {
+    pub fn log_contains(&self, text: &str) -> String {
         let deadline = Instant::now() + support::WAIT;
         loop {
             let log = self.log.lock().unwrap().clone();

@@ -85,10 +85,10 @@ impl Plan {
             return Ok(Plan::File(Checks::load(path, &args.limits)?));
         }
         let label = args.probe.clone().unwrap_or_default();
-        let params: Vec<(String, String)> = args
+        let params: Vec<params::Given> = args
             .params
             .iter()
-            .map(|p| params::parse_pair(p))
+            .map(|p| params::parse_arg(p))
             .collect::<Result<_, _>>()
             .map_err(Failure::BadInput)?;
         let source = ProbeSource::resolve(&label)?;

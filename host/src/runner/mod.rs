@@ -94,6 +94,9 @@ pub struct RunConfig {
     /// Whether the report names the code's SHA-256 (for `--verbose`). Otherwise it is
     /// computed only to check a pin, and a `.cwasm` is mapped instead of read.
     pub report_sha256: bool,
+    /// Values no output may show (secret parameters): the report is redacted of them,
+    /// whatever the probe or a server put them in.
+    pub secrets: Vec<String>,
 }
 
 /// Loads and runs probes; reusable across runs.
@@ -304,6 +307,7 @@ impl Runner {
         }
         report.sha256 = shared.sha256_seen.lock().ok().and_then(|s| s.clone());
         report.code = shared.code_seen.lock().ok().and_then(|s| s.clone());
+        report.redact(&config.secrets);
         report.http = shared.activity.exchange();
         report.connected = shared.activity.connected();
         // The http import's TLS facts, as the SDK reports them for wasi:tls.

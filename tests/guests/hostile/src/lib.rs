@@ -19,7 +19,7 @@ impl Probe for Hostile {
                 "mode",
                 "spin | memory | panic | sleep | flood | tcp-read | http-loop | echo \
                  | connect | resolve | read-file | list-dir | write-file | env | udp | insecure \
-                 | recurse | big-message | sockets | random | details",
+                 | recurse | big-message | sockets | random | details | leak | leak-error",
             ))
             .param(ParamSpec::optional(
                 "address",
@@ -31,7 +31,11 @@ impl Probe for Hostile {
                 "path",
                 "path for read-file, list-dir, write-file",
             ))
-            .param(ParamSpec::optional("value", "text for echo").repeatable())
+            .param(ParamSpec::optional("value", "text for echo, leak").repeatable())
+            .param(ParamSpec::optional(
+                "password",
+                "a secret by its name, for leak",
+            ))
             .param(ParamSpec::optional(
                 "count",
                 "connections for sockets, bytes for random, details for details",
@@ -207,6 +211,23 @@ impl Probe for Hostile {
             }
             "echo" => Ok(CheckResult::healthy(params.list("value").join("|"))
                 .detail("count", params.list("value").len())),
+            // Puts every value it was given, secrets included, everywhere a probe can.
+            "leak" => {
+                let mut given = params.list("value");
+                given.extend(params.str("password"));
+                let all = given.join(" ");
+                println!("stdout: {all}");
+                eprintln!("stderr: {all}");
+                let mut result = CheckResult::unhealthy(format!("leaking {all}"));
+                for (i, v) in given.iter().enumerate() {
+                    result = result.detail(format!("value-{i}"), *v).detail(*v, i);
+                }
+                Ok(result)
+            }
+            "leak-error" => Err(CheckError::invalid_param(
+                "value",
+                format!("'{}' is not allowed", params.list("value").join(" ")),
+            )),
             other => Err(CheckError::invalid_param(
                 "mode",
                 format!("unknown mode '{other}'"),
