@@ -120,7 +120,7 @@ fn every_answer_passes_promtool() {
         "",
         &[grpc.address().trim_start_matches("address="), &closed],
     );
-    for probe in ["redis", "postgres", "mysql", "memcached"] {
+    for probe in ["redis", "postgres", "mysql", "memcached", "mqtt", "nats"] {
         module(probe, probe, "address", "", &[&closed]);
     }
     module(
