@@ -120,7 +120,15 @@ fn every_answer_passes_promtool() {
         "",
         &[grpc.address().trim_start_matches("address="), &closed],
     );
-    for probe in ["redis", "postgres", "mysql", "memcached", "mqtt", "nats"] {
+    for probe in [
+        "redis",
+        "postgres",
+        "mysql",
+        "memcached",
+        "mqtt",
+        "nats",
+        "zookeeper",
+    ] {
         module(probe, probe, "address", "", &[&closed]);
     }
     module(

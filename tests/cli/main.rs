@@ -50,3 +50,4 @@ mod postgres;
 mod redis;
 mod tcp_expect;
 mod tls;
+mod zookeeper;
