@@ -48,6 +48,7 @@ mod mysql;
 mod nats;
 mod postgres;
 mod redis;
+mod smtp;
 mod tcp_expect;
 mod tls;
 mod zookeeper;
