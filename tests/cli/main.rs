@@ -42,6 +42,7 @@ mod precompiled;
 mod dns;
 mod file;
 mod grpc;
+mod ldap;
 mod memcached;
 mod mqtt;
 mod mysql;
