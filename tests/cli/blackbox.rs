@@ -128,6 +128,8 @@ fn every_answer_passes_promtool() {
         "mqtt",
         "nats",
         "zookeeper",
+        "smtp",
+        "ldap",
     ] {
         module(probe, probe, "address", "", &[&closed]);
     }
