@@ -130,6 +130,7 @@ fn every_answer_passes_promtool() {
         "zookeeper",
         "smtp",
         "ldap",
+        "amqp",
     ] {
         module(probe, probe, "address", "", &[&closed]);
     }

@@ -39,6 +39,7 @@ mod hygiene;
 mod precompiled;
 
 // The bundled service probes, each against its real server.
+mod amqp;
 mod dns;
 mod file;
 mod grpc;
