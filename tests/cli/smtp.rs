@@ -149,6 +149,18 @@ fn smtps_is_tls_from_the_first_byte() {
         &pki.trust(),
     )
     .expect(0, "healthy: smtp: 220 ", &["over TLS, logged in"]);
+    // The certificate checked for another name than the address's host.
+    run(
+        &addr,
+        &["implicit-tls=true", "server-name=localhost"],
+        &pki.trust(),
+    )
+    .expect(0, "healthy: smtp: 220 ", &["over TLS"]);
+    run(&addr, &["implicit-tls=true", "tls=require"], &pki.trust()).expect(
+        3,
+        "error: smtp: ",
+        &["leave out tls="],
+    );
     // Without TLS, a TLS port says nothing a client could read as SMTP: bounded.
     run(&addr, &["--timeout", "2s"], &[]).expect(
         1,

@@ -84,22 +84,17 @@ impl Probe for Amqp {
             .detail("error", "refused")
             .detail("code", code),
             Err(Fail::Frame(e)) => {
-                let kind = match &e {
-                    FrameError::Tcp { error, .. } => error.kind(),
-                    FrameError::Closed { .. } => "closed",
-                    _ => "protocol",
-                };
-                let mut message = format!("{}: {e}", config.address);
-                // RabbitMQ drops the connection without a word on wrong credentials with
-                // some authentication backends.
+                let mut result = e.verdict(&config.address);
+                // RabbitMQ drops the connection without a word on wrong credentials when
+                // a client does not ask it to say why (this one does).
                 if let FrameError::Closed {
                     step: "Connection.Tune",
                     ..
                 } = &e
                 {
-                    message.push_str(" (wrong user name or password?)");
+                    result.message.push_str(" (wrong user name or password?)");
                 }
-                CheckResult::unhealthy(message).detail("error", kind)
+                result
             }
             Err(Fail::Tcp(e)) => e.into_verdict()?,
         };

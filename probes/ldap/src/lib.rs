@@ -9,9 +9,7 @@ mod ber;
 use std::time::Instant;
 
 use healthprobe_sdk::tcp::{self, FrameError, Framed, Link, TcpConn, TcpError, Tls};
-use healthprobe_sdk::{
-    Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo, parse_bool,
-};
+use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 /// The longest message read: a health check's answers are small.
 const MAX_MESSAGE: usize = 256 * 1024;
@@ -49,13 +47,7 @@ impl Probe for Ldap {
             "Also read this entry (a base search; the root DSE when empty), for example \
              base=dc=example,dc=org.",
         ))
-        .param(
-            ParamSpec::optional(
-                "implicit-tls",
-                "TLS from the first byte (LDAPS, port 636) instead of StartTLS.",
-            )
-            .default("false"),
-        )
+        .param(Tls::implicit_param(636))
         .params(Tls::params(true))
     }
 
@@ -86,14 +78,7 @@ impl Probe for Ldap {
             ))
             .detail("error", result_name(result.code))
             .detail("code", result.code),
-            Err(Fail::Frame(e)) => {
-                let kind = match &e {
-                    FrameError::Tcp { error, .. } => error.kind(),
-                    FrameError::Closed { .. } => "closed",
-                    _ => "protocol",
-                };
-                CheckResult::unhealthy(format!("{}: {e}", config.address)).detail("error", kind)
-            }
+            Err(Fail::Frame(e)) => e.verdict(&config.address),
             Err(Fail::Tcp(e)) => e.into_verdict()?,
         };
         Ok(result
@@ -135,18 +120,7 @@ impl Config {
                 "password= needs bind-dn= (a simple bind names who logs in)",
             ));
         }
-        let starttls = Tls::from_params(params, &address, true)?;
-        let implicit = if params.required_parse("implicit-tls", parse_bool)? {
-            let host = address
-                .rsplit_once(':')
-                .map_or(address.as_str(), |(h, _)| h);
-            let name = params
-                .str("server-name")
-                .unwrap_or(host.trim_start_matches('[').trim_end_matches(']'));
-            Some(name.to_string())
-        } else {
-            None
-        };
+        let (implicit, starttls) = Tls::from_params_implicit(params, &address)?;
         Ok(Config {
             address,
             bind_dn,

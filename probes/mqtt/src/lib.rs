@@ -101,21 +101,7 @@ impl Probe for Mqtt {
                 config.topic.as_deref().unwrap_or_default()
             ))
             .detail("error", "timeout"),
-            Err(Fail::Frame(e)) => {
-                let kind = match &e {
-                    FrameError::Tcp { error, .. } => error.kind(),
-                    FrameError::Closed { .. } => "closed",
-                    FrameError::TooLarge { .. } | FrameError::Malformed { .. } => "protocol",
-                };
-                if let FrameError::Tcp { error, .. } = &e
-                    && !e.is_timeout()
-                {
-                    CheckResult::unhealthy(format!("{}: {error}", config.address))
-                        .detail("error", kind)
-                } else {
-                    CheckResult::unhealthy(format!("{}: {e}", config.address)).detail("error", kind)
-                }
-            }
+            Err(Fail::Frame(e)) => e.verdict(&config.address),
             Err(Fail::Connect(e)) => e.into_verdict()?,
         };
         Ok(result

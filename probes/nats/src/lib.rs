@@ -72,14 +72,7 @@ impl Probe for Nats {
                 CheckResult::unhealthy(format!("{}: {why}", config.address))
                     .detail("error", "protocol")
             }
-            Err(Fail::Frame(e)) => {
-                let kind = match &e {
-                    FrameError::Tcp { error, .. } => error.kind(),
-                    FrameError::Closed { .. } => "closed",
-                    _ => "protocol",
-                };
-                CheckResult::unhealthy(format!("{}: {e}", config.address)).detail("error", kind)
-            }
+            Err(Fail::Frame(e)) => e.verdict(&config.address),
             Err(Fail::Tcp(e)) => e.into_verdict()?,
         };
         Ok(result

@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use healthprobe_sdk::tcp::{self, FrameError, Framed, Link, TcpConn, TcpError, Tls};
-use healthprobe_sdk::{
-    Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo, parse_bool,
-};
+use healthprobe_sdk::{Budget, CheckError, CheckResult, ParamSpec, Params, Probe, ProbeInfo};
 
 /// The longest reply read: an EHLO reply lists a dozen extensions.
 const MAX_REPLY: usize = 64 * 1024;
@@ -41,13 +39,7 @@ impl Probe for Smtp {
             "That user's password; needs username. Give it by reference, for example \
              password@file=/run/secrets/smtp.",
         ))
-        .param(
-            ParamSpec::optional(
-                "implicit-tls",
-                "TLS from the first byte (SMTPS, port 465) instead of STARTTLS.",
-            )
-            .default("false"),
-        )
+        .param(Tls::implicit_param(465))
         .params(Tls::params(true))
     }
 
@@ -78,14 +70,7 @@ impl Probe for Smtp {
             .detail("code", reply.code),
             Err(Fail::Config(why)) => CheckResult::unhealthy(format!("{}: {why}", config.address))
                 .detail("error", "unsupported"),
-            Err(Fail::Frame(e)) => {
-                let kind = match &e {
-                    FrameError::Tcp { error, .. } => error.kind(),
-                    FrameError::Closed { .. } => "closed",
-                    _ => "protocol",
-                };
-                CheckResult::unhealthy(format!("{}: {e}", config.address)).detail("error", kind)
-            }
+            Err(Fail::Frame(e)) => e.verdict(&config.address),
             Err(Fail::Tcp(e)) => e.into_verdict()?,
         };
         Ok(result
@@ -128,18 +113,7 @@ impl Config {
                 "username= and password= go together (AUTH PLAIN)",
             ));
         }
-        let starttls = Tls::from_params(params, &address, true)?;
-        let implicit = if params.required_parse("implicit-tls", parse_bool)? {
-            let host = address
-                .rsplit_once(':')
-                .map_or(address.as_str(), |(h, _)| h);
-            let name = params
-                .str("server-name")
-                .unwrap_or(host.trim_start_matches('[').trim_end_matches(']'));
-            Some(name.to_string())
-        } else {
-            None
-        };
+        let (implicit, starttls) = Tls::from_params_implicit(params, &address)?;
         Ok(Config {
             address,
             helo,

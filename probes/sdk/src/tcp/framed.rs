@@ -121,6 +121,22 @@ impl FrameError {
         }
     }
 
+    /// A short machine name of the failure, for the `error` detail: the connection's
+    /// ([`TcpError::kind`]: `timeout`, `reset`, …), `closed`, or `protocol`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FrameError::Tcp { error, .. } => error.kind(),
+            FrameError::Closed { .. } => "closed",
+            FrameError::TooLarge { .. } | FrameError::Malformed { .. } => "protocol",
+        }
+    }
+
+    /// The check's verdict for this failure with the server at `address`: unhealthy, the
+    /// message naming the step that was waiting, and the `error` detail ([`Self::kind`]).
+    pub fn verdict(&self, address: &str) -> crate::CheckResult {
+        crate::CheckResult::unhealthy(format!("{address}: {self}")).detail("error", self.kind())
+    }
+
     /// Whether the budget ran out (the check's verdict is then a timeout).
     pub fn is_timeout(&self) -> bool {
         matches!(

@@ -167,6 +167,49 @@ impl Tls {
         Ok(tls)
     }
 
+    /// The `implicit-tls` parameter of a protocol that can also start with TLS (SMTPS,
+    /// LDAPS) besides negotiating it (`tls`, STARTTLS); `port` is the usual port for it.
+    pub fn implicit_param(port: u16) -> crate::ParamSpec {
+        crate::ParamSpec::optional(
+            "implicit-tls",
+            format!(
+                "TLS from the first byte (usually port {port}) instead of negotiating it with \
+                 tls=; true or false."
+            ),
+        )
+        .default("false")
+    }
+
+    /// Reads `implicit-tls`, `tls` and `server-name` for such a protocol: TLS to start with
+    /// (the server name, when `implicit-tls=true`), or how to negotiate it
+    /// ([`Tls::from_params`] with `prefer`).
+    pub fn from_params_implicit(
+        params: &crate::Params,
+        address: &str,
+    ) -> Result<(Option<String>, Tls), CheckError> {
+        let implicit = params
+            .parse("implicit-tls", crate::parse_bool)?
+            .unwrap_or(false);
+        if !implicit {
+            return Ok((None, Tls::from_params(params, address, true)?));
+        }
+        if !matches!(
+            params.str("tls").map(str::trim),
+            None | Some("false" | "disable")
+        ) {
+            return Err(CheckError::invalid_config(
+                "implicit-tls=true starts with TLS; leave out tls= (which negotiates it)",
+            ));
+        }
+        let name = params
+            .str("server-name")
+            .map(str::trim)
+            .map(str::to_string)
+            .or_else(|| parse_address(address).ok().map(|(h, _)| h.to_string()))
+            .unwrap_or_default();
+        Ok((Some(name), Tls::Off))
+    }
+
     /// The server name, unless TLS is off.
     pub fn server_name(&self) -> Option<&str> {
         match self {
