@@ -12,6 +12,12 @@ use crate::support::{closed_port, healthprobe};
 /// A standalone ZooKeeper on a free loopback port allowing the four-letter words
 /// `whitelist`; `None` (skip) when ZooKeeper is not installed.
 fn zookeeper(whitelist: &str) -> Option<Server> {
+    zookeeper_with(whitelist, None).map(|(server, _)| server)
+}
+
+/// [`zookeeper`], and with `tls` a TLS client port too (returned), serving that
+/// certificate (no client certificate asked for).
+fn zookeeper_with(whitelist: &str, tls: Option<&crate::tls::Pem>) -> Option<(Server, u16)> {
     let script = find_binary(
         "ZooKeeper",
         &[PathBuf::from("/usr/share/zookeeper/bin/zkServer.sh")],
@@ -20,13 +26,43 @@ fn zookeeper(whitelist: &str) -> Option<Server> {
     let data = dir.path().join("data");
     let config = dir.path().join("zoo.cfg");
     let logs = dir.path().to_path_buf();
+    let tls_port = crate::servers::free_port();
+    let tls_lines = match tls {
+        Some(pem) => {
+            // ZooKeeper reads the key and its certificate from one PEM file.
+            let keystore = dir.path().join("keystore.pem");
+            let both = std::fs::read_to_string(&pem.key).unwrap()
+                + &std::fs::read_to_string(&pem.cert).unwrap();
+            std::fs::write(&keystore, both).unwrap();
+            format!(
+                "secureClientPort={tls_port}\n\
+                 serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+                 ssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.clientAuth=none\n",
+                keystore.display()
+            )
+        }
+        None => String::new(),
+    };
+    // Debian's zkServer.sh leaves Netty (the TLS server) off its class path; the last
+    // -cp wins, so this one, with Netty's jars, is the server's.
+    let netty: Vec<String> = std::fs::read_dir("/usr/share/java")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.contains("/netty-") && !p.ends_with("Final.jar"))
+        .collect();
+    let classpath = format!(
+        "-cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar:{}",
+        netty.join(":")
+    );
     let whitelist = whitelist.to_string();
-    Some(Server::start(dir, Signal::SIGTERM, move |port| {
+    let server = Server::start(dir, Signal::SIGTERM, move |port| {
         std::fs::write(
             &config,
             format!(
                 "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-                 4lw.commands.whitelist={whitelist}\nadmin.enableServer=false\n",
+                 4lw.commands.whitelist={whitelist}\nadmin.enableServer=false\n{tls_lines}",
                 data.display()
             ),
         )
@@ -34,9 +70,11 @@ fn zookeeper(whitelist: &str) -> Option<Server> {
         let mut cmd = Command::new(&script);
         cmd.arg("start-foreground")
             .arg(&config)
-            .env("ZOO_LOG_DIR", &logs);
+            .env("ZOO_LOG_DIR", &logs)
+            .env("JVMFLAGS", &classpath);
         cmd
-    }))
+    });
+    Some((server, tls_port))
 }
 
 /// Runs the probe until its line contains `needle`: a ZooKeeper listens before it serves
@@ -147,4 +185,24 @@ fn zookeeper_down_hung_and_wrong_service_are_unhealthy() {
             &["answered ruok with \"INFO {", "is this ZooKeeper?"],
         );
     }
+}
+
+#[test]
+fn zookeeper_over_tls_with_the_operators_ca() {
+    let pki = crate::tls::Pki::new();
+    let Some((server, tls)) = zookeeper_with("ruok,srvr", Some(&pki.server)) else {
+        return;
+    };
+    until_ready(&server, "healthy: zookeeper: imok from ");
+    let mut args = vec![
+        "run".to_string(),
+        "zookeeper".into(),
+        format!("address=127.0.0.1:{tls}"),
+        "tls=true".into(),
+        "--format=json".into(),
+    ];
+    args.extend(pki.trust());
+    healthprobe(&args).expect(0, "{", &["imok from", "\"tls-version\":"]);
+    args.truncate(5);
+    healthprobe(&args).expect(1, "{", &["unknown issuer"]);
 }
