@@ -284,6 +284,14 @@ pub fn words(e: &rustls::Error) -> String {
                  did not sign it (is --tls-ca the right CA?)"
                 .into(),
             CertificateError::Revoked => "certificate revoked".into(),
+            CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+                // A self-signed certificate made with CA:TRUE, the most common home-made one.
+                Some(webpki::Error::CaUsedAsEndEntity) => "the server's certificate is a CA \
+                     certificate (basicConstraints CA:TRUE), which TLS refuses as a server's \
+                     own; give the server a certificate that CA signed"
+                    .into(),
+                _ => format!("certificate refused: {}", other.0),
+            },
             other => format!("certificate refused: {other:?}"),
         },
         rustls::Error::AlertReceived(A::CertificateRequired) => "the server requires a client \
@@ -444,6 +452,14 @@ mod tests {
         assert_eq!(bare_name("DnsName(\"db.example.com\")"), "db.example.com");
         assert_eq!(bare_name("IpAddress(10.0.0.1)"), "10.0.0.1");
         assert_eq!(bare_name("plain"), "plain");
+    }
+
+    #[test]
+    fn a_ca_certificate_as_the_servers_is_explained() {
+        let e = rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+            std::sync::Arc::new(webpki::Error::CaUsedAsEndEntity),
+        )));
+        assert!(words(&e).starts_with("the server's certificate is a CA certificate"));
     }
 
     #[test]
