@@ -33,9 +33,9 @@ impl std::fmt::Display for Source {
 impl Source {
     /// The value, read by the host: a file's contents without one trailing newline (as
     /// `echo … > file` and `docker secret create` leave it), or the variable's value. An
-    /// error names the parameter and the source, never what was read.
-    pub fn read(&self, name: &str) -> Result<String, String> {
-        let bad = |why: String| format!("parameter {name}: {self}: {why}");
+    /// error names the source, never what was read.
+    pub fn read(&self) -> Result<String, String> {
+        let bad = |why: String| format!("{self}: {why}");
         let text = match self {
             Source::File(path) => read_secret_file(path).map_err(bad)?,
             Source::Env(var) => std::env::var(var).map_err(|e| {
@@ -93,9 +93,12 @@ impl Given {
         }
     }
 
-    /// A value the host reads from `source`: always secret.
+    /// A value the host reads from `source`: always secret. An error names the parameter
+    /// and the source.
     pub fn read(name: String, source: &Source) -> Result<Self, String> {
-        let value = source.read(&name)?;
+        let value = source
+            .read()
+            .map_err(|why| format!("parameter {name}: {why}"))?;
         Ok(Given {
             name,
             value,

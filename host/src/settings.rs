@@ -137,10 +137,12 @@ fn param(key: &str, value: &toml::Value) -> Result<Given, String> {
                     );
                 }
             };
-            // The read error names the parameter and the source; the caller adds the file.
-            return Given::read(key.to_string(), &source).map_err(|e| {
-                e.trim_start_matches(&format!("parameter {key}: "))
-                    .to_string()
+            // The caller names the file and `params.KEY`; the error names the source.
+            let value = source.read()?;
+            return Ok(Given {
+                name: key.to_string(),
+                value,
+                secret: true,
             });
         }
         other => {
