@@ -17,11 +17,12 @@
 //! ```
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::flags::{LimitArgs, de};
+use crate::flags::{LimitArgs, OciArgs, de};
+use crate::oci;
 use crate::policy::{Policy, Table, fields};
 use crate::report::{Failure, Report, Verdict};
 use crate::runner::ProbeSource;
@@ -131,10 +132,10 @@ pub struct Check {
 /// as read (so that a secret file rotated since is a change a reload applies, and no copy
 /// of a secret is kept for it); only compared.
 #[derive(Debug, PartialEq)]
-pub struct Definition(Entry, [u8; 32]);
+pub struct Definition(Entry, [u8; 32], String);
 
 impl Definition {
-    fn new(entry: &Entry, params: &[(String, String)]) -> Self {
+    fn new(entry: &Entry, params: &[(String, String)], source: &ProbeSource) -> Self {
         use sha2::Digest;
         let mut digest = sha2::Sha256::new();
         for (name, value) in params {
@@ -144,7 +145,8 @@ impl Definition {
                 digest.update(part.as_bytes());
             }
         }
-        Definition(entry.clone(), digest.finalize().into())
+        // With the source as resolved: an `oci://` tag that moved is a change.
+        Definition(entry.clone(), digest.finalize().into(), source.label())
     }
 }
 
@@ -173,7 +175,7 @@ pub struct Checks {
 impl Checks {
     /// Reads `path`. Limits given on the command line (`limits`) apply to every check, as
     /// they do over a policy file.
-    pub fn load(path: &Path, limits: &LimitArgs) -> Result<Self, Failure> {
+    pub fn load(path: &Path, limits: &LimitArgs, oci: &oci::Access) -> Result<Self, Failure> {
         let subject = format!("checks file {}", path.display());
         let bad = |why: String| Failure::BadInput(format!("{subject}: {why}"));
         let text = std::fs::read_to_string(path)
@@ -202,10 +204,10 @@ impl Checks {
             let entry = entry.clone().over(&file.defaults);
             let probe = entry.own.probe.as_deref().ok_or_else(|| {
                 Failure::BadInput(format!(
-                    "{subject}: no probe; give probe = \"NAME\" (a bundled probe, a .wasm or a .cwasm)"
+                    "{subject}: no probe; give probe = \"NAME\" (a bundled probe, a .wasm, a .cwasm or an oci:// reference)"
                 ))
             })?;
-            let source = source(probe, &dir)
+            let source = source(probe, &dir, oci)
                 .map_err(|f| Failure::BadInput(format!("{subject}: probe: {f}")))?;
             let settings = settings::resolve_file(entry.policy.clone(), subject.clone(), limits)?;
             Ok::<_, Failure>((subject, entry, source, settings))
@@ -214,7 +216,7 @@ impl Checks {
         for (name, entry) in &file.checks {
             check_name(name).map_err(|why| bad(format!("[checks.{name}]: {why}")))?;
             let (subject, entry, source, settings) = resolve("checks", name, entry)?;
-            let definition = Definition::new(&entry, &settings.params);
+            let definition = Definition::new(&entry, &settings.params, &source);
             if entry.own.target.is_some() {
                 return Err(Failure::BadInput(format!(
                     "{subject}: target: only a [modules.NAME] takes a target"
@@ -258,6 +260,33 @@ impl Checks {
         Ok(Checks { checks, modules })
     }
 
+    /// With `--pull`, pulls the `oci://` probes of the checks and modules that are tags or
+    /// not stored yet, each by `until` of its settings, and pins tags to the digests they
+    /// resolved to. Returns a line per registry contact, for the log.
+    pub fn fetch(
+        &mut self,
+        args: &OciArgs,
+        until: impl Fn(&Settings) -> Instant,
+    ) -> Result<Vec<String>, Failure> {
+        let mut lines = Vec::new();
+        let checks = self.checks.iter_mut().map(|c| ("checks", &c.name, &mut c.source, &c.settings, Some(&mut c.definition)));
+        let modules = self.modules.iter_mut().map(|m| ("modules", &m.name, &mut m.source, &m.settings, None));
+        for (table, name, source, settings, definition) in checks.chain(modules) {
+            let pulled = oci::fetch(
+                [(&mut *source, settings.limits.code.max_size, until(settings))],
+                args,
+            )
+            .map_err(|f| {
+                Failure::BadInput(format!("[{table}.{name}]: probe {}: {f}", source.label()))
+            })?;
+            if let Some(d) = definition {
+                d.2 = source.label();
+            }
+            lines.extend(pulled);
+        }
+        Ok(lines)
+    }
+
     /// The checks named (all of them when none is), or the refusal naming the unknown
     /// ones and the ones there are.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Check>, Failure> {
@@ -295,9 +324,9 @@ impl Checks {
 
 /// A probe named in a checks file: a bundled probe, or a file relative to the checks
 /// file's directory.
-fn source(probe: &str, dir: &Path) -> Result<ProbeSource, Failure> {
-    if crate::bundled::find(probe).is_some() {
-        return ProbeSource::resolve(probe);
+fn source(probe: &str, dir: &Path, oci: &oci::Access) -> Result<ProbeSource, Failure> {
+    if crate::bundled::find(probe).is_some() || oci::is_oci(probe) {
+        return ProbeSource::resolve(probe, oci);
     }
     let path = dir.join(probe);
     if !path.exists() {

@@ -36,6 +36,14 @@ pub enum Command {
     Wit(cmd::wit::WitArgs),
     /// Start a probe project: a folder with the probe, its build script, tests and README.
     New(cmd::new::NewArgs),
+    /// Pull a probe from an OCI registry into the store (the cache directory), and print
+    /// the reference pinned by digest to run it by.
+    #[cfg(feature = "compiler")]
+    Pull(cmd::pull::PullArgs),
+    /// Push a probe component to an OCI registry as a Wasm OCI artifact, and print the
+    /// reference pinned by digest.
+    #[cfg(feature = "compiler")]
+    Push(cmd::pull::PushArgs),
     /// Run the checks of a checks file in the background and serve their results over
     /// HTTP: /livez, /readyz, /health and /metrics.
     Serve(cmd::serve::ServeArgs),
@@ -64,6 +72,10 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, cr
         Command::Compile(args) => cmd::compile::execute(args),
         Command::List(args) => cmd::list::execute(args),
         Command::Serve(args) => cmd::serve::execute(args),
+        #[cfg(feature = "compiler")]
+        Command::Pull(args) => cmd::pull::pull(args),
+        #[cfg(feature = "compiler")]
+        Command::Push(args) => cmd::pull::push(args),
         Command::Wit(args) => cmd::wit::execute(args),
         Command::New(args) => cmd::new::execute(args),
     }

@@ -171,52 +171,97 @@ impl GrantArgs {
 /// `.cwasm` files need no compiling).
 #[derive(Debug, Args, Default)]
 pub struct CacheArgs {
-    /// Keep compiled `.wasm` probes in DIR [default: $HEALTHPROBE_CACHE_DIR, else the
-    /// platform cache directory, such as ~/.cache/healthprobe]; if it cannot be written,
-    /// the probe is compiled in memory.
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDirArgs,
 
     /// Compile `.wasm` probes in memory every time, without the cache.
     #[arg(long)]
     pub no_cache: bool,
 }
 
-impl CacheArgs {
-    /// The compile cache the options ask for: `--no-cache`, else `--cache-dir`, else the
-    /// environment variable (empty counts as unset), else the platform's cache directory.
+/// The cache's directory, where pulled `oci://` probes are kept too.
+#[derive(Debug, Args, Default)]
+pub struct CacheDirArgs {
+    /// Keep compiled `.wasm` probes, and pulled `oci://` probes, in DIR [default:
+    /// $HEALTHPROBE_CACHE_DIR, else the platform cache directory, such as
+    /// ~/.cache/healthprobe]; if it cannot be written, a probe is compiled in memory.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CacheDirArgs {
+    /// The directory: `--cache-dir`, else the environment variable (empty counts as
+    /// unset), else the platform's cache directory.
     #[cfg(feature = "compiler")]
-    pub fn cache(&self) -> Option<crate::cache::Cache> {
+    pub fn dir(&self) -> Option<PathBuf> {
         use crate::cache::{Cache, ENV};
-        if self.no_cache {
-            return None;
-        }
         let from_env = std::env::var_os(ENV)
             .filter(|v| !v.is_empty())
             .map(Into::into);
-        match self.cache_dir.clone().or(from_env) {
-            Some(dir) => Some(Cache::new(dir)),
-            None => Cache::platform(),
+        self.cache_dir
+            .clone()
+            .or(from_env)
+            .or_else(|| Cache::platform().map(|c| c.dir().to_path_buf()))
+    }
+
+    /// No cache, so no directory, without a compiler.
+    #[cfg(not(feature = "compiler"))]
+    pub fn dir(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// What the operator allows of `oci://` probes: tags with `oci.allow_tags`, and the
+    /// store in this directory.
+    pub fn oci(&self, oci: &OciArgs) -> crate::oci::Access {
+        #[cfg(feature = "compiler")]
+        return crate::oci::Access {
+            store: self.dir().map(|d| crate::oci::Store::new(&d)),
+            allow_tags: oci.allow_tags,
+        };
+        #[cfg(not(feature = "compiler"))]
+        {
+            let _ = oci;
+            crate::oci::Access
         }
+    }
+}
+
+impl CacheArgs {
+    /// The compile cache the options ask for: none with `--no-cache`, else in
+    /// [`CacheDirArgs::dir`].
+    #[cfg(feature = "compiler")]
+    pub fn cache(&self) -> Option<crate::cache::Cache> {
+        if self.no_cache {
+            return None;
+        }
+        self.dir.dir().map(crate::cache::Cache::new)
+    }
+
+    /// See [`CacheDirArgs::oci`].
+    pub fn oci(&self, oci: &OciArgs) -> crate::oci::Access {
+        self.dir.oci(oci)
     }
 
     /// The compile cache for `sources`, with file writes confined (Landlock) to its
     /// directory, created if missing: the only place a command that runs or inspects a
-    /// probe writes to, and only when a probe is a component file to compile. Call it
-    /// before the command's first thread starts, so every thread inherits the rules.
+    /// probe writes to, and only when a probe is a component file to compile, or `pulls`
+    /// (the store of pulled probes is there). Call it before the command's first thread
+    /// starts, so every thread inherits the rules.
     #[cfg(feature = "compiler")]
     pub fn open<'a>(
         &self,
         sources: impl IntoIterator<Item = &'a crate::runner::ProbeSource>,
+        pulls: bool,
     ) -> crate::runner::CacheHandle {
+        use crate::runner::ProbeSource;
         let cache = self.cache();
         let compiles = sources
             .into_iter()
-            .any(|s| matches!(s, crate::runner::ProbeSource::File(_)));
-        let writable = cache
-            .as_ref()
-            .filter(|_| compiles)
-            .and_then(|c| std::fs::create_dir_all(c.dir()).ok().map(|()| c.dir()));
+            .any(|s| matches!(s, ProbeSource::File(_) | ProbeSource::Oci(_)));
+        let dir = self.dir.dir().filter(|_| (compiles && cache.is_some()) || pulls);
+        let writable = dir
+            .as_deref()
+            .filter(|d| std::fs::create_dir_all(d).is_ok());
         crate::confine::limit_writes(writable.as_slice());
         crate::runner::CacheHandle::new(cache)
     }
@@ -227,10 +272,43 @@ impl CacheArgs {
     pub fn open<'a>(
         &self,
         _sources: impl IntoIterator<Item = &'a crate::runner::ProbeSource>,
+        _pulls: bool,
     ) -> crate::runner::CacheHandle {
         crate::confine::limit_writes(&[]);
         crate::runner::CacheHandle::default()
     }
+}
+
+/// Where `oci://` probes may come from, for the commands that run or read a probe.
+#[derive(Debug, Clone, Args, Default)]
+pub struct OciArgs {
+    /// Pull `oci://` probes that are not stored yet (in the cache directory) before
+    /// running them. Without it nothing contacts a registry, and a probe not pulled before
+    /// (`healthprobe pull`) is refused.
+    #[arg(long)]
+    pub pull: bool,
+
+    /// Accept `oci://` probes by tag: each is resolved at the registry (so it needs
+    /// --pull) and the digest it resolved to is printed. Without it, only references
+    /// pinned by digest (`@sha256:…`) are accepted.
+    #[arg(long, requires = "pull")]
+    pub allow_tags: bool,
+
+    /// Trust this CA certificate (PEM) for registries, beside the system's CAs.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How registries are spoken to.
+#[derive(Debug, Clone, Args, Default)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP to the registry instead of HTTPS (for a registry on loopback or a
+    /// private network): the probe's bytes are still checked against their digest.
+    #[arg(long)]
+    pub insecure_registry: bool,
 }
 
 /// A SHA-256 given as 64 hex digits, normalised to lower case.

@@ -18,6 +18,11 @@ pub mod flags;
 mod fsio;
 pub mod imports;
 pub mod limits;
+#[cfg(feature = "compiler")]
+pub mod oci;
+#[cfg(not(feature = "compiler"))]
+#[path = "oci/absent.rs"]
+pub mod oci;
 pub mod output;
 pub mod params;
 pub mod policy;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::flags::CodeLimitArgs;
+use crate::flags::{CacheDirArgs, CodeLimitArgs, OciArgs};
 use crate::output::{self, Format};
 use crate::runner::{self, ProbeSource, Runner};
 use crate::settings;
@@ -14,7 +14,8 @@ use crate::text;
 /// Arguments of `healthprobe compile`.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// The `.wasm` component (or a bundled probe name).
+    /// The `.wasm` component, `oci://REGISTRY/REPO@sha256:DIGEST` (or a bundled probe
+    /// name).
     #[arg(value_name = "PROBE")]
     pub probe: String,
 
@@ -24,12 +25,18 @@ pub struct CompileArgs {
 
     #[command(flatten)]
     pub code: CodeLimitArgs,
+
+    #[command(flatten)]
+    pub cache: CacheDirArgs,
+
+    #[command(flatten)]
+    pub oci: OciArgs,
 }
 
 /// Compiles a component for this healthprobe's engine and writes the result.
 pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
     let fail = |message: String| Ok(output::fail(&args.probe, &message, Format::Text));
-    let source = match ProbeSource::resolve(&args.probe) {
+    let mut source = match ProbeSource::resolve(&args.probe, &args.cache.oci(&args.oci)) {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
     };
@@ -38,7 +45,11 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Err(f) => return fail(f.to_string()),
     };
     let out = args.output.clone().unwrap_or_else(|| {
-        let mut p = PathBuf::from(source.label());
+        let mut p = match &source {
+            // In the working directory, named after the repository.
+            ProbeSource::Oci(p) => PathBuf::from(p.name()),
+            _ => PathBuf::from(source.label()),
+        };
         p.set_extension("cwasm");
         p
     });
@@ -48,7 +59,22 @@ pub fn execute(args: CompileArgs) -> Result<ExitCode, crate::Error> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    crate::confine::limit_writes(&[&out_dir]);
+    // And the store, when a pull may write to it.
+    let store = args.cache.dir().filter(|_| args.oci.pull);
+    let mut writable = vec![out_dir.as_path()];
+    if let Some(d) = &store
+        && std::fs::create_dir_all(d).is_ok()
+    {
+        writable.push(d);
+    }
+    crate::confine::limit_writes(&writable);
+    let until = std::time::Instant::now() + crate::oci::PULL_TIMEOUT;
+    match crate::oci::fetch([(&mut source, limits.max_size, until)], &args.oci) {
+        Ok(lines) => lines
+            .iter()
+            .for_each(|l| output::print_err(&format!("{l}\n"))),
+        Err(f) => return fail(f.to_string()),
+    }
     let code = match runner::identify(&source, &limits, false, None) {
         Ok(code) => code,
         Err(f) => return fail(f.to_string()),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::flags::{CacheArgs, CodeLimitArgs, FormatArgs, GrantArgs};
+use crate::flags::{CacheArgs, CodeLimitArgs, FormatArgs, GrantArgs, OciArgs};
 use crate::output::{self, Format};
 use crate::runner::{Inspection, ProbeSource, Runner};
 use crate::settings;
@@ -13,7 +13,8 @@ use crate::settings;
 /// Arguments of `healthprobe inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A bundled probe name, the path of a `.wasm` component, or a `.cwasm`.
+    /// A bundled probe name, the path of a `.wasm` component, a `.cwasm`, or
+    /// `oci://REGISTRY/REPO@sha256:DIGEST`.
     #[arg(value_name = "PROBE")]
     pub probe: String,
 
@@ -31,6 +32,9 @@ pub struct InspectArgs {
     pub cache: CacheArgs,
 
     #[command(flatten)]
+    pub oci: OciArgs,
+
+    #[command(flatten)]
     pub format: FormatArgs,
 }
 
@@ -38,7 +42,7 @@ pub struct InspectArgs {
 pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     let format = args.format.format;
     let fail = |message: String| Ok(output::fail(&args.probe, &message, format));
-    let source = match ProbeSource::resolve(&args.probe) {
+    let mut source = match ProbeSource::resolve(&args.probe, &args.cache.oci(&args.oci)) {
         Ok(s) => s,
         Err(f) => return fail(f.to_string()),
     };
@@ -49,7 +53,14 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             Ok(s) => s,
             Err(f) => return fail(f.to_string()),
         };
-    let cache = args.cache.open([&source]);
+    let cache = args.cache.open([&source], args.oci.pull);
+    let until = std::time::Instant::now() + crate::oci::PULL_TIMEOUT;
+    match crate::oci::fetch([(&mut source, limits.code.max_size, until)], &args.oci) {
+        Ok(lines) => lines
+            .iter()
+            .for_each(|l| output::print_err(&format!("{l}\n"))),
+        Err(f) => return fail(f.to_string()),
+    }
     let (runner, rt) = match Runner::new().and_then(|r| Ok((r, super::runtime()?))) {
         Ok(x) => x,
         Err(f) => return fail(f.to_string()),
@@ -76,6 +87,13 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
     let source_text = match &source {
         ProbeSource::Bundled(b) => format!("bundled ({})", b.name),
         ProbeSource::File(p) => p.display().to_string(),
+        ProbeSource::Oci(p) => p.label(),
+    };
+    // For an `oci://` probe, the digest its reference pins (the manifest's); `sha256` is
+    // the component's own, the layer digest.
+    let manifest = match &source {
+        ProbeSource::Oci(p) => p.manifest_digest(),
+        _ => None,
     };
     let text = match format {
         Format::Json => {
@@ -86,6 +104,7 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
                 "source": source_text,
                 "size": size,
                 "sha256": sha256,
+                "manifest_digest": manifest.as_ref().map(|m| format!("sha256:{m}")),
                 "code": how,
                 "params": info.as_ref().map(|i| i.params.iter().map(output::param_json).collect::<Vec<_>>()),
                 "capabilities": caps.iter().map(|c| {
@@ -105,7 +124,13 @@ pub fn execute(args: InspectArgs) -> Result<ExitCode, crate::Error> {
             }
             out.push(format!("source:  {source_text}"));
             out.push(format!("size:    {size} bytes"));
-            out.push(format!("sha256:  {sha256}"));
+            match &manifest {
+                Some(m) => {
+                    out.push(format!("manifest: sha256:{m} (the digest oci:// pins)"));
+                    out.push(format!("layer:   sha256:{sha256} (the component's own SHA-256, as --sha256 pins a file)"));
+                }
+                None => out.push(format!("sha256:  {sha256}")),
+            }
             out.push(format!("code:    {how}"));
             if let Some(i) = &info {
                 out.push("parameters:".into());

@@ -4,6 +4,8 @@ pub mod compile;
 pub mod inspect;
 pub mod list;
 pub mod new;
+#[cfg(feature = "compiler")]
+pub mod pull;
 pub mod run;
 pub mod serve;
 pub mod wit;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::checks::Checks;
-use crate::flags::{CacheArgs, GrantArgs, LimitArgs, OutputArgs};
+use crate::flags::{CacheArgs, GrantArgs, LimitArgs, OciArgs, OutputArgs};
+use crate::oci;
 use crate::output::{self, Format};
 use crate::params;
 use crate::report::{Failure, Report, Verdict};
@@ -19,8 +20,9 @@ use crate::text;
 /// Arguments of `healthprobe run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A bundled probe name (`http`, `tcp`, …), the path of a `.wasm` component, or a
-    /// `.cwasm` made by `healthprobe compile`. With --config: a check to run.
+    /// A bundled probe name (`http`, `tcp`, …), the path of a `.wasm` component, a
+    /// `.cwasm` made by `healthprobe compile`, or `oci://REGISTRY/REPO@sha256:DIGEST`.
+    /// With --config: a check to run.
     #[arg(value_name = "PROBE", required_unless_present = "config")]
     pub probe: Option<String>,
 
@@ -53,6 +55,9 @@ pub struct RunArgs {
     pub cache: CacheArgs,
 
     #[command(flatten)]
+    pub oci: OciArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -81,8 +86,9 @@ struct Job<'a> {
 impl Plan {
     /// Reads the checks file, or resolves the probe, its parameters and its policy file.
     fn new(args: &RunArgs) -> Result<Self, Failure> {
+        let oci = args.cache.oci(&args.oci);
         if let Some(path) = &args.config {
-            return Ok(Plan::File(Checks::load(path, &args.limits)?));
+            return Ok(Plan::File(Checks::load(path, &args.limits, &oci)?));
         }
         let label = args.probe.clone().unwrap_or_default();
         let params: Vec<params::Given> = args
@@ -91,7 +97,7 @@ impl Plan {
             .map(|p| params::parse_arg(p))
             .collect::<Result<_, _>>()
             .map_err(Failure::BadInput)?;
-        let source = ProbeSource::resolve(&label)?;
+        let source = ProbeSource::resolve(&label, &oci)?;
         let settings = settings::resolve(
             args.policy.as_deref(),
             &args.limits,
@@ -103,6 +109,28 @@ impl Plan {
             source,
             settings: Box::new(settings),
         })
+    }
+
+    /// Every probe the plan may run.
+    fn sources(&self) -> Vec<&ProbeSource> {
+        match self {
+            Plan::One { source, .. } => vec![source],
+            Plan::File(checks) => checks.checks.iter().map(|c| &c.source).collect(),
+        }
+    }
+
+    /// With --pull, pulls the `oci://` probes not stored yet, each within its check's
+    /// deadline from `start`; the lines say what was resolved and pulled.
+    fn fetch(&mut self, args: &OciArgs, start: Instant) -> Result<Vec<String>, Failure> {
+        match self {
+            Plan::One {
+                source, settings, ..
+            } => {
+                let until = start + settings.limits.timeout;
+                oci::fetch([(source, settings.limits.code.max_size, until)], args)
+            }
+            Plan::File(checks) => checks.fetch(args, |s| start + s.limits.timeout),
+        }
     }
 
     /// The checks to run: the one probe, or the checks named (all when none is).
@@ -147,10 +175,17 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         reporter.emit(&report, format, quiet, false, false)
     };
 
-    let plan = match Plan::new(&args) {
+    let mut plan = match Plan::new(&args) {
         Ok(p) => p,
         Err(failure) => return bad_input(failure),
     };
+    // Before the first thread starts (a pull's): file writes confined to the cache.
+    let cache = args.cache.open(plan.sources(), args.oci.pull);
+    match plan.fetch(&args.oci, start) {
+        Ok(lines) if !quiet => lines.iter().for_each(|l| output::print_err(&format!("{l}\n"))),
+        Ok(_) => {}
+        Err(failure) => return bad_input(failure),
+    }
     // With --config, the positional arguments name checks.
     let names: Vec<String> = if one {
         Vec::new()
@@ -161,7 +196,6 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
         Ok(j) => j,
         Err(failure) => return bad_input(failure),
     };
-    let cache = args.cache.open(jobs.iter().map(|j| j.source));
     let runner = match Runner::new() {
         Ok(r) => r,
         Err(failure) => return bad_input(failure),

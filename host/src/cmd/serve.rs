@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::checks::Checks;
-use crate::flags::{CacheArgs, FormatArgs, GrantArgs, LimitArgs};
+use crate::flags::{CacheArgs, FormatArgs, GrantArgs, LimitArgs, OciArgs};
 use crate::output;
 use crate::runner::Runner;
 use crate::serve;
@@ -47,6 +47,9 @@ pub struct ServeArgs {
     pub cache: CacheArgs,
 
     #[command(flatten)]
+    pub oci: OciArgs,
+
+    #[command(flatten)]
     pub format: FormatArgs,
 }
 
@@ -55,7 +58,8 @@ pub struct ServeArgs {
 pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
     let format = args.format.format;
     let subject = "serve";
-    let checks = match Checks::load(&args.config, &args.limits) {
+    let access = args.cache.oci(&args.oci);
+    let mut checks = match Checks::load(&args.config, &args.limits, &access) {
         Ok(c) => c,
         Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
     };
@@ -64,7 +68,12 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         .iter()
         .map(|c| &c.source)
         .chain(checks.modules.iter().map(|m| &m.source));
-    let cache = args.cache.open(sources);
+    let cache = args.cache.open(sources, args.oci.pull);
+    // Pulled once, here (and on a reload), never when a check runs.
+    match checks.fetch(&args.oci, |_| serve::pull_deadline()) {
+        Ok(lines) => lines.iter().for_each(|l| serve::log(format_args!("{l}"))),
+        Err(f) => return Ok(output::fail(subject, &f.to_string(), format)),
+    }
     let slots = u32::from(args.max_check_runs) + u32::from(args.max_probes);
     let runner = match Runner::new() {
         Ok(r) => r.pooled(slots),
@@ -79,6 +88,7 @@ pub fn execute(args: ServeArgs) -> Result<ExitCode, crate::Error> {
         max_check_runs: args.max_check_runs,
         grants: args.grants.clone(),
         limits: args.limits.clone(),
+        oci: (access, args.oci.clone()),
     };
     match serve::serve(checks, runner, options) {
         Ok(()) => Ok(ExitCode::SUCCESS),

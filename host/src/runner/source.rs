@@ -9,6 +9,7 @@ use wasmtime::{Engine, Precompiled};
 use crate::bundled;
 use crate::fsio::KnownKeys;
 use crate::limits::CodeLimits;
+use crate::oci;
 use crate::report::Failure;
 use crate::text;
 
@@ -19,13 +20,19 @@ pub enum ProbeSource {
     Bundled(&'static bundled::Bundled),
     /// A component file given by path.
     File(PathBuf),
+    /// A component from an OCI registry (`oci://`), read from the store of pulled probes.
+    Oci(Box<oci::Probe>),
 }
 
 impl ProbeSource {
-    /// Resolves the PROBE argument: a bundled name first, else a path.
-    pub fn resolve(arg: &str) -> Result<Self, Failure> {
+    /// Resolves the PROBE argument: a bundled name first, else an `oci://` reference (if
+    /// `oci` allows it), else a path.
+    pub fn resolve(arg: &str, oci: &oci::Access) -> Result<Self, Failure> {
         if let Some(b) = bundled::find(arg) {
             return Ok(Self::Bundled(b));
+        }
+        if oci::is_oci(arg) {
+            return Ok(Self::Oci(Box::new(oci.probe(arg)?)));
         }
         let path = Path::new(arg);
         let looks_like_path = arg.contains(std::path::MAIN_SEPARATOR)
@@ -45,6 +52,7 @@ impl ProbeSource {
         match self {
             Self::Bundled(b) => b.name.to_string(),
             Self::File(p) => p.display().to_string(),
+            Self::Oci(p) => p.label(),
         }
     }
 }
@@ -138,6 +146,24 @@ pub(crate) fn identify(
     let path = match source {
         ProbeSource::Bundled(b) => return Ok(Code::Bundled(b)),
         ProbeSource::File(path) => path,
+        ProbeSource::Oci(probe) => {
+            // The layer digest pins the stored file, as --sha256 pins a file.
+            let (path, layer) = probe.component()?;
+            let code = identify(&ProbeSource::File(path), limits, true, known)?;
+            // Only components come from a registry: a `.cwasm` would run as native code.
+            if matches!(&code, Code::File(f) if f.precompiled.is_some()) {
+                return Err(Failure::BadInput(
+                    "the stored artifact is a precompiled .cwasm, which runs as native code; only components are taken from a registry".into(),
+                ));
+            }
+            if code.digest() != Some(layer.as_str()) {
+                return Err(Failure::BadInput(format!(
+                    "the stored component does not match its layer digest sha256:{layer}: the store was changed; delete it and pull {} again",
+                    source.label()
+                )));
+            }
+            return Ok(code);
+        }
     };
     // Reads the ELF header and section table only; a damaged `.cwasm` is not detected and
     // is refused by its header once read, as any other file that is not a component.

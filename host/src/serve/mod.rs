@@ -34,4 +34,4 @@ pub use endpoints::{Answer, TEXT, answer};
 pub use fleet::{Fleet, MAX_CHECKS, Serving};
 pub use logging::{flush_log, log};
 pub use probe::{ProbeRequest, SCRAPE_OFFSET, ServedModule, probe_request};
-pub use server::{Options, serve};
+pub use server::{Options, pull_deadline, serve};

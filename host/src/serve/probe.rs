@@ -140,7 +140,7 @@ impl ProbeRequest {
         let start = Instant::now();
         let bundled = match &self.source {
             ProbeSource::Bundled(b) => Some(b.name),
-            ProbeSource::File(_) => None,
+            ProbeSource::File(_) | ProbeSource::Oci(_) => None,
         };
         let report = run_by_the_clock(probes, runner, self.source, self.params, self.config).await;
         gauges(&report, start.elapsed(), bundled)

@@ -17,7 +17,7 @@ use super::fleet::{Fleet, Serving};
 use super::logging::{flush_log, log};
 use super::probe::probe_request;
 use crate::checks::Checks;
-use crate::flags::{GrantArgs, LimitArgs};
+use crate::flags::{GrantArgs, LimitArgs, OciArgs};
 use crate::report::Failure;
 use crate::runner::Runner;
 use crate::text;
@@ -37,6 +37,14 @@ pub struct Options {
     pub grants: GrantArgs,
     /// The operator's limits, for a reload's checks file.
     pub limits: LimitArgs,
+    /// Which `oci://` probes a reload's checks file may name, and whether to pull them.
+    pub oci: (crate::oci::Access, OciArgs),
+}
+
+/// When a pull started now must end: serve pulls when it loads a checks file, where no
+/// check's deadline bounds it.
+pub fn pull_deadline() -> std::time::Instant {
+    std::time::Instant::now() + crate::oci::PULL_TIMEOUT
 }
 
 /// Serves `checks` (loaded from `options.config`) with `runner` until SIGTERM or SIGINT; a
@@ -49,6 +57,7 @@ pub fn serve(checks: Checks, runner: Arc<Runner>, options: Options) -> Result<()
         max_check_runs,
         grants,
         limits,
+        oci,
     } = options;
     // Two runtimes, so that what the probes do never delays an answer. `probes` runs the
     // guests of checks and /probe requests, for the life of the server: its workers, and
@@ -114,7 +123,13 @@ pub fn serve(checks: Checks, runner: Arc<Runner>, options: Options) -> Result<()
         std::thread::spawn(move || {
             while signals_rt.block_on(signals.next()) == Signal::Reload {
                 // A reload builds everything before it swaps: a bad file changes nothing.
-                match Checks::load(&path, &limits).and_then(|c| fleet.apply(c, &grants)) {
+                let loaded = Checks::load(&path, &limits, &oci.0).and_then(|mut checks| {
+                    for line in checks.fetch(&oci.1, |_| pull_deadline())? {
+                        log(format_args!("{line}"));
+                    }
+                    fleet.apply(checks, &grants)
+                });
+                match loaded {
                     Ok((new, summary)) => {
                         *serving.write().unwrap_or_else(|e| e.into_inner()) = new;
                         log(format_args!("reloaded {}: {summary}", path.display()));
