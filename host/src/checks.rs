@@ -269,8 +269,19 @@ impl Checks {
         until: impl Fn(&Settings) -> Instant,
     ) -> Result<Vec<String>, Failure> {
         let mut lines = Vec::new();
-        let checks = self.checks.iter_mut().map(|c| ("checks", &c.name, &mut c.source, &c.settings, Some(&mut c.definition)));
-        let modules = self.modules.iter_mut().map(|m| ("modules", &m.name, &mut m.source, &m.settings, None));
+        let checks = self.checks.iter_mut().map(|c| {
+            (
+                "checks",
+                &c.name,
+                &mut c.source,
+                &c.settings,
+                Some(&mut c.definition),
+            )
+        });
+        let modules = self
+            .modules
+            .iter_mut()
+            .map(|m| ("modules", &m.name, &mut m.source, &m.settings, None));
         for (table, name, source, settings, definition) in checks.chain(modules) {
             let pulled = oci::fetch(
                 [(&mut *source, settings.limits.code.max_size, until(settings))],

@@ -258,7 +258,10 @@ impl CacheArgs {
         let compiles = sources
             .into_iter()
             .any(|s| matches!(s, ProbeSource::File(_) | ProbeSource::Oci(_)));
-        let dir = self.dir.dir().filter(|_| (compiles && cache.is_some()) || pulls);
+        let dir = self
+            .dir
+            .dir()
+            .filter(|_| (compiles && cache.is_some()) || pulls);
         let writable = dir
             .as_deref()
             .filter(|d| std::fs::create_dir_all(d).is_ok());

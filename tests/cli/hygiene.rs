@@ -60,7 +60,7 @@ fn resource_hygiene_worker() {
         .enable_all()
         .build()
         .unwrap();
-    let http = ProbeSource::resolve("http").unwrap();
+    let http = ProbeSource::resolve("http", &Default::default()).unwrap();
     let config = |timeout| RunConfig {
         limits: Limits {
             timeout,
@@ -141,7 +141,7 @@ fn one_bundled_probe_runs_in_two_runners_and_side_by_side() {
         report_sha256: false,
         secrets: Vec::new(),
     };
-    let http = ProbeSource::resolve("http").unwrap();
+    let http = ProbeSource::resolve("http", &Default::default()).unwrap();
     let params = vec![("url".to_string(), ok.url("/"))];
     let first = Runner::new().unwrap();
     let second = Runner::new().unwrap();

@@ -30,6 +30,9 @@ mod sandbox;
 mod secrets;
 mod serve;
 
+// Probes from OCI registries: pull, push, oci:// references.
+mod oci;
+
 // serve's /probe beside blackbox_exporter, under a real Prometheus.
 mod blackbox;
 

@@ -28,7 +28,7 @@ impl Serve {
     }
 
     /// [`Serve::start`] with more arguments.
-    fn start_with(checks: &str, extra: &[&str]) -> Serve {
+    pub(crate) fn start_with(checks: &str, extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("checks.toml");
         std::fs::write(&file, checks).unwrap();
@@ -141,7 +141,7 @@ impl Serve {
 
     /// Sends `signal` (`TERM`, `HUP`) to `serve`, as a container runtime or an operator
     /// would; the host itself never starts a process.
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()

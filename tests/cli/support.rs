@@ -81,6 +81,16 @@ impl Outcome {
         }
     }
 
+    /// Asserts that stderr contains `text`.
+    #[track_caller]
+    pub fn stderr_contains(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "no {text:?} on stderr: {self:#?}"
+        );
+        self
+    }
+
     /// Asserts only the exit code.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Self {

@@ -158,7 +158,11 @@ pub fn pull(args: PullArgs) -> Result<ExitCode, crate::Error> {
 }
 
 /// Writes the stored component to `out`, checking again that it is the layer's bytes.
-fn copy_checked(stored: &std::path::Path, layer: &str, out: &std::path::Path) -> Result<(), Failure> {
+fn copy_checked(
+    stored: &std::path::Path,
+    layer: &str,
+    out: &std::path::Path,
+) -> Result<(), Failure> {
     let bytes = std::fs::read(stored).map_err(|e| {
         Failure::BadInput(format!(
             "cannot read the stored component {}: {}",

@@ -182,7 +182,9 @@ pub fn execute(args: RunArgs) -> Result<ExitCode, crate::Error> {
     // Before the first thread starts (a pull's): file writes confined to the cache.
     let cache = args.cache.open(plan.sources(), args.oci.pull);
     match plan.fetch(&args.oci, start) {
-        Ok(lines) if !quiet => lines.iter().for_each(|l| output::print_err(&format!("{l}\n"))),
+        Ok(lines) if !quiet => lines
+            .iter()
+            .for_each(|l| output::print_err(&format!("{l}\n"))),
         Ok(_) => {}
         Err(failure) => return bad_input(failure),
     }

@@ -231,7 +231,11 @@ mod tests {
         assert!(parse(image).unwrap_err().contains("container image"));
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
         assert!(parse(index).unwrap_err().contains("image index"));
-        assert!(parse(b"nonsense").unwrap_err().contains("not an OCI manifest"));
+        assert!(
+            parse(b"nonsense")
+                .unwrap_err()
+                .contains("not an OCI manifest")
+        );
     }
 
     #[test]
@@ -239,12 +243,24 @@ mod tests {
         // A real component's names are checked by the push tests; here, what is not a
         // component is refused in words.
         let core = b"\0asm\x01\0\0\0";
-        assert!(config(core, "1970-01-01T00:00:00Z").unwrap_err().contains("core WebAssembly module"));
-        assert!(config(b"hello", "x").unwrap_err().contains("not a WebAssembly component"));
+        assert!(
+            config(core, "1970-01-01T00:00:00Z")
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
+        assert!(
+            config(b"hello", "x")
+                .unwrap_err()
+                .contains("not a WebAssembly component")
+        );
         let empty = b"\0asm\x0d\0\x01\0";
-        let c: serde_json::Value = serde_json::from_slice(&config(empty, "1970-01-01T00:00:00Z").unwrap()).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_slice(&config(empty, "1970-01-01T00:00:00Z").unwrap()).unwrap();
         assert_eq!(c["architecture"], "wasm");
         assert_eq!(c["component"]["imports"], serde_json::json!([]));
-        assert_eq!(c["layerDigests"][0], format!("sha256:{}", crate::oci::store::sha256(empty)));
+        assert_eq!(
+            c["layerDigests"][0],
+            format!("sha256:{}", crate::oci::store::sha256(empty))
+        );
     }
 }

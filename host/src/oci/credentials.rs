@@ -82,10 +82,12 @@ impl Credentials {
                         .decode(auth.trim())
                         .ok()
                         .and_then(|d| String::from_utf8(d).ok())
-                        .ok_or_else(|| bad(format!("the auth of {key} is not base64 of USER:PASSWORD")))?;
-                    let (user, password) = decoded
-                        .split_once(':')
-                        .ok_or_else(|| bad(format!("the auth of {key} is not base64 of USER:PASSWORD")))?;
+                        .ok_or_else(|| {
+                            bad(format!("the auth of {key} is not base64 of USER:PASSWORD"))
+                        })?;
+                    let (user, password) = decoded.split_once(':').ok_or_else(|| {
+                        bad(format!("the auth of {key} is not base64 of USER:PASSWORD"))
+                    })?;
                     (user.to_string(), password.to_string())
                 }
                 (_, Some(user), Some(password)) => (user, password),

@@ -118,7 +118,10 @@ impl Reference {
 
     /// The last part of the repository, for a file name (`compile`'s and `pull`'s output).
     pub fn name(&self) -> &str {
-        self.repository.rsplit('/').next().unwrap_or(&self.repository)
+        self.repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.repository)
     }
 }
 
@@ -258,7 +261,10 @@ pub fn fetch<'a>(
     for (probe, max_size, until) in wanted {
         let pulled = registry.pull(&probe.reference, &probe.store, max_size, until)?;
         if probe.reference.digest().is_none() {
-            lines.push(format!("resolved {} to {}", probe.reference, pulled.reference));
+            lines.push(format!(
+                "resolved {} to {}",
+                probe.reference, pulled.reference
+            ));
         }
         if !pulled.already {
             lines.push(pulled.summary());
@@ -295,10 +301,18 @@ mod tests {
 
     #[test]
     fn bad_references_say_what_to_write() {
-        for bad in ["oci://", "oci://Registry/UPPER", "r.example/a@sha512:abcd", "r.example/a@sha256:12"] {
+        for bad in [
+            "oci://",
+            "oci://Registry/UPPER",
+            "r.example/a@sha512:abcd",
+            "r.example/a@sha256:12",
+        ] {
             let e = Reference::parse(bad).unwrap_err().to_string();
             assert!(e.contains("bad OCI reference"), "{bad}: {e}");
-            assert!(e.contains("oci://REGISTRY/REPO@sha256:DIGEST"), "{bad}: {e}");
+            assert!(
+                e.contains("oci://REGISTRY/REPO@sha256:DIGEST"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -309,9 +323,16 @@ mod tests {
             store: Some(Store::new(dir.path())),
             allow_tags: false,
         };
-        let e = access.probe("oci://r.example/a:v1").unwrap_err().to_string();
+        let e = access
+            .probe("oci://r.example/a:v1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("by tag") && e.contains("--allow-tags"), "{e}");
-        assert!(access.probe(&format!("oci://r.example/a@sha256:{HEX}")).is_ok());
+        assert!(
+            access
+                .probe(&format!("oci://r.example/a@sha256:{HEX}"))
+                .is_ok()
+        );
         let allowed = Access {
             allow_tags: true,
             ..access

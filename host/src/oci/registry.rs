@@ -17,10 +17,10 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 
+use super::Reference;
 use super::artifact::{self, Artifact, Descriptor};
 use super::credentials::Credentials;
 use super::store::{self, Store};
-use super::Reference;
 use crate::report::Failure;
 use crate::text;
 
@@ -153,7 +153,12 @@ impl Registry {
                 already: true,
             });
         }
-        self.within(until, "pulling", reference, self.pull_async(reference, store, max_size))
+        self.within(
+            until,
+            "pulling",
+            reference,
+            self.pull_async(reference, store, max_size),
+        )
     }
 
     /// Pushes `component` (read from `file`) to `reference`, a tag.
@@ -239,8 +244,7 @@ impl Registry {
             return Err(mismatch("manifest", pinned, &manifest));
         }
         let pinned = reference.pinned(&manifest);
-        let Artifact { layer } = artifact::parse(&bytes)
-            .map_err(|why| Failure::BadInput(why))?;
+        let Artifact { layer } = artifact::parse(&bytes).map_err(|why| Failure::BadInput(why))?;
         if layer.size > max_size {
             return Err(Failure::BadInput(format!(
                 "its component is {} (as its manifest says), over the size limit of {}; nothing was downloaded; raise --max-size if you trust it",
@@ -251,7 +255,9 @@ impl Registry {
         if !stored_whole(store, &layer) {
             self.download(&pinned, store, &layer).await?;
         }
-        store.keep_manifest(&bytes).map_err(|e| cannot_store(store, &e))?;
+        store
+            .keep_manifest(&bytes)
+            .map_err(|e| cannot_store(store, &e))?;
         Ok(Pulled {
             reference: pinned,
             path: store.blob_path(&layer.hex),
@@ -306,7 +312,8 @@ impl Registry {
             let room = 8usize.saturating_sub(head.len()).min(piece.len());
             head.extend_from_slice(&piece[..room]);
             hasher.update(&piece);
-            file.write_all(&piece).map_err(|e| cannot_store(store, &e))?;
+            file.write_all(&piece)
+                .map_err(|e| cannot_store(store, &e))?;
         }
         let got = format!("{:x}", hasher.finalize());
         if total != layer.size || got != layer.hex {
@@ -399,6 +406,9 @@ impl Registry {
                     format!("the registry refused it: {said}")
                 }
             }
+            OciDistributionError::ServerError {
+                code: 401 | 403, ..
+            } => format!("unauthorised: {}", self.credentials.advice(registry)),
             OciDistributionError::ServerError { code: 404, .. } => {
                 format!("not found at {registry} (HTTP 404); check the repository, tag or digest")
             }
@@ -473,8 +483,9 @@ fn stored_whole(store: &Store, layer: &Descriptor) -> bool {
 }
 
 fn is_digest_error(e: &std::io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|i| i.is::<oci_client::errors::DigestError>() || i.is::<OciDistributionError>())
+    e.get_ref().is_some_and(|i| {
+        i.is::<oci_client::errors::DigestError>() || i.is::<OciDistributionError>()
+    })
 }
 
 fn mismatch(what: &str, expected: &str, got: &str) -> Failure {
@@ -493,12 +504,17 @@ fn cannot_store(store: &Store, e: &std::io::Error) -> Failure {
 
 /// An error and its causes, the errors an I/O error wraps included (its `source` skips
 /// them: rustls's error inside hyper's inside reqwest's is found only this way).
-fn causes<'a>(e: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
     let mut out = Vec::new();
     let mut next = Some(e);
     while let Some(err) = next {
         out.push(err);
-        next = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => err.source(),
         };

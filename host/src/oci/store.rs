@@ -156,7 +156,10 @@ mod tests {
         let store = Store::new(dir.path());
         let component = b"\0asm\x0d\0\x01\0";
         let layer = sha256(component);
-        let manifest = artifact::manifest(&artifact::Descriptor::config(b"{}"), &artifact::Descriptor::layer(component));
+        let manifest = artifact::manifest(
+            &artifact::Descriptor::config(b"{}"),
+            &artifact::Descriptor::layer(component),
+        );
         let hex = sha256(&manifest);
         assert!(store.lookup(&hex).unwrap().is_none());
         // A manifest without its blob is not a stored artifact.
