@@ -428,7 +428,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("checks.toml");
         std::fs::write(&path, text).unwrap();
-        Checks::load(&path, &LimitArgs::default())
+        Checks::load(&path, &LimitArgs::default(), &Default::default())
     }
 
     #[test]

@@ -244,7 +244,7 @@ impl Registry {
             return Err(mismatch("manifest", pinned, &manifest));
         }
         let pinned = reference.pinned(&manifest);
-        let Artifact { layer } = artifact::parse(&bytes).map_err(|why| Failure::BadInput(why))?;
+        let Artifact { layer } = artifact::parse(&bytes).map_err(Failure::BadInput)?;
         if layer.size > max_size {
             return Err(Failure::BadInput(format!(
                 "its component is {} (as its manifest says), over the size limit of {}; nothing was downloaded; raise --max-size if you trust it",
