@@ -43,7 +43,7 @@ pub enum Command {
     /// Push a probe component to an OCI registry as a Wasm OCI artifact, and print the
     /// reference pinned by digest.
     #[cfg(feature = "compiler")]
-    Push(cmd::pull::PushArgs),
+    Push(cmd::push::PushArgs),
     /// Run the checks of a checks file in the background and serve their results over
     /// HTTP: /livez, /readyz, /health and /metrics.
     Serve(cmd::serve::ServeArgs),
@@ -73,9 +73,9 @@ pub fn run_from(args: impl IntoIterator<Item = OsString>) -> Result<ExitCode, cr
         Command::List(args) => cmd::list::execute(args),
         Command::Serve(args) => cmd::serve::execute(args),
         #[cfg(feature = "compiler")]
-        Command::Pull(args) => cmd::pull::pull(args),
+        Command::Pull(args) => cmd::pull::execute(args),
         #[cfg(feature = "compiler")]
-        Command::Push(args) => cmd::pull::push(args),
+        Command::Push(args) => cmd::push::execute(args),
         Command::Wit(args) => cmd::wit::execute(args),
         Command::New(args) => cmd::new::execute(args),
     }

@@ -248,6 +248,27 @@ fn pull_failures_are_explained() {
         &["not found at", "check the repository, tag or digest"],
     );
     pull(&[&format!("{}/nothing/here:v1", reg.address())]).expect(3, "error: ", &["not found at"]);
+    // A registry that accepts but never answers: `run --pull` ends by its --timeout, as
+    // a run does, and says what it was waiting for.
+    reg.pause();
+    Client::new()
+        .run(&[
+            "run",
+            "--pull",
+            "--insecure-registry",
+            "--timeout",
+            "2s",
+            &reference,
+        ])
+        .expect(
+            3,
+            "error: ",
+            &[
+                "timeout pulling it: the registry at",
+                "did not answer in the",
+            ],
+        );
+    reg.resume();
     // Nothing listening.
     pull(&[&format!("{}/probes/raw:v1", closed_port())]).expect(
         3,

@@ -6,6 +6,8 @@ pub mod list;
 pub mod new;
 #[cfg(feature = "compiler")]
 pub mod pull;
+#[cfg(feature = "compiler")]
+pub mod push;
 pub mod run;
 pub mod serve;
 pub mod wit;

@@ -1,5 +1,5 @@
-//! `healthprobe pull REF [-o FILE]` and `healthprobe push FILE REF`: probes from and to OCI
-//! registries, in the Wasm OCI artifact layout (see [`crate::oci`]).
+//! `healthprobe pull REF [-o FILE]`: a probe from an OCI registry, in the Wasm OCI
+//! artifact layout (see [`crate::oci`]), into the store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,24 +40,6 @@ pub struct PullArgs {
     pub format: FormatArgs,
 }
 
-/// Arguments of `healthprobe push`.
-#[derive(Debug, Args)]
-pub struct PushArgs {
-    /// The component to push (a `.wasm` WebAssembly component).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-
-    /// Where to: `[oci://]REGISTRY/REPO:TAG`. The digest to pin is printed.
-    #[arg(value_name = "REF")]
-    pub reference: String,
-
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-
-    #[command(flatten)]
-    pub format: FormatArgs,
-}
-
 /// How `pull` and `push` reach the registry.
 #[derive(Debug, Args)]
 pub struct ConnectionArgs {
@@ -74,7 +56,7 @@ pub struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
-    fn registry(&self) -> Result<Registry, Failure> {
+    pub(super) fn registry(&self) -> Result<Registry, Failure> {
         Registry::new(registry::Options {
             ca: self.tls_ca.clone(),
             ca_flag: "--tls-ca",
@@ -84,7 +66,7 @@ impl ConnectionArgs {
 }
 
 /// Pulls the artifact into the store (and to `-o FILE`), and prints the pinned reference.
-pub fn pull(args: PullArgs) -> Result<ExitCode, crate::Error> {
+pub fn execute(args: PullArgs) -> Result<ExitCode, crate::Error> {
     let format = args.format.format;
     let until = Instant::now() + args.connection.timeout;
     let fail = |f: Failure| Ok(output::fail(&args.reference, &f.to_string(), format));
@@ -183,55 +165,4 @@ fn copy_checked(
             text::io_error(&e)
         ))
     })
-}
-
-/// Pushes the component and prints the reference pinned by the new manifest's digest.
-pub fn push(args: PushArgs) -> Result<ExitCode, crate::Error> {
-    let format = args.format.format;
-    let until = Instant::now() + args.connection.timeout;
-    let fail = |f: Failure| Ok(output::fail(&args.reference, &f.to_string(), format));
-    // push writes nothing.
-    crate::confine::limit_writes(&[]);
-    let reference = match Reference::parse(&args.reference) {
-        Ok(r) => r,
-        Err(f) => return fail(f),
-    };
-    let component = match std::fs::read(&args.file) {
-        Ok(b) => b,
-        Err(e) => {
-            return fail(Failure::BadInput(format!(
-                "cannot read {}: {}",
-                args.file.display(),
-                text::io_error(&e)
-            )));
-        }
-    };
-    let pushed = match args
-        .connection
-        .registry()
-        .and_then(|r| r.push(&component, &reference, until))
-    {
-        Ok(p) => p,
-        Err(f) => return fail(f),
-    };
-    let line = match format {
-        Format::Json => serde_json::json!({
-            "status": "pushed",
-            "tag": reference.to_string(),
-            "reference": pushed.reference.to_string(),
-            "manifest_digest": pushed.reference.digest().map(|d| format!("sha256:{d}")),
-            "layer_digest": format!("sha256:{}", pushed.layer),
-            "size": component.len(),
-        })
-        .to_string(),
-        Format::Text => format!(
-            "pushed {} to {reference} ({}, component sha256:{}); pin it as {}",
-            args.file.display(),
-            text::size(component.len() as u64),
-            pushed.layer,
-            pushed.reference
-        ),
-    };
-    output::print_line(&line)?;
-    Ok(ExitCode::SUCCESS)
 }

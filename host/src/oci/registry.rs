@@ -195,9 +195,9 @@ impl Registry {
         let budget = until.saturating_duration_since(Instant::now());
         let timed_out = || {
             Failure::BadInput(format!(
-                "timeout after {} {doing} {reference}: the registry at {} did not answer in time; check that it is up, or allow more time",
-                text::duration(budget),
-                reference.registry()
+                "timeout {doing} it: the registry at {} did not answer in the {} left; check that it is up, or allow more time (--timeout)",
+                reference.registry(),
+                text::duration(budget)
             ))
         };
         if budget.is_zero() {
