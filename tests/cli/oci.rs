@@ -85,6 +85,16 @@ impl Client {
         )
     }
 
+    /// Pushes the `probe-raw` test guest to `registry` (plain HTTP) as `probes/raw:v1` and
+    /// returns the pinned reference push prints.
+    fn push_raw(&self, registry: &Server) -> String {
+        let raw = guest("probe-raw");
+        let tag = format!("{}/probes/raw:v1", registry.address());
+        let pushed = self.run(&["push", "--insecure-registry", raw.to_str().unwrap(), &tag]);
+        assert_eq!(pushed.code, 0, "{pushed:?}");
+        pinned(&pushed)
+    }
+
     /// Writes the Docker config's `auths` for `registry`, as `docker login` does.
     fn login(&self, registry: &str, user: &str, password: &str) {
         use base64::Engine as _;
@@ -217,13 +227,7 @@ fn pull_failures_are_explained() {
     let Some(reg) = registry(None) else { return };
     let client = Client::new();
     let raw = guest("probe-raw");
-    let pushed = client.run(&[
-        "push",
-        "--insecure-registry",
-        raw.to_str().unwrap(),
-        &format!("{}/probes/raw:v1", reg.address()),
-    ]);
-    let reference = pinned(&pushed);
+    let reference = client.push_raw(&reg);
     let pull = |args: &[&str]| {
         let mut all = vec!["pull", "--insecure-registry"];
         all.extend_from_slice(args);
@@ -506,15 +510,8 @@ fn wkg_and_healthprobe_read_each_others_artifacts() {
 #[test]
 fn serve_pulls_at_start_and_keeps_serving_when_the_registry_goes() {
     let Some(reg) = registry(None) else { return };
-    let raw = guest("probe-raw");
     let client = Client::new();
-    let pushed = client.run(&[
-        "push",
-        "--insecure-registry",
-        raw.to_str().unwrap(),
-        &format!("{}/probes/raw:v1", reg.address()),
-    ]);
-    let reference = pinned(&pushed);
+    let reference = client.push_raw(&reg);
     let checks = format!(
         "[defaults]\ninterval = \"200ms\"\n\n[checks.raw]\nprobe = \"{reference}\"\nparams = {{ name = \"c\" }}\n\n[modules.raw]\nprobe = \"{reference}\"\ntarget = \"name\"\n"
     );
