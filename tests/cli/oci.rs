@@ -77,20 +77,28 @@ impl Client {
     }
 
     fn run(&self, args: &[&str]) -> Outcome {
-        let cache = self.cache.path().to_str().unwrap();
-        let docker = self.docker.path().to_str().unwrap();
-        healthprobe_env(
-            args,
-            &[("HEALTHPROBE_CACHE_DIR", cache), ("DOCKER_CONFIG", docker)],
-        )
+        self.run_env(args, &[])
     }
 
-    /// Pushes the `probe-raw` test guest to `registry` (plain HTTP) as `probes/raw:v1` and
-    /// returns the pinned reference push prints.
-    fn push_raw(&self, registry: &Server) -> String {
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        let cache = self.cache.path().to_str().unwrap();
+        let docker = self.docker.path().to_str().unwrap();
+        let mut all = vec![("HEALTHPROBE_CACHE_DIR", cache), ("DOCKER_CONFIG", docker)];
+        all.extend_from_slice(env);
+        healthprobe_env(args, &all)
+    }
+
+    /// Pushes the `probe-raw` test guest to `registry` (plain HTTP) as `probes/raw:v1`,
+    /// made at `epoch` (`SOURCE_DATE_EPOCH`) if given, and returns the pinned reference
+    /// push prints.
+    fn push_raw(&self, registry: &Server, epoch: Option<&str>) -> String {
         let raw = guest("probe-raw");
         let tag = format!("{}/probes/raw:v1", registry.address());
-        let pushed = self.run(&["push", "--insecure-registry", raw.to_str().unwrap(), &tag]);
+        let args = ["push", "--insecure-registry", raw.to_str().unwrap(), &tag];
+        let pushed = match epoch {
+            Some(e) => self.run_env(&args, &[("SOURCE_DATE_EPOCH", e)]),
+            None => self.run(&args),
+        };
         assert_eq!(pushed.code, 0, "{pushed:?}");
         pinned(&pushed)
     }
@@ -143,6 +151,42 @@ fn push_pull_and_run_by_digest_from_a_plain_http_registry() {
     );
     let reference = pinned(&pushed);
     assert!(reference.starts_with(&format!("oci://{}/probes/raw@sha256:", reg.address())));
+    // The same push as JSON, made at a fixed time: another manifest, the same layer.
+    let json = client.run_env(
+        &[
+            "push",
+            "--insecure-registry",
+            "--format=json",
+            raw.to_str().unwrap(),
+            &format!("{tag}-json"),
+        ],
+        &[("SOURCE_DATE_EPOCH", "0")],
+    );
+    json.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["status"], "pushed", "{json:?}");
+    assert_eq!(v["tag"], format!("oci://{tag}-json"));
+    assert_eq!(v["layer_digest"], format!("sha256:{}", sha256_of(&raw)));
+    let by_json = v["reference"].as_str().unwrap();
+    assert_eq!(
+        by_json.rsplit_once('@').map(|x| x.1),
+        v["manifest_digest"].as_str()
+    );
+    assert_ne!(by_json, reference);
+    // Reproducible: pushed again at the same SOURCE_DATE_EPOCH, the same manifest.
+    let again = client.run_env(
+        &[
+            "push",
+            "--insecure-registry",
+            raw.to_str().unwrap(),
+            &format!("{tag}-again"),
+        ],
+        &[("SOURCE_DATE_EPOCH", "0")],
+    );
+    assert_eq!(
+        pinned(&again).rsplit_once('@').map(|x| x.1),
+        by_json.rsplit_once('@').map(|x| x.1)
+    );
 
     // Not pulled: refused, and no registry is contacted without --pull.
     client
@@ -160,6 +204,18 @@ fn push_pull_and_run_by_digest_from_a_plain_http_registry() {
         ])
         .expect(0, "pulled ", &[&reference, "run it with `healthprobe run"]);
     assert_eq!(sha256_of(&copy), sha256_of(&raw));
+    // Pulled again: from the store, and as JSON for scripts.
+    let again = client.run(&["pull", "--format=json", &reference]);
+    again.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(v["status"], "stored", "{again:?}");
+    assert_eq!(v["reference"].as_str(), Some(reference.as_str()));
+    assert_eq!(
+        v["manifest_digest"].as_str(),
+        reference.rsplit_once('@').map(|x| x.1)
+    );
+    assert_eq!(v["layer_digest"], format!("sha256:{}", sha256_of(&raw)));
+    assert_eq!(v["size"], std::fs::metadata(&raw).unwrap().len());
     client.run(&["run", &reference, "name=x"]).expect(
         0,
         "healthy: raw: ",
@@ -227,7 +283,7 @@ fn pull_failures_are_explained() {
     let Some(reg) = registry(None) else { return };
     let client = Client::new();
     let raw = guest("probe-raw");
-    let reference = client.push_raw(&reg);
+    let reference = client.push_raw(&reg, None);
     let pull = |args: &[&str]| {
         let mut all = vec!["pull", "--insecure-registry"];
         all.extend_from_slice(args);
@@ -511,7 +567,7 @@ fn wkg_and_healthprobe_read_each_others_artifacts() {
 fn serve_pulls_at_start_and_keeps_serving_when_the_registry_goes() {
     let Some(reg) = registry(None) else { return };
     let client = Client::new();
-    let reference = client.push_raw(&reg);
+    let reference = client.push_raw(&reg, None);
     let checks = format!(
         "[defaults]\ninterval = \"200ms\"\n\n[checks.raw]\nprobe = \"{reference}\"\nparams = {{ name = \"c\" }}\n\n[modules.raw]\nprobe = \"{reference}\"\ntarget = \"name\"\n"
     );
@@ -531,4 +587,45 @@ fn serve_pulls_at_start_and_keeps_serving_when_the_registry_goes() {
     serve.wait_for("/readyz?verbose", |b| b.contains("[+]raw ok"));
     let (_, _, body) = serve.get("/probe?module=raw&target=v");
     assert!(body.contains("probe_success 1"), "{body}");
+}
+
+#[test]
+fn serve_takes_a_tag_only_when_allowed_and_resolves_it_again_on_reload() {
+    let Some(reg) = registry(None) else { return };
+    let client = Client::new();
+    let first = client.push_raw(&reg, None);
+    let tag = format!("oci://{}/probes/raw:v1", reg.address());
+    let checks = format!("[checks.raw]\nprobe = \"{tag}\"\nparams = {{ name = \"c\" }}\n");
+
+    // Without the operator's permission the file is refused before serving.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("checks.toml");
+    std::fs::write(&file, &checks).unwrap();
+    client
+        .run(&[
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--pull",
+            "--insecure-registry",
+        ])
+        .expect(3, "error: ", &["[checks.raw]", "by tag", "--allow-tags"]);
+
+    let serve = crate::serve::Serve::start_with(
+        &checks,
+        &["--pull", "--allow-tags", "--insecure-registry"],
+    );
+    serve.log_contains(&format!("resolved {tag} to {first}"));
+    serve.wait_for("/readyz?verbose", |b| b.contains("[+]raw ok"));
+
+    // The tag moves (the same component pushed at another time is another manifest): a
+    // reload resolves it again, and the check is restarted on what it names now.
+    let second = client.push_raw(&reg, Some("86400"));
+    assert_ne!(first, second);
+    serve.signal("HUP");
+    serve.log_contains(&format!("resolved {tag} to {second}"));
+    serve.log_contains("changed raw");
+    serve.wait_for("/readyz?verbose", |b| b.contains("[+]raw ok"));
 }
