@@ -188,6 +188,12 @@ fn push_pull_and_run_by_digest_from_a_plain_http_registry() {
         by_json.rsplit_once('@').map(|x| x.1)
     );
 
+    // Without oci:// it is a path, and the message says what to write.
+    client.run(&["run", &tag]).expect(
+        3,
+        "error: ",
+        &[&format!("for a probe in an OCI registry write oci://{tag}")],
+    );
     // Not pulled: refused, and no registry is contacted without --pull.
     client
         .run(&["run", &reference])
@@ -243,6 +249,32 @@ fn push_pull_and_run_by_digest_from_a_plain_http_registry() {
     client
         .run(&["compile", &reference, "-o", cwasm.to_str().unwrap()])
         .expect(0, "compiled ", &[]);
+    // inspect and compile pull too when told to, into an empty store.
+    let fresh = Client::new();
+    fresh
+        .run(&["inspect", &reference])
+        .expect(3, "error: ", &["not pulled yet"]);
+    let inspected = fresh.run(&["inspect", "--pull", "--insecure-registry", &reference]);
+    inspected.expect_code(0);
+    assert!(
+        inspected.stdout.contains(&format!("source:  {reference}")),
+        "{inspected:#?}"
+    );
+    let fresh = Client::new();
+    let cwasm = out.path().join("fresh.cwasm");
+    fresh
+        .run(&[
+            "compile",
+            "--pull",
+            "--insecure-registry",
+            &reference,
+            "-o",
+            cwasm.to_str().unwrap(),
+        ])
+        .expect(0, "compiled ", &[]);
+    fresh
+        .run(&["run", cwasm.to_str().unwrap(), "name=y"])
+        .expect(0, "healthy: raw: ", &["params: [name=y greeting=hi]"]);
 
     // A tag: refused without the operator's permission; resolved, printed and run with it.
     let tagged = format!("oci://{tag}");

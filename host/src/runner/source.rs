@@ -44,6 +44,11 @@ impl ProbeSource {
                 bundled::names().join(", ")
             )));
         }
+        if !path.exists() && looks_like_reference(arg) {
+            return Err(Failure::BadInput(format!(
+                "no such file '{arg}'; for a probe in an OCI registry write oci://{arg}"
+            )));
+        }
         Ok(Self::File(path.to_path_buf()))
     }
 
@@ -123,6 +128,19 @@ impl FileCode {
         }
         Ok(bytes)
     }
+}
+
+/// Whether a missing file's name reads as a registry reference given without `oci://`:
+/// a host with a dot, port or `localhost` first, and a tag or digest last
+/// (`ghcr.io/org/probe:1.0`, `127.0.0.1:5000/p@sha256:…`).
+fn looks_like_reference(arg: &str) -> bool {
+    let Some((host, rest)) = arg.split_once('/') else {
+        return false;
+    };
+    let registry =
+        !host.starts_with('.') && (host.contains('.') || host.contains(':') || host == "localhost");
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    registry && (last.contains(':') || last.contains("@sha256:"))
 }
 
 fn cannot_read(e: std::io::Error) -> Failure {
@@ -309,4 +327,31 @@ fn read_capped(path: &Path, max: u64) -> std::io::Result<Result<Vec<u8>, Failure
         return Ok(Err(too_big(bytes.len() as u64, max)));
     }
     Ok(Ok(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_reference;
+
+    #[test]
+    fn registry_references_are_told_from_paths() {
+        for reference in [
+            "ghcr.io/org/probe:1.0",
+            "127.0.0.1:5000/p/raw:v1",
+            "localhost/p@sha256:0123",
+            "registry.example/a/b@sha256:0123",
+        ] {
+            assert!(looks_like_reference(reference), "{reference}");
+        }
+        for path in [
+            "./probe.wasm",
+            "../probes/x.wasm",
+            "probes.d/x.wasm",
+            "build/probe.cwasm",
+            "probe.wasm",
+            "/abs/path.wasm",
+        ] {
+            assert!(!looks_like_reference(path), "{path}");
+        }
+    }
 }
