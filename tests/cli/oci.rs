@@ -95,10 +95,11 @@ impl Client {
         let raw = guest("probe-raw");
         let tag = format!("{}/probes/raw:v1", registry.address());
         let args = ["push", "--insecure-registry", raw.to_str().unwrap(), &tag];
-        let pushed = match epoch {
-            Some(e) => self.run_env(&args, &[("SOURCE_DATE_EPOCH", e)]),
-            None => self.run(&args),
-        };
+        let env: Vec<_> = epoch
+            .map(|e| ("SOURCE_DATE_EPOCH", e))
+            .into_iter()
+            .collect();
+        let pushed = self.run_env(&args, &env);
         assert_eq!(pushed.code, 0, "{pushed:?}");
         pinned(&pushed)
     }

@@ -44,7 +44,8 @@ impl ProbeSource {
                 bundled::names().join(", ")
             )));
         }
-        if !path.exists() && looks_like_reference(arg) {
+        // The string test first: a path that is there costs no extra `stat` per run.
+        if looks_like_reference(arg) && !path.exists() {
             return Err(Failure::BadInput(format!(
                 "no such file '{arg}'; for a probe in an OCI registry write oci://{arg}"
             )));
